@@ -1,0 +1,30 @@
+/**
+ * The `stratus` command. Each subcommand lives in its own file and registers itself on the
+ * program; this file only assembles them and turns thrown errors into a one-line message.
+ */
+import { Command, CommanderError } from 'commander';
+import { packageVersion } from './version.js';
+
+const program = new Command('stratus')
+  .description('A declarative control plane for small and mid-sized clouds.')
+  .version(packageVersion(), '--version', 'print the version and exit')
+  .showHelpAfterError('(run `stratus --help` for usage)')
+  .exitOverride();
+
+program
+  .command('version')
+  .description('print the version of stratus and of the API it serves')
+  .action(() => {
+    process.stdout.write(`stratus ${packageVersion()} (Kubernetes API v1.32 compatible, node ${process.version})\n`);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode;
+  } else {
+    process.stderr.write(`stratus: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}
