@@ -16,7 +16,7 @@ export npm_config_fund := false
 DATA_DIR ?= ./data
 TEST_FILES = $(shell find dist/test -name '*.test.js' | sort)
 
-.PHONY: help deps deps-apt deps-npm build run test test-unit lint bench clean
+.PHONY: help deps deps-apt deps-npm build run test test-unit lint bench clean generate
 
 help:
 	@echo "make run    install what is missing, build, start stratus (standalone, SQLite, sim node)"
@@ -63,3 +63,8 @@ bench: deps build
 
 clean:
 	rm -rf dist
+
+.PHONY: generate
+# Regenerates crds/types.ts from crds/*.yaml (a unit test fails when it is stale).
+generate: deps-npm
+	node --import tsx crds/generate.ts
