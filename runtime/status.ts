@@ -1,0 +1,60 @@
+/**
+ * Status writes through the `/status` subresource with optimistic concurrency.
+ *
+ * `updateStatus` reads the object fresh from the API server (never the informer cache,
+ * which may lag), applies `mutate` to a copy, and PUTs `/status` carrying the read
+ * resourceVersion. A 409 means someone wrote in between: read again and re-apply `mutate`
+ * (so `mutate` must be a pure function of the object it is given). When `mutate` returns
+ * `false` or leaves `status` deep-equal to what was read, nothing is written — a steady
+ * state costs one GET and no write, and does not wake watchers.
+ */
+import { isConflict, type KubeObject, type ResourceClient } from './client.js';
+
+export interface UpdateStatusOptions {
+  /** Attempts before the last 409 is thrown. Default 8. */
+  maxAttempts?: number;
+}
+
+export type WithStatus = KubeObject & { status?: unknown };
+
+/**
+ * Returns the written object, the unchanged object when there was nothing to write, or
+ * `undefined` when the object does not exist.
+ */
+export async function updateStatus<T extends WithStatus>(
+  resource: ResourceClient<T>,
+  ns: string | undefined,
+  name: string,
+  mutate: (obj: T) => void | false,
+  opts: UpdateStatusOptions = {},
+): Promise<T | undefined> {
+  const maxAttempts = opts.maxAttempts ?? 8;
+  for (let attempt = 1; ; attempt++) {
+    const current = await resource.get(ns, name);
+    if (!current) return undefined;
+    const next = structuredClone(current);
+    if (mutate(next) === false) return current;
+    if (deepEqual(current.status, next.status)) return current;
+    try {
+      return await resource.replaceStatus(next);
+    } catch (err) {
+      if (!isConflict(err) || attempt >= maxAttempts) throw err;
+      await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
+    }
+  }
+}
+
+/** Structural equality of JSON values; object key order does not matter. */
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a) && Array.isArray(b)) {
+    return a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  const ak = Object.keys(ao).filter((k) => ao[k] !== undefined);
+  const bk = Object.keys(bo).filter((k) => bo[k] !== undefined);
+  return ak.length === bk.length && ak.every((k) => deepEqual(ao[k], bo[k]));
+}
