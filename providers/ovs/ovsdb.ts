@@ -484,11 +484,14 @@ export class OvsdbClient {
     for (const [table, r] of Object.entries(m.requests)) {
       req[table] = { ...(r.columns ? { columns: r.columns } : {}), ...(r.where ? { where: r.where } : {}) };
     }
-    const result = await this.send(sock, 'monitor_cond', [m.db, m.id, req]);
-    if (!this.monitors.has(m.id)) return;
-    const resync = m.established;
-    m.established = true;
-    m.onEvent({ kind: 'initial', resync, updates: (isRecord(result) ? result : {}) as TableUpdates2 });
+    // The snapshot is delivered synchronously as the reply is dispatched, so it always
+    // precedes update2 notifications that arrived in the same chunk.
+    await this.send(sock, 'monitor_cond', [m.db, m.id, req], (result) => {
+      if (!this.monitors.has(m.id)) return;
+      const resync = m.established;
+      m.established = true;
+      m.onEvent({ kind: 'initial', resync, updates: (isRecord(result) ? result : {}) as TableUpdates2 });
+    });
   }
 
   private onClose(sock: Socket): void {
@@ -533,14 +536,23 @@ export class OvsdbClient {
     this.probeTimer.unref();
   }
 
-  private send(sock: Socket, method: string, params: unknown[]): Promise<unknown> {
+  /** `onResult` runs synchronously when the reply is dispatched, before later messages. */
+  private send(sock: Socket, method: string, params: unknown[], onResult?: (result: unknown) => void): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new OvsdbConnectionError(`ovsdb at ${this.endpoint} did not answer ${method} within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
-      this.pending.set(id, { resolve, reject, timer, method });
+      const settle = (result: unknown): void => {
+        try {
+          onResult?.(result);
+          resolve(result);
+        } catch (err) {
+          reject(err as Error);
+        }
+      };
+      this.pending.set(id, { resolve: settle, reject, timer, method });
       sock.write(JSON.stringify({ method, params, id }));
     });
   }
