@@ -1,0 +1,126 @@
+/**
+ * The Docker provider: a `NodeConnection` to one engine (a ComputeNode with `provider:
+ * docker`), reached by unix socket or `tcp://` with TLS client certificates.
+ *
+ * ```ts
+ * const node = connectDocker({ address: 'tcp://10.0.0.5:2376', tls: { ca, cert, key } });
+ * const { capacity, version, machineCount } = await node.describe(); // NodeUnreachable / TLSError
+ * const machines = node.machines();
+ * await machines.create(spec);            // create + start, idempotent by spec.uid
+ * const obs = await machines.observe(spec);
+ * if (!obs.upToDate) await machines.update(spec, obs);
+ * const usage = await node.engineUsage(); // host ports, counts, groups for the scheduler
+ * const r = await node.exec(spec.uid, ['sh', '-c', 'echo hi']);
+ * await node.close();
+ * ```
+ */
+import type { Readable } from 'node:stream';
+import { ProviderError, type NodeConnection, type NodeDescription } from '../machine.js';
+import { DockerMachines } from './containers.js';
+import { Engine, type DockerTLS } from './engine.js';
+import { execInContainer, uploadArchive, type ExecOptions, type ExecResult } from './exec.js';
+import { DEFAULT_HOST_IP, LABEL_UID } from './spec.js';
+import { summariseUsage, type EngineUsage } from './usage.js';
+
+export { DockerMachines } from './containers.js';
+export { Engine, parseAddress, transportError, type DockerTLS, type EngineOptions } from './engine.js';
+export { execInContainer, uploadArchive, type ExecOptions, type ExecResult } from './exec.js';
+export {
+  DEFAULT_HOST_IP,
+  LABEL_GROUP,
+  LABEL_HOST_PORTS,
+  LABEL_NAME,
+  LABEL_NAMESPACE,
+  LABEL_SPEC_HASH,
+  LABEL_UID,
+  containerName,
+  dockerSettings,
+  type DockerSettings,
+  type DockerVolume,
+  type DockerPort,
+  type HostPortUse,
+} from './spec.js';
+export { summariseUsage, type EngineHostPort, type EngineUsage } from './usage.js';
+
+/** The fields of `GET /info` stratus reads. */
+interface EngineInfo {
+  NCPU: number;
+  MemTotal: number;
+  ServerVersion: string;
+}
+
+export interface DockerConnectOptions {
+  /** `unix:///path` or `tcp://host:port`. */
+  address: string;
+  /** PEM contents from the node's TLS Secret (`ca.pem`, `cert.pem`, `key.pem`). */
+  tls?: DockerTLS;
+  /** Deadline of quick calls (describe, observe, list). Default 5000 ms. */
+  timeoutMs?: number;
+  /** Deadline of slow calls (create, start, remove, pull, exec). Default 60000 ms. */
+  operationTimeoutMs?: number;
+  /** Host address published ports bind on by default. Default `127.0.0.1` (loopback only). */
+  defaultHostIP?: string;
+  /** Grace of a power-off stop before SIGKILL. Default 5 s. */
+  stopGraceSeconds?: number;
+  /** Grace of the stop before removal. Default 2 s. */
+  deleteGraceSeconds?: number;
+  /** Try a pull when an image is missing. Default true (fails fast without a registry). */
+  pullMissingImages?: boolean;
+}
+
+/** A Docker engine's `NodeConnection`, plus what only Docker nodes offer. */
+export interface DockerNodeConnection extends NodeConnection {
+  readonly address: string;
+  machines(): DockerMachines;
+  /** What the engine carries, for placement (host ports, counts, groups). */
+  engineUsage(): Promise<EngineUsage>;
+  /** Runs `argv` in the container of Instance `uid`. */
+  exec(uid: string, argv: string[], options?: ExecOptions): Promise<ExecResult>;
+  /** Extracts a tar archive into `path` (an existing directory) in the container of Instance `uid`. */
+  uploadArchive(uid: string, path: string, tar: Buffer | Readable): Promise<void>;
+}
+
+export function connectDocker(options: DockerConnectOptions): DockerNodeConnection {
+  const engine = new Engine(options);
+  const machines = new DockerMachines(engine, {
+    defaultHostIP: options.defaultHostIP ?? DEFAULT_HOST_IP,
+    stopGraceSeconds: options.stopGraceSeconds ?? 5,
+    deleteGraceSeconds: options.deleteGraceSeconds ?? 2,
+    pullMissingImages: options.pullMissingImages ?? true,
+  });
+  const containerOf = async (uid: string): Promise<string> => {
+    const [c] = await machines.find(uid);
+    if (!c) throw new ProviderError('ContainerNotFound', `no container on ${engine.address} carries ${LABEL_UID}=${uid}`, false);
+    return c.Id;
+  };
+  return {
+    address: engine.address,
+    async describe(): Promise<NodeDescription> {
+      const docker = engine.docker;
+      const info = await engine.must('describe the engine', () => engine.getJSON<EngineInfo>('/info', engine.quick()));
+      const owned = await engine.must('list containers', () =>
+        docker.listContainers({ all: true, filters: { label: [LABEL_UID] }, abortSignal: engine.quick() }),
+      );
+      return {
+        capacity: { cpus: info.NCPU, memoryMiB: Math.floor(info.MemTotal / (1024 * 1024)) },
+        version: `Docker ${info.ServerVersion}`,
+        machineCount: owned.length,
+      };
+    },
+    machines: () => machines,
+    async engineUsage(): Promise<EngineUsage> {
+      const docker = engine.docker;
+      const list = await engine.must('list containers', () => docker.listContainers({ all: true, abortSignal: engine.quick() }));
+      return summariseUsage(list);
+    },
+    async exec(uid, argv, execOptions) {
+      return execInContainer(engine, await containerOf(uid), argv, execOptions);
+    },
+    async uploadArchive(uid, path, tar) {
+      await uploadArchive(engine, await containerOf(uid), path, tar);
+    },
+    async close() {
+      engine.close();
+    },
+  };
+}
