@@ -46,6 +46,7 @@ export class FakeApiServer {
   private history: HistoryEntry[] = [];
   private readonly watchers = new Set<Watcher>();
   private failures: Array<number> = [];
+  private conflicts: string[] = [];
   readonly requests: string[] = [];
   url = '';
 
@@ -92,6 +93,11 @@ export class FakeApiServer {
     return this.watchers.size;
   }
 
+  /** The next PUT/PATCH whose path contains `pathPart` answers 409 Conflict. */
+  conflictNext(pathPart: string): void {
+    this.conflicts.push(pathPart);
+  }
+
   clearFailures(): void {
     this.failures = [];
   }
@@ -136,6 +142,11 @@ export class FakeApiServer {
       if (fail !== undefined) return this.status(res, fail, 'InternalError', 'injected failure');
     }
     const body = await readBody(req);
+    const ci = req.method === 'PUT' || req.method === 'PATCH' ? this.conflicts.findIndex((c) => url.pathname.includes(c)) : -1;
+    if (ci >= 0) {
+      this.conflicts.splice(ci, 1);
+      return this.status(res, 409, 'Conflict', 'injected conflict: the object has been modified');
+    }
     const coll = this.collection(p.coll);
     const key = `${p.namespace ?? ''}/${p.name ?? ''}`;
     switch (req.method) {
