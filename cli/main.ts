@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { packageVersion } from './version.js';
+import { registerServe } from './serve.js';
 
 const program = new Command('stratus')
   .description('A declarative control plane for small and mid-sized clouds.')
@@ -17,6 +18,8 @@ program
   .action(() => {
     process.stdout.write(`stratus ${packageVersion()} (Kubernetes API v1.32 compatible, node ${process.version})\n`);
   });
+
+registerServe(program);
 
 try {
   await program.parseAsync(process.argv);

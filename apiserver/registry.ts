@@ -1,0 +1,892 @@
+/**
+ * The registry: Kubernetes object semantics over the revisioned store, for any resource of
+ * the catalog. It owns validation and defaulting, `generation`, `uid`, timestamps,
+ * resourceVersion preconditions, finalizers, the status subresource split, managedFields and
+ * dry runs. It knows nothing of HTTP beyond raising `ApiError`s.
+ *
+ * Objects are kept in their storage version; `decode` presents them in the version a client
+ * asked for.
+ */
+import { randomUUID, randomInt } from 'node:crypto';
+import jsonpatch from 'fast-json-patch';
+import type { Operation } from 'fast-json-patch';
+import type { KeyValue, Store } from './storage/store.js';
+import { ConflictError, KeyExistsError, NotFoundError, TooOldError } from './storage/store.js';
+import {
+  ApiError,
+  alreadyExists,
+  badRequest,
+  conflict,
+  forbidden,
+  gone,
+  invalid,
+  notFound,
+  staleConflict,
+  unsupportedMediaType,
+  type StatusCause,
+} from './errors.js';
+import {
+  groupVersion,
+  resourceKey,
+  resourceListPrefix,
+  storageVersion,
+  type KubeObject,
+  type ObjectMeta,
+  type Resource,
+  type ResourceCatalog,
+  type ResourceVersion,
+} from './resources.js';
+import { clone, deepEqual, fieldText, getPath, isPlainObject, mergePatch, strategicMergePatch } from './objects.js';
+import { decodeObject } from './watchcache.js';
+import { serverSideApply, recordUpdate } from './apply/index.js';
+import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selectors.js';
+import { crdErrors } from './schema/structural.js';
+import type { CustomResourceDefinition } from './schema/types.js';
+
+/** A resource as addressed by a request: which one, in which served version, in which namespace. */
+export interface Target {
+  resource: Resource;
+  version: ResourceVersion;
+  namespace?: string;
+}
+
+export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
+
+export interface WriteOptions {
+  dryRun?: boolean;
+  fieldManager?: string;
+  fieldValidation?: FieldValidation;
+  /** Filled with `Warning` header texts (unknown fields under `Warn`). */
+  warnings?: string[];
+}
+
+export type PatchType = 'merge' | 'json' | 'strategic' | 'apply';
+
+export interface DeleteOptions {
+  propagationPolicy?: 'Foreground' | 'Background' | 'Orphan';
+  orphanDependents?: boolean;
+  preconditions?: { uid?: string; resourceVersion?: string };
+  dryRun?: boolean;
+}
+
+export interface ListOptions {
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  continue?: string;
+  resourceVersion?: string;
+  resourceVersionMatch?: string;
+}
+
+export interface ListResult {
+  items: KubeObject[];
+  resourceVersion: string;
+  continue?: string;
+  remainingItemCount?: number;
+}
+
+/** Compiled selectors of a list or watch. */
+export interface ObjectFilter {
+  namespace?: string;
+  matches(obj: KubeObject): boolean;
+}
+
+export type DeleteResult = { deleted: true; object: KubeObject } | { deleted: false; object: KubeObject };
+
+const nameRe = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const labelRe = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const qualifiedNameRe = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+const labelValueRe = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+const base64Re = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const dataKeyRe = /^[-._a-zA-Z0-9]+$/;
+const generateChars = 'bcdfghjklmnpqrstvwxz2456789';
+
+function now(): string {
+  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function meta(obj: KubeObject): ObjectMeta {
+  if (!isPlainObject(obj.metadata)) obj.metadata = {};
+  return obj.metadata as ObjectMeta;
+}
+
+function metaOf(obj: KubeObject): ObjectMeta {
+  return (isPlainObject(obj.metadata) ? obj.metadata : {}) as ObjectMeta;
+}
+
+interface ContinueToken {
+  rv: number;
+  start: string;
+}
+
+function encodeContinue(t: ContinueToken): string {
+  return Buffer.from(JSON.stringify(t)).toString('base64url');
+}
+
+function decodeContinue(s: string): ContinueToken {
+  try {
+    const t = JSON.parse(Buffer.from(s, 'base64url').toString()) as unknown;
+    if (isPlainObject(t) && typeof t.rv === 'number' && typeof t.start === 'string') return { rv: t.rv, start: t.start };
+  } catch {
+    // fall through
+  }
+  throw badRequest('invalid continue token');
+}
+
+function parseRv(s: string, what = 'resourceVersion'): number {
+  if (!/^\d+$/.test(s)) throw badRequest(`invalid ${what} "${s}"`);
+  return Number(s);
+}
+
+/** Hooks the registry calls after writes, for the server's controllers (CRD catalog, GC). */
+export interface RegistryHooks {
+  afterWrite?(target: Resource, obj: KubeObject, deleted: boolean): void;
+}
+
+export class Registry {
+  readonly hooks: RegistryHooks = {};
+
+  constructor(
+    readonly store: Store,
+    readonly catalog: ResourceCatalog,
+  ) {}
+
+  // ---- presentation ----
+
+  /** The stored object in the version the client addressed (a new object; the input is not changed). */
+  decode(t: Target, stored: KubeObject): KubeObject {
+    if (t.version.conversion) return t.version.conversion.fromStorage(clone(stored));
+    return { ...stored, apiVersion: groupVersion(t.resource.group, t.version.name) };
+  }
+
+  private toStorage(t: Target, obj: KubeObject): KubeObject {
+    if (t.version.conversion) return t.version.conversion.toStorage(obj);
+    const sv = storageVersion(t.resource);
+    return { ...obj, apiVersion: groupVersion(t.resource.group, sv.name), kind: t.resource.kind };
+  }
+
+  private encode(obj: KubeObject): string {
+    const m = { ...metaOf(obj) };
+    delete m.resourceVersion;
+    return JSON.stringify({ ...obj, metadata: m });
+  }
+
+  private key(t: Target, name: string): string {
+    return resourceKey(t.resource, t.namespace, name);
+  }
+
+  // ---- reads ----
+
+  async getStored(t: Target, name: string): Promise<{ obj: KubeObject; kv: KeyValue }> {
+    const kv = await this.store.get(this.key(t, name));
+    if (!kv) throw notFound(t.resource, name);
+    return { obj: decodeObject(kv.value, kv.modRevision), kv };
+  }
+
+  async get(t: Target, name: string): Promise<KubeObject> {
+    return this.decode(t, (await this.getStored(t, name)).obj);
+  }
+
+  /** Compiles label and field selectors for a list or watch (400 on a malformed one). */
+  filter(t: Target, labelSelector?: string, fieldSelector?: string): ObjectFilter {
+    let labels: ReturnType<typeof parseLabelSelector> | undefined;
+    let fields: ReturnType<typeof parseFieldSelector> | undefined;
+    const allowed = ['metadata.name', ...(t.resource.namespaced ? ['metadata.namespace'] : []), ...Object.keys(t.version.selectableFields)];
+    try {
+      if (labelSelector) labels = parseLabelSelector(labelSelector);
+      if (fieldSelector) fields = parseFieldSelector(fieldSelector, allowed);
+    } catch (err) {
+      throw badRequest(err instanceof Error ? err.message : String(err));
+    }
+    const selectable = t.version.selectableFields;
+    const namespace = t.namespace;
+    return {
+      ...(namespace ? { namespace } : {}),
+      matches: (obj) => {
+        const m = metaOf(obj);
+        if (namespace && m.namespace !== namespace) return false;
+        if (labels && !matchesLabels(labels, isPlainObject(m.labels) ? m.labels : {})) return false;
+        if (fields) {
+          const values: Record<string, string> = { 'metadata.name': m.name ?? '', 'metadata.namespace': m.namespace ?? '' };
+          for (const [f, path] of Object.entries(selectable)) values[f] = fieldText(getPath(obj, path));
+          if (!matchesFields(fields, values)) return false;
+        }
+        return true;
+      },
+    };
+  }
+
+  async list(t: Target, opts: ListOptions = {}): Promise<ListResult> {
+    const f = this.filter(t, opts.labelSelector, opts.fieldSelector);
+    const filtered = Boolean(opts.labelSelector || opts.fieldSelector);
+    const prefix = resourceListPrefix(t.resource, t.namespace);
+    let revision: number | undefined;
+    let startAfter: string | undefined;
+    if (opts.continue) {
+      const tok = decodeContinue(opts.continue);
+      revision = tok.rv;
+      startAfter = tok.start;
+    } else if (opts.resourceVersion && opts.resourceVersionMatch === 'Exact') {
+      revision = parseRv(opts.resourceVersion);
+    } else if (opts.resourceVersion) {
+      parseRv(opts.resourceVersion);
+    }
+    const limit = opts.limit && opts.limit > 0 ? opts.limit : 0;
+    const items: KubeObject[] = [];
+    let more = false;
+    let remaining: number | undefined;
+    let lastKey: string | undefined;
+    try {
+      for (;;) {
+        const page = await this.store.list(prefix, {
+          ...(limit ? { limit: filtered ? Math.max(limit, 100) : limit - items.length } : {}),
+          ...(startAfter !== undefined ? { startAfter } : {}),
+          ...(revision !== undefined ? { revision } : {}),
+        });
+        revision = page.revision;
+        more = page.more;
+        remaining = page.remaining;
+        let stoppedEarly = false;
+        for (const kv of page.items) {
+          lastKey = kv.key;
+          const obj = decodeObject(kv.value, kv.modRevision);
+          if (!f.matches(obj)) continue;
+          items.push(this.decode(t, obj));
+          if (limit && items.length >= limit) {
+            stoppedEarly = kv !== page.items[page.items.length - 1];
+            break;
+          }
+        }
+        if (stoppedEarly) {
+          more = true;
+          remaining = undefined;
+        }
+        if (!more || (limit && items.length >= limit) || page.items.length === 0) break;
+        startAfter = lastKey;
+      }
+    } catch (err) {
+      if (err instanceof TooOldError) {
+        if (opts.continue) {
+          throw gone('The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
+        }
+        throw gone(`too old resource version: ${opts.resourceVersion ?? ''} (${err.compactedRevision})`);
+      }
+      throw err;
+    }
+    const out: ListResult = { items, resourceVersion: String(revision ?? 0) };
+    if (more && lastKey !== undefined) {
+      out.continue = encodeContinue({ rv: revision ?? 0, start: lastKey });
+      if (!filtered && remaining !== undefined) out.remainingItemCount = remaining;
+    }
+    return out;
+  }
+
+  // ---- writes ----
+
+  async create(t: Target, body: unknown, opts: WriteOptions = {}, fromApply = false): Promise<KubeObject> {
+    let obj = this.checkBody(t, body);
+    obj = this.toStorage(t, obj);
+    const m = meta(obj);
+    if (t.resource.namespaced) {
+      if (m.namespace === undefined || m.namespace === '') m.namespace = t.namespace;
+      else if (t.namespace && m.namespace !== t.namespace) {
+        throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
+      }
+      if (!m.namespace) throw badRequest('the namespace of the object is required');
+    } else {
+      delete m.namespace;
+    }
+    if (!m.name && typeof m.generateName === 'string' && m.generateName) {
+      let suffix = '';
+      for (let i = 0; i < 5; i++) suffix += generateChars[randomInt(generateChars.length)];
+      m.name = `${m.generateName.slice(0, 58)}${suffix}`;
+    }
+    if (!m.name) {
+      throw invalid(t.resource, '', [{ reason: 'FieldValueRequired', field: 'metadata.name', message: 'Required value: name or generateName is required' }]);
+    }
+    const target: Target = { ...t, namespace: m.namespace };
+    if (t.resource.namespaced) await this.checkNamespaceWritable(m.namespace ?? '');
+    m.uid = randomUUID();
+    m.creationTimestamp = now();
+    m.generation = 1;
+    delete m.deletionTimestamp;
+    delete m.deletionGracePeriodSeconds;
+    delete m.resourceVersion;
+    delete m.selfLink;
+    if (t.resource.statusSubresource && !t.resource.builtin) delete obj.status;
+    this.prepare(target, obj, undefined);
+    this.admit(target, obj, opts, undefined);
+    if (!fromApply) {
+      recordUpdate(undefined, obj as Parameters<typeof recordUpdate>[1], { manager: opts.fieldManager ?? 'unknown', operation: 'Update', time: now() });
+    }
+    if (opts.dryRun) return this.decode(t, obj);
+    const key = this.key(target, m.name);
+    let kv: KeyValue;
+    try {
+      kv = await this.store.create(key, this.encode(obj));
+    } catch (err) {
+      if (err instanceof KeyExistsError) throw alreadyExists(t.resource, m.name);
+      throw err;
+    }
+    const stored = decodeObject(kv.value, kv.modRevision);
+    this.hooks.afterWrite?.(t.resource, stored, false);
+    return this.decode(t, stored);
+  }
+
+  /** PUT on the object or its status. */
+  async update(t: Target, name: string, body: unknown, opts: WriteOptions = {}, subresource?: string): Promise<KubeObject> {
+    const incoming = this.toStorage(t, this.checkBody(t, body));
+    const m = meta(incoming);
+    if (m.name !== undefined && m.name !== name) {
+      throw badRequest(`the name of the object (${String(m.name)}) does not match the name on the URL (${name})`);
+    }
+    if (t.resource.namespaced && m.namespace && m.namespace !== t.namespace) {
+      throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
+    }
+    return this.guaranteedUpdate(t, name, opts, subresource, () => clone(incoming));
+  }
+
+  async patch(
+    t: Target,
+    name: string,
+    type: PatchType,
+    body: unknown,
+    opts: WriteOptions = {},
+    subresource?: string,
+    force = false,
+  ): Promise<KubeObject> {
+    if (type === 'strategic' && !t.resource.builtin) throw unsupportedMediaType('application/strategic-merge-patch+json');
+    if (type === 'apply') return this.apply(t, name, body, opts, subresource, force);
+    if (type === 'json') {
+      if (!Array.isArray(body)) throw badRequest('json patch must be an array of operations');
+      const err = jsonpatch.validate(body as Operation[]);
+      if (err) throw badRequest(`invalid json patch: ${err.message}`);
+    } else if (!isPlainObject(body)) {
+      throw badRequest('a merge patch must be a JSON object');
+    }
+    return this.guaranteedUpdate(t, name, opts, subresource, (current) => {
+      const presented = this.decode(t, current);
+      let patched: unknown;
+      if (type === 'json') {
+        try {
+          patched = jsonpatch.applyPatch(clone(presented), clone(body as Operation[]), true, false).newDocument;
+        } catch (e) {
+          throw new ApiError(422, 'Invalid', `the server rejected our request due to an error in our request: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+        }
+      } else if (type === 'strategic') {
+        patched = strategicMergePatch(presented, body);
+      } else {
+        patched = mergePatch(presented, body);
+      }
+      const checked = this.checkBody(t, patched);
+      const pm = meta(checked);
+      if (pm.name !== name) throw badRequest('metadata.name cannot be changed by a patch');
+      return this.toStorage(t, checked);
+    });
+  }
+
+  private async apply(t: Target, name: string, body: unknown, opts: WriteOptions, subresource: string | undefined, force: boolean): Promise<KubeObject> {
+    const applied = this.checkBody(t, body);
+    const am = meta(applied);
+    if (!applied.apiVersion || !applied.kind) throw badRequest('apply patches must set apiVersion and kind');
+    if (am.name !== undefined && am.name !== name) {
+      throw badRequest(`the name of the object (${String(am.name)}) does not match the name on the URL (${name})`);
+    }
+    am.name = name;
+    if (!opts.fieldManager) throw badRequest('PATCH, application/apply-patch+yaml requires fieldManager to be set');
+    const manager = opts.fieldManager;
+    for (let attempt = 0; ; attempt++) {
+      const kv = await this.store.get(this.key(t, name));
+      if (!kv) {
+        if (subresource) throw notFound(t.resource, name);
+        const r = serverSideApply(undefined, applied as Parameters<typeof serverSideApply>[1], { manager, force });
+        if ('conflicts' in r) throw applyConflict(r.conflicts);
+        try {
+          return await this.create(t, r.object, opts, true);
+        } catch (err) {
+          if (err instanceof ApiError && err.reason === 'AlreadyExists' && attempt < 5) continue;
+          throw err;
+        }
+      }
+      try {
+        return await this.guaranteedUpdate(
+          t,
+          name,
+          opts,
+          subresource,
+          (current) => {
+            const live = this.decode(t, current);
+            const r = serverSideApply(live as Parameters<typeof serverSideApply>[0], applied as Parameters<typeof serverSideApply>[1], { manager, force });
+            if ('conflicts' in r) throw applyConflict(r.conflicts);
+            const out = this.toStorage(t, r.object as KubeObject);
+            meta(out).resourceVersion = undefined;
+            return out;
+          },
+          true,
+        );
+      } catch (err) {
+        if (err instanceof ApiError && err.code === 404 && attempt < 5) continue;
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * Read-modify-write with retries on concurrent writes. `mutate` receives the current stored
+   * object and returns the desired one; a `metadata.resourceVersion` it carries is a
+   * precondition (409 if stale).
+   */
+  async guaranteedUpdate(
+    t: Target,
+    name: string,
+    opts: WriteOptions,
+    subresource: string | undefined,
+    mutate: (current: KubeObject) => KubeObject,
+    fromApply = false,
+  ): Promise<KubeObject> {
+    const key = this.key(t, name);
+    for (let attempt = 0; ; attempt++) {
+      const { obj: current, kv } = await this.getStored(t, name);
+      const desired = mutate(clone(current));
+      const dm = meta(desired);
+      const precondition = dm.resourceVersion !== undefined && dm.resourceVersion !== null && dm.resourceVersion !== '' ? String(dm.resourceVersion) : undefined;
+      if (precondition !== undefined && precondition !== String(kv.modRevision)) throw staleConflict(t.resource, name);
+      const next = this.mergeForUpdate(t, current, desired, subresource);
+      this.prepare(t, next, current, subresource);
+      this.admit(t, next, opts, current);
+      const om = metaOf(current);
+      const nm = meta(next);
+      if (specChanged(current, next)) nm.generation = (om.generation ?? 1) + 1;
+      if (om.deletionTimestamp) {
+        const added = (nm.finalizers ?? []).filter((f) => !(om.finalizers ?? []).includes(f));
+        if (added.length > 0) {
+          throw invalid(t.resource, name, [{ reason: 'FieldValueForbidden', field: 'metadata.finalizers', message: `Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}` }]);
+        }
+      }
+      const unchanged = deepEqual(stripVolatile(next), stripVolatile(current));
+      if (unchanged) return this.decode(t, current);
+      if (!fromApply) {
+        recordUpdate(current as Parameters<typeof recordUpdate>[0], next as Parameters<typeof recordUpdate>[1], {
+          manager: opts.fieldManager ?? 'unknown',
+          operation: 'Update',
+          ...(subresource ? { subresource } : {}),
+          time: now(),
+        });
+      }
+      const finalize = Boolean(nm.deletionTimestamp) && (nm.finalizers ?? []).length === 0 && !this.namespacePending(t, next);
+      if (opts.dryRun) return this.decode(t, next);
+      try {
+        if (finalize) {
+          const gone = await this.store.delete(key, kv.modRevision);
+          const out = decodeObject(this.encode(next), gone.modRevision);
+          this.hooks.afterWrite?.(t.resource, out, true);
+          return this.decode(t, out);
+        }
+        const written = await this.store.update(key, this.encode(next), kv.modRevision);
+        const out = decodeObject(written.value, written.modRevision);
+        this.hooks.afterWrite?.(t.resource, out, false);
+        return this.decode(t, out);
+      } catch (err) {
+        if (err instanceof NotFoundError) throw notFound(t.resource, name);
+        if (err instanceof ConflictError) {
+          if (precondition !== undefined || attempt > 20) throw staleConflict(t.resource, name);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  async delete(t: Target, name: string, options: DeleteOptions = {}): Promise<DeleteResult> {
+    const key = this.key(t, name);
+    for (let attempt = 0; ; attempt++) {
+      const { obj: current, kv } = await this.getStored(t, name);
+      const m = metaOf(current);
+      const pre = options.preconditions;
+      if (pre?.uid && pre.uid !== m.uid) {
+        throw conflict(t.resource, name, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${m.uid ?? ''}`);
+      }
+      if (pre?.resourceVersion && pre.resourceVersion !== String(kv.modRevision)) {
+        throw conflict(t.resource, name, `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${kv.modRevision}`);
+      }
+      const policy = options.propagationPolicy ?? (options.orphanDependents ? 'Orphan' : undefined);
+      const finalizers = [...(m.finalizers ?? [])];
+      if (policy === 'Foreground' && !finalizers.includes('foregroundDeletion')) finalizers.push('foregroundDeletion');
+      if (policy === 'Orphan' && !finalizers.includes('orphan')) finalizers.push('orphan');
+      const isNamespace = t.resource.group === '' && t.resource.plural === 'namespaces';
+      if (finalizers.length > 0 || isNamespace) {
+        if (m.deletionTimestamp && deepEqual(finalizers, m.finalizers ?? [])) return { deleted: false, object: this.decode(t, current) };
+        const next = clone(current);
+        const nm = meta(next);
+        nm.deletionTimestamp ??= now();
+        nm.deletionGracePeriodSeconds ??= 0;
+        if (finalizers.length > 0) nm.finalizers = finalizers;
+        if (isNamespace) next.status = { ...(isPlainObject(next.status) ? next.status : {}), phase: 'Terminating' };
+        delete nm.resourceVersion;
+        if (options.dryRun) return { deleted: false, object: this.decode(t, next) };
+        try {
+          const written = await this.store.update(key, this.encode(next), kv.modRevision);
+          const out = decodeObject(written.value, written.modRevision);
+          this.hooks.afterWrite?.(t.resource, out, false);
+          return { deleted: false, object: this.decode(t, out) };
+        } catch (err) {
+          if (err instanceof ConflictError && attempt < 20) continue;
+          if (err instanceof NotFoundError) throw notFound(t.resource, name);
+          throw err;
+        }
+      }
+      if (options.dryRun) return { deleted: true, object: this.decode(t, current) };
+      if (t.resource.plural === 'customresourcedefinitions' && t.resource.group === 'apiextensions.k8s.io') {
+        await this.deleteCustomObjects(current as unknown as CustomResourceDefinition);
+      }
+      try {
+        const gone = await this.store.delete(key, kv.modRevision);
+        const out = decodeObject(gone.value, gone.modRevision);
+        this.hooks.afterWrite?.(t.resource, out, true);
+        return { deleted: true, object: this.decode(t, out) };
+      } catch (err) {
+        if (err instanceof ConflictError && attempt < 20) continue;
+        if (err instanceof NotFoundError) throw notFound(t.resource, name);
+        throw err;
+      }
+    }
+  }
+
+  async deleteCollection(t: Target, listOpts: ListOptions, options: DeleteOptions = {}): Promise<KubeObject[]> {
+    const { items } = await this.list(t, { ...listOpts, limit: 0 });
+    const out: KubeObject[] = [];
+    for (const item of items) {
+      const m = metaOf(item);
+      try {
+        const r = await this.delete({ ...t, namespace: m.namespace }, m.name ?? '', options);
+        out.push(r.object);
+      } catch (err) {
+        if (err instanceof ApiError && err.code === 404) continue;
+        throw err;
+      }
+    }
+    return out;
+  }
+
+  /** Deleting a CRD deletes every object of its kind. */
+  private async deleteCustomObjects(crd: CustomResourceDefinition): Promise<void> {
+    const prefix = `/registry/${crd.spec.group || 'core'}/${crd.spec.names.plural}/`;
+    for (;;) {
+      const page = await this.store.list(prefix, { limit: 500 });
+      for (const kv of page.items) {
+        try {
+          await this.store.delete(kv.key);
+        } catch (err) {
+          if (!(err instanceof NotFoundError)) throw err;
+        }
+      }
+      if (!page.more) break;
+    }
+  }
+
+  // ---- semantics shared by create and update ----
+
+  /** The body must be an object of the addressed kind and version. */
+  private checkBody(t: Target, body: unknown): KubeObject {
+    if (!isPlainObject(body)) throw badRequest('the body of the request must be a JSON or YAML object');
+    const obj = clone(body) as KubeObject;
+    const gv = groupVersion(t.resource.group, t.version.name);
+    if (obj.apiVersion !== undefined && obj.apiVersion !== gv) {
+      throw badRequest(`the API version in the data (${String(obj.apiVersion)}) does not match the expected API version (${gv})`);
+    }
+    if (obj.kind !== undefined && obj.kind !== t.resource.kind) {
+      throw badRequest(`the kind in the data (${String(obj.kind)}) does not match the expected kind (${t.resource.kind})`);
+    }
+    if (obj.metadata !== undefined && !isPlainObject(obj.metadata)) throw badRequest('metadata must be an object');
+    obj.apiVersion = gv;
+    obj.kind = t.resource.kind;
+    const m = meta(obj);
+    for (const f of ['name', 'generateName', 'namespace', 'uid', 'creationTimestamp', 'deletionTimestamp'] as const) {
+      if (m[f] !== undefined && m[f] !== null && typeof m[f] !== 'string') {
+        throw invalid(t.resource, String(m.name ?? ''), [{ reason: 'FieldValueInvalid', field: `metadata.${f}`, message: 'Invalid value: must be a string' }]);
+      }
+      if (m[f] === null) delete m[f];
+    }
+    if (m.resourceVersion !== undefined && m.resourceVersion !== null && typeof m.resourceVersion !== 'string') {
+      throw badRequest('metadata.resourceVersion must be a string');
+    }
+    return obj;
+  }
+
+  /** The object an update stores: identity and system fields from `current`, the status split. */
+  private mergeForUpdate(t: Target, current: KubeObject, desired: KubeObject, subresource: string | undefined): KubeObject {
+    const cm = metaOf(current);
+    let next: KubeObject;
+    if (subresource === 'finalize') {
+      next = clone(current);
+      const spec = isPlainObject(next.spec) ? next.spec : {};
+      spec.finalizers = isPlainObject(desired.spec) && Array.isArray(desired.spec.finalizers) ? desired.spec.finalizers : [];
+      next.spec = spec;
+    } else if (subresource === 'status') {
+      next = { ...clone(current), status: desired.status };
+      if (desired.status === undefined) delete next.status;
+      const dm = metaOf(desired);
+      if (dm.managedFields !== undefined) meta(next).managedFields = dm.managedFields;
+    } else {
+      next = desired;
+      if (t.resource.statusSubresource) {
+        if (current.status === undefined) delete next.status;
+        else next.status = clone(current.status);
+      }
+    }
+    const nm = meta(next);
+    nm.name = cm.name;
+    if (cm.namespace !== undefined) nm.namespace = cm.namespace;
+    else delete nm.namespace;
+    nm.uid = cm.uid;
+    nm.creationTimestamp = cm.creationTimestamp;
+    nm.generation = cm.generation ?? 1;
+    if (cm.deletionTimestamp) {
+      nm.deletionTimestamp = cm.deletionTimestamp;
+      nm.deletionGracePeriodSeconds = cm.deletionGracePeriodSeconds ?? 0;
+    } else {
+      delete nm.deletionTimestamp;
+      delete nm.deletionGracePeriodSeconds;
+    }
+    if (nm.managedFields === undefined || nm.managedFields === null) {
+      if (cm.managedFields !== undefined) nm.managedFields = clone(cm.managedFields);
+    } else if (Array.isArray(nm.managedFields) && nm.managedFields.length === 0) {
+      delete nm.managedFields;
+    }
+    delete nm.resourceVersion;
+    delete nm.selfLink;
+    return next;
+  }
+
+  /** Per-kind defaults and derived fields (the "strategy" of kube-apiserver). */
+  private prepare(t: Target, obj: KubeObject, old: KubeObject | undefined, subresource?: string): void {
+    const r = t.resource;
+    const m = meta(obj);
+    if (r.group === '' && r.plural === 'namespaces') {
+      m.labels = { ...(isPlainObject(m.labels) ? m.labels : {}), 'kubernetes.io/metadata.name': m.name ?? '' };
+      const spec = isPlainObject(obj.spec) ? obj.spec : {};
+      if (!old) spec.finalizers = ['kubernetes'];
+      else if (subresource !== 'finalize') spec.finalizers = isPlainObject(old.spec) && Array.isArray(old.spec.finalizers) ? old.spec.finalizers : spec.finalizers ?? [];
+      obj.spec = spec;
+      const status = isPlainObject(obj.status) ? obj.status : {};
+      status.phase = m.deletionTimestamp ? 'Terminating' : 'Active';
+      obj.status = status;
+    } else if (r.group === '' && r.plural === 'secrets') {
+      if (obj.type === undefined) obj.type = old?.type ?? 'Opaque';
+      if (isPlainObject(obj.stringData)) {
+        const data = isPlainObject(obj.data) ? obj.data : {};
+        for (const [k, v] of Object.entries(obj.stringData)) if (typeof v === 'string') data[k] = Buffer.from(v).toString('base64');
+        obj.data = data;
+      }
+      delete obj.stringData;
+    } else if (r.group === 'apiextensions.k8s.io' && r.plural === 'customresourcedefinitions') {
+      const spec = isPlainObject(obj.spec) ? obj.spec : undefined;
+      const names = spec && isPlainObject(spec.names) ? spec.names : undefined;
+      if (names && typeof names.kind === 'string') {
+        names.listKind ??= `${names.kind}List`;
+        names.singular ??= names.kind.toLowerCase();
+      }
+      const ts = now();
+      const versions = spec && Array.isArray(spec.versions) ? (spec.versions as unknown[]) : [];
+      const storedVersions = versions.filter((v) => isPlainObject(v) && v.storage === true).map((v) => (v as { name: string }).name);
+      const oldStored = old && isPlainObject(old.status) && Array.isArray(old.status.storedVersions) ? (old.status.storedVersions as string[]) : [];
+      obj.status = {
+        conditions: [
+          { type: 'NamesAccepted', status: 'True', reason: 'NoConflicts', message: 'no conflicts found', lastTransitionTime: ts },
+          { type: 'Established', status: 'True', reason: 'InitialNamesAccepted', message: 'the initial names have been accepted', lastTransitionTime: ts },
+        ],
+        acceptedNames: names ? clone(names) : {},
+        storedVersions: [...new Set([...oldStored, ...storedVersions])],
+      };
+      if (old && isPlainObject(old.status) && Array.isArray(old.status.conditions)) {
+        // Keep transition times stable so an unchanged CRD is not rewritten.
+        const conds = (obj.status as { conditions: { lastTransitionTime: string; type: string }[] }).conditions;
+        for (const c of conds) {
+          const prev = (old.status.conditions as unknown[]).find((p) => isPlainObject(p) && p.type === c.type) as { lastTransitionTime?: string } | undefined;
+          if (prev?.lastTransitionTime) c.lastTransitionTime = prev.lastTransitionTime;
+        }
+      }
+    }
+  }
+
+  /** Validation, unknown-field handling and defaulting; throws 400/422. */
+  private admit(t: Target, obj: KubeObject, opts: WriteOptions, old: KubeObject | undefined): void {
+    const r = t.resource;
+    const m = meta(obj);
+    const name = m.name ?? '';
+    const causes: StatusCause[] = [];
+    validateMeta(r, m, causes);
+    const sv = storageVersion(r);
+    const compiled = sv.compiled;
+    if (compiled) {
+      const savedMeta = clone(m);
+      const dropped = compiled.prune(obj);
+      obj.metadata = savedMeta;
+      const unknown = dropped.filter((p) => p !== 'metadata' && !p.startsWith('metadata.'));
+      if (unknown.length > 0) {
+        const mode = opts.fieldValidation ?? 'Warn';
+        if (mode === 'Strict') {
+          throw badRequest(
+            `${r.kind} in version "${t.version.name}" cannot be handled as a ${r.kind}: strict decoding error: ${unknown.map((p) => `unknown field "${p}"`).join(', ')}`,
+          );
+        }
+        if (mode === 'Warn') for (const p of unknown) opts.warnings?.push(`unknown field "${p}"`);
+      }
+      compiled.applyDefaults(obj);
+      obj.metadata = savedMeta;
+      for (const c of compiled.validate(obj)) causes.push({ reason: c.reason, field: c.field, message: c.message });
+    }
+    if (r.group === '' && (r.plural === 'secrets' || r.plural === 'configmaps')) validateData(r.plural, obj, old, causes);
+    if (r.group === 'apiextensions.k8s.io' && r.plural === 'customresourcedefinitions') {
+      const crd = obj as unknown as CustomResourceDefinition;
+      const spec = isPlainObject(obj.spec) ? obj.spec : undefined;
+      if (!spec) causes.push({ reason: 'FieldValueRequired', field: 'spec', message: 'Required value' });
+      else {
+        try {
+          for (const c of crdErrors(crd)) causes.push({ reason: c.reason, field: c.field, message: c.message });
+        } catch (err) {
+          causes.push({ reason: 'FieldValueInvalid', field: 'spec', message: `Invalid value: ${err instanceof Error ? err.message : String(err)}` });
+        }
+        const names = isPlainObject(spec.names) ? spec.names : {};
+        const expected = `${String(names.plural)}.${String(spec.group)}`;
+        if (name !== expected) causes.push({ reason: 'FieldValueInvalid', field: 'metadata.name', message: `Invalid value: "${name}": must be spec.names.plural+"."+spec.group` });
+        if (old && isPlainObject(old.spec) && old.spec.scope !== spec.scope) {
+          causes.push({ reason: 'FieldValueInvalid', field: 'spec.scope', message: 'Invalid value: field is immutable' });
+        }
+      }
+    }
+    if (causes.length > 0) throw invalid(r, name, causes);
+  }
+
+  private namespacePending(t: Target, obj: KubeObject): boolean {
+    if (t.resource.group !== '' || t.resource.plural !== 'namespaces') return false;
+    const spec = isPlainObject(obj.spec) ? obj.spec : {};
+    return Array.isArray(spec.finalizers) && spec.finalizers.length > 0;
+  }
+
+  private async checkNamespaceWritable(ns: string): Promise<void> {
+    const nsRes = { group: '', plural: 'namespaces' };
+    const kv = await this.store.get(`/registry/core/namespaces/${ns}`);
+    if (!kv) throw notFound(nsRes, ns);
+    const obj = decodeObject(kv.value, kv.modRevision);
+    if (metaOf(obj).deletionTimestamp) {
+      throw forbidden(nsRes, ns, `unable to create new content in namespace ${ns} because it is being terminated`);
+    }
+  }
+}
+
+function applyConflict(conflicts: { manager: string; field: string }[]): ApiError {
+  const causes = conflicts.map((c) => ({ reason: 'FieldManagerConflict', message: `conflict with "${c.manager}"`, field: c.field }));
+  const list = conflicts.map((c) => `- conflict with "${c.manager}": ${c.field}`).join('\n');
+  return new ApiError(409, 'Conflict', `Apply failed with ${conflicts.length} conflict${conflicts.length === 1 ? '' : 's'}: ${conflicts.map((c) => `conflict with "${c.manager}": ${c.field}`).join(', ')}\n${list}`, { causes });
+}
+
+/** The object without what changes on every write (resourceVersion, managedFields times). */
+function stripVolatile(obj: KubeObject): KubeObject {
+  const m = { ...metaOf(obj) };
+  delete m.resourceVersion;
+  delete m.managedFields;
+  return { ...obj, metadata: m };
+}
+
+/** Anything but metadata and status is "spec" for generation purposes. */
+function specChanged(a: KubeObject, b: KubeObject): boolean {
+  const strip = (o: KubeObject): Record<string, unknown> => {
+    const { metadata: _m, status: _s, apiVersion: _a, kind: _k, ...rest } = o;
+    return rest;
+  };
+  return !deepEqual(strip(a), strip(b));
+}
+
+function validateMeta(r: Resource, m: ObjectMeta, causes: StatusCause[]): void {
+  const name = m.name ?? '';
+  const isNs = r.group === '' && r.plural === 'namespaces';
+  if (isNs) {
+    if (name.length > 63 || !labelRe.test(name)) {
+      causes.push({ reason: 'FieldValueInvalid', field: 'metadata.name', message: `Invalid value: "${name}": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character` });
+    }
+  } else if (name.length > 253 || !nameRe.test(name)) {
+    causes.push({ reason: 'FieldValueInvalid', field: 'metadata.name', message: `Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character` });
+  }
+  for (const which of ['labels', 'annotations'] as const) {
+    const v = m[which];
+    if (v === undefined || v === null) {
+      delete m[which];
+      continue;
+    }
+    if (!isPlainObject(v)) {
+      causes.push({ reason: 'FieldValueInvalid', field: `metadata.${which}`, message: 'Invalid value: must be a map of strings' });
+      continue;
+    }
+    for (const [k, val] of Object.entries(v)) {
+      if (typeof val !== 'string') {
+        causes.push({ reason: 'FieldValueInvalid', field: `metadata.${which}`, message: `Invalid value: "${k}": values must be strings` });
+        continue;
+      }
+      if (!validQualifiedKey(k)) causes.push({ reason: 'FieldValueInvalid', field: `metadata.${which}`, message: `Invalid value: "${k}": name part must consist of alphanumeric characters, '-', '_' or '.'` });
+      if (which === 'labels' && (val.length > 63 || !labelValueRe.test(val))) {
+        causes.push({ reason: 'FieldValueInvalid', field: 'metadata.labels', message: `Invalid value: "${val}": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.'` });
+      }
+    }
+  }
+  if (m.finalizers !== undefined) {
+    if (!Array.isArray(m.finalizers) || m.finalizers.some((f) => typeof f !== 'string' || !validQualifiedKey(f))) {
+      causes.push({ reason: 'FieldValueInvalid', field: 'metadata.finalizers', message: 'Invalid value: finalizers must be qualified names' });
+    } else if (m.finalizers.length === 0) delete m.finalizers;
+  }
+  if (m.ownerReferences !== undefined) {
+    const refs = m.ownerReferences as unknown;
+    if (!Array.isArray(refs)) causes.push({ reason: 'FieldValueInvalid', field: 'metadata.ownerReferences', message: 'Invalid value: must be a list' });
+    else {
+      refs.forEach((ref, i) => {
+        if (!isPlainObject(ref) || typeof ref.uid !== 'string' || !ref.uid || typeof ref.name !== 'string' || typeof ref.kind !== 'string' || typeof ref.apiVersion !== 'string') {
+          causes.push({ reason: 'FieldValueInvalid', field: `metadata.ownerReferences[${i}]`, message: 'Invalid value: apiVersion, kind, name and uid are required' });
+        }
+      });
+      if (refs.length === 0) delete m.ownerReferences;
+    }
+  }
+  if (m.managedFields !== undefined && !Array.isArray(m.managedFields)) {
+    causes.push({ reason: 'FieldValueInvalid', field: 'metadata.managedFields', message: 'Invalid value: must be a list' });
+  }
+}
+
+function validQualifiedKey(k: string): boolean {
+  const parts = k.split('/');
+  if (parts.length > 2) return false;
+  const namePart = parts[parts.length - 1] ?? '';
+  if (parts.length === 2) {
+    const prefix = parts[0] ?? '';
+    if (!prefix || prefix.length > 253 || !nameRe.test(prefix)) return false;
+  }
+  return namePart.length > 0 && namePart.length <= 63 && qualifiedNameRe.test(namePart);
+}
+
+function validateData(plural: string, obj: KubeObject, old: KubeObject | undefined, causes: StatusCause[]): void {
+  const check = (field: string, base64: boolean): void => {
+    const v = obj[field];
+    if (v === undefined || v === null) {
+      delete obj[field];
+      return;
+    }
+    if (!isPlainObject(v)) {
+      causes.push({ reason: 'FieldValueInvalid', field, message: 'Invalid value: must be a map' });
+      return;
+    }
+    for (const [k, val] of Object.entries(v)) {
+      if (!dataKeyRe.test(k)) causes.push({ reason: 'FieldValueInvalid', field: `${field}[${k}]`, message: `Invalid value: "${k}": a valid config key must consist of alphanumeric characters, '-', '_' or '.'` });
+      if (typeof val !== 'string') causes.push({ reason: 'FieldValueInvalid', field: `${field}[${k}]`, message: 'Invalid value: must be a string' });
+      else if (base64 && !base64Re.test(val)) causes.push({ reason: 'FieldValueInvalid', field: `${field}[${k}]`, message: 'Invalid value: illegal base64 data' });
+    }
+  };
+  if (plural === 'secrets') check('data', true);
+  else {
+    check('data', false);
+    check('binaryData', true);
+  }
+  if (old && old.immutable === true) {
+    if (!deepEqual(old.data, obj.data) || !deepEqual(old.binaryData, obj.binaryData) || obj.immutable !== true) {
+      causes.push({ reason: 'FieldValueForbidden', field: 'data', message: 'Forbidden: field is immutable when `immutable` is set' });
+    }
+  }
+}

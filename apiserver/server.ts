@@ -1,0 +1,248 @@
+/**
+ * The standalone Kubernetes-compatible API server, assembled: store, catalog (built-ins +
+ * CRDs), registry, watch caches, garbage collector and namespace controller, HTTP(S).
+ *
+ * `startApiServer` resolves once the server accepts requests and `kubeconfigPath` has been
+ * written; `close()` drains (stops accepting, ends watches cleanly, lets in-flight writes
+ * finish) and closes the store. It knows nothing of the CLI, controllers or the legacy proxy.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from 'node:fs';
+import { isIP, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { stringify as stringifyYaml } from 'yaml';
+import { log } from '../runtime/log.js';
+import { openStore, type Store } from './storage/index.js';
+import { loadCrdDir } from './schema/validate.js';
+import type { CustomResourceDefinition } from './schema/types.js';
+import { ApiError } from './errors.js';
+import { createRequestHandler } from './http.js';
+import { ApiMetrics } from './metrics.js';
+import { Registry, type Target } from './registry.js';
+import { ResourceCatalog, storageVersion, type KubeObject, type Resource } from './resources.js';
+import { WatchCaches, type Subscription } from './watchcache.js';
+import type { WatchRegistry } from './watch.js';
+import { GarbageCollector } from './gc.js';
+
+export interface ApiServerOptions {
+  dataDir: string;
+  /** host:port; port 0 picks a free one. */
+  listen: string;
+  etcdServers?: string[];
+  /** CRDs registered (created or updated) at start. */
+  crdDir: string;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  /** Idle watch heartbeat / bookmark period (default 5 s). */
+  heartbeatSeconds?: number;
+}
+
+export interface ApiServer {
+  /** `http(s)://host:port` clients use. */
+  url: string;
+  /** A kubeconfig (context `stratus`) that kubectl and @kubernetes/client-node use as is. */
+  kubeconfigPath: string;
+  store: Store;
+  close(): Promise<void>;
+}
+
+/** Splits `host:port` / `[v6]:port`. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen.trim());
+  const host = m?.[1] ?? m?.[2];
+  const port = Number(m?.[3]);
+  if (!m || host === undefined || host === '' || !(port >= 0 && port <= 65535)) {
+    throw new Error(`invalid listen address ${JSON.stringify(listen)}: expected HOST:PORT, e.g. 127.0.0.1:6443`);
+  }
+  return { host, port };
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return host === '::1' || host === '0:0:0:0:0:0:0:1';
+  return false;
+}
+
+const crdResource = { group: 'apiextensions.k8s.io', plural: 'customresourcedefinitions' };
+
+export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  const { host, port } = parseListen(options.listen);
+  const tls = Boolean(options.tlsCertFile && options.tlsKeyFile);
+  if ((options.tlsCertFile === undefined) !== (options.tlsKeyFile === undefined)) {
+    throw new Error('--tls-cert-file and --tls-private-key-file must be given together');
+  }
+  if (!tls && !isLoopback(host)) {
+    throw new Error(
+      `refusing to serve the API without TLS on ${options.listen}: a non-loopback address needs --tls-cert-file and --tls-private-key-file (or listen on 127.0.0.1)`,
+    );
+  }
+  mkdirSync(options.dataDir, { recursive: true });
+  const store = openStore({ dataDir: options.dataDir, ...(options.etcdServers?.length ? { etcdServers: options.etcdServers } : {}) });
+  const catalog = new ResourceCatalog();
+  const registry = new Registry(store, catalog);
+  const caches = new WatchCaches(store);
+  const metrics = new ApiMetrics();
+  const openWatches: WatchRegistry = new Set();
+  const crdRes = catalog.all().find((r) => r.group === crdResource.group && r.plural === crdResource.plural) as Resource;
+  const crdTarget: Target = { resource: crdRes, version: storageVersion(crdRes) };
+  let crdSub: Subscription | undefined;
+  let gc: GarbageCollector | undefined;
+  let ready = false;
+
+  const applyCrd = (obj: KubeObject, deleted: boolean): void => {
+    const crd = obj as unknown as CustomResourceDefinition;
+    const name = crd.metadata?.name ?? '';
+    try {
+      if (deleted) catalog.removeCrd(name);
+      else catalog.putCrd(crd);
+    } catch (err) {
+      log.error({ component: 'apiserver', crd: name, err: String(err) }, 'cannot serve CustomResourceDefinition');
+    }
+  };
+
+  try {
+    registry.hooks.afterWrite = (r, obj, deleted) => {
+      if (r === crdRes) applyCrd(obj, deleted);
+    };
+    // Kinds registered earlier (including by other servers sharing an etcd) come first.
+    const crdCache = caches.for(crdRes.keyPrefix);
+    await crdCache.start();
+    const existing = await registry.list(crdTarget);
+    for (const item of existing.items) applyCrd(item, false);
+    crdSub = await crdCache.subscribe(Number(existing.resourceVersion), {
+      onEvent: (ev) => applyCrd(ev.object, ev.type === 'DELETED'),
+      onEnd: () => undefined,
+    });
+    await bootstrap(registry, catalog, options.crdDir, crdTarget);
+    gc = new GarbageCollector(registry, catalog, caches);
+    await gc.start();
+
+    const handler = createRequestHandler({
+      registry,
+      catalog,
+      caches,
+      metrics,
+      serverAddress: () => `${host}:${boundPort}`,
+      ready: () => ready,
+      openWatches,
+      heartbeatMs: (options.heartbeatSeconds ?? 5) * 1000,
+    });
+    const server: Server = tls
+      ? createHttpsServer({ cert: readFileSync(options.tlsCertFile ?? ''), key: readFileSync(options.tlsKeyFile ?? '') }, handler)
+      : createHttpServer(handler);
+    // Watches are long-lived: no request timeout; idle keep-alive connections are closed.
+    server.requestTimeout = 0;
+    server.headersTimeout = 60_000;
+    server.keepAliveTimeout = 65_000;
+    server.on('clientError', (_err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+    let boundPort = port;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    boundPort = (server.address() as AddressInfo).port;
+    const clientHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+    const url = `${tls ? 'https' : 'http'}://${isIP(clientHost) === 6 ? `[${clientHost}]` : clientHost}:${boundPort}`;
+    const kubeconfigPath = join(options.dataDir, 'kubeconfig');
+    writeKubeconfig(kubeconfigPath, url, adminToken(options.dataDir));
+    ready = true;
+    log.info({ component: 'apiserver', url, storage: options.etcdServers?.length ? 'etcd' : 'sqlite' }, 'API server ready');
+
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      kubeconfigPath,
+      store,
+      close() {
+        closing ??= (async () => {
+          ready = false;
+          const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+          for (const end of [...openWatches]) end();
+          server.closeIdleConnections();
+          // In-flight requests finish; connections that stay idle are closed as they go idle.
+          const idle = setInterval(() => server.closeIdleConnections(), 50);
+          await closed;
+          clearInterval(idle);
+          crdSub?.close();
+          await gc?.stop();
+          await caches.close();
+          await store.close();
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    crdSub?.close();
+    await gc?.stop().catch(() => undefined);
+    await caches.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** `default` and `kube-system` namespaces, and the CRDs of `crdDir` (created or updated). */
+async function bootstrap(registry: Registry, catalog: ResourceCatalog, crdDir: string, crdTarget: Target): Promise<void> {
+  const nsRes = catalog.all().find((r) => r.group === '' && r.plural === 'namespaces') as Resource;
+  const nsTarget: Target = { resource: nsRes, version: storageVersion(nsRes) };
+  for (const name of ['default', 'kube-system', 'kube-public']) {
+    try {
+      await registry.create(nsTarget, { metadata: { name } }, { fieldManager: 'stratus' });
+    } catch (err) {
+      if (!(err instanceof ApiError && err.reason === 'AlreadyExists')) throw err;
+    }
+  }
+  if (!existsSync(crdDir)) throw new Error(`CRD directory ${crdDir} does not exist`);
+  for (const crd of loadCrdDir(crdDir)) {
+    const name = crd.metadata.name;
+    try {
+      await registry.create(crdTarget, crd, { fieldManager: 'stratus', fieldValidation: 'Ignore' });
+    } catch (err) {
+      if (!(err instanceof ApiError && err.reason === 'AlreadyExists')) throw wrapCrdError(name, err);
+      try {
+        const current = await registry.get(crdTarget, name);
+        const desired = { ...crd, metadata: { ...(current.metadata ?? {}), labels: crd.metadata.labels, annotations: crd.metadata.annotations } };
+        delete (desired.metadata as { resourceVersion?: string }).resourceVersion;
+        await registry.update(crdTarget, name, desired, { fieldManager: 'stratus', fieldValidation: 'Ignore' });
+      } catch (e) {
+        throw wrapCrdError(name, e);
+      }
+    }
+  }
+}
+
+function wrapCrdError(name: string, err: unknown): Error {
+  return new Error(`cannot register CustomResourceDefinition ${name}: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+/** A bearer token for the kubeconfig, kept in the data dir so restarts keep it. */
+function adminToken(dataDir: string): string {
+  const path = join(dataDir, 'admin-token');
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  const token = randomBytes(24).toString('base64url');
+  writeFileSync(path, token + '\n', { mode: 0o600 });
+  return token;
+}
+
+export function writeKubeconfig(path: string, url: string, token: string): void {
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'stratus', cluster: { server: url, 'insecure-skip-tls-verify': true } }],
+    users: [{ name: 'stratus-admin', user: { token } }],
+    contexts: [{ name: 'stratus', context: { cluster: 'stratus', user: 'stratus-admin', namespace: 'default' } }],
+    'current-context': 'stratus',
+    preferences: {},
+  };
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, stringifyYaml(config), { mode: 0o600 });
+  renameSync(tmp, path);
+}

@@ -1,0 +1,119 @@
+/**
+ * `stratus serve`: the standalone control plane — the Kubernetes-compatible API server on
+ * SQLite (default) or etcd. Prints one line when it listens; SIGTERM/SIGINT drain and exit 0.
+ *
+ * `--no-controllers`, `--legacy-listen` and `--sim-node` are parsed here and handed to the
+ * components registered with `addServeComponent` (controllers, the legacy proxy); the API
+ * server itself does not read them.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { startApiServer, type ApiServer } from '../apiserver/server.js';
+import { log } from '../runtime/log.js';
+
+export interface ServeOptions {
+  dataDir: string;
+  listen: string;
+  etcdServers: string[];
+  tlsCertFile?: string;
+  tlsPrivateKeyFile?: string;
+  crdDir: string;
+  controllers: boolean;
+  legacyListen: string;
+  simNode: boolean;
+}
+
+/** Something `serve` runs next to the API server (controllers, the legacy proxy). */
+export type ServeComponent = (server: ApiServer, options: ServeOptions) => Promise<{ close(): Promise<void> }>;
+
+const components: ServeComponent[] = [];
+
+/** Registers a component started after the API server and stopped before it, in reverse order. */
+export function addServeComponent(c: ServeComponent): void {
+  components.push(c);
+}
+
+/** The `crds/` directory of this installation (next to package.json). */
+export function defaultCrdDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'crds'))) return join(dir, 'crds');
+    const up = dirname(dir);
+    if (up === dir) return resolve('crds');
+    dir = up;
+  }
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the standalone control plane: a Kubernetes-compatible API server (SQLite or etcd) and the controllers')
+    .option('--data-dir <dir>', 'where the SQLite database and the kubeconfig live', './data')
+    .option('--listen <host:port>', 'address of the Kubernetes API', '127.0.0.1:6443')
+    .option('--etcd-servers <urls>', 'comma-separated etcd client URLs (instead of SQLite)')
+    .option('--tls-cert-file <file>', 'serve HTTPS with this certificate (required off loopback)')
+    .option('--tls-private-key-file <file>', 'the private key of --tls-cert-file')
+    .option('--crd-dir <dir>', 'CustomResourceDefinitions registered at start', defaultCrdDir())
+    .option('--no-controllers', 'serve the API only, without the controllers')
+    .option('--legacy-listen <host:port>', 'address of the legacy REST proxy', '127.0.0.1:8080')
+    .option('--sim-node', 'register a simulated compute node', false)
+    .action(async (raw: Record<string, unknown>) => {
+      const options: ServeOptions = {
+        dataDir: String(raw.dataDir),
+        listen: String(raw.listen),
+        etcdServers: typeof raw.etcdServers === 'string' ? raw.etcdServers.split(',').map((s) => s.trim()).filter((s) => s !== '') : [],
+        ...(typeof raw.tlsCertFile === 'string' ? { tlsCertFile: raw.tlsCertFile } : {}),
+        ...(typeof raw.tlsPrivateKeyFile === 'string' ? { tlsPrivateKeyFile: raw.tlsPrivateKeyFile } : {}),
+        crdDir: String(raw.crdDir),
+        controllers: raw.controllers !== false,
+        legacyListen: String(raw.legacyListen),
+        simNode: raw.simNode === true,
+      };
+      await serve(options);
+    });
+}
+
+export async function serve(options: ServeOptions): Promise<void> {
+  const server = await startApiServer({
+    dataDir: options.dataDir,
+    listen: options.listen,
+    etcdServers: options.etcdServers,
+    crdDir: options.crdDir,
+    ...(options.tlsCertFile ? { tlsCertFile: options.tlsCertFile } : {}),
+    ...(options.tlsPrivateKeyFile ? { tlsKeyFile: options.tlsPrivateKeyFile } : {}),
+  });
+  const running: { close(): Promise<void> }[] = [];
+  let stopping: Promise<void> | undefined;
+  const stop = (signal: string): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({ component: 'serve', signal }, 'draining');
+      for (const c of running.reverse()) await c.close().catch((err: unknown) => log.error({ err: String(err) }, 'component did not stop cleanly'));
+      await server.close();
+    })();
+    return stopping;
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    void stop(signal).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`stratus: shutdown failed: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  try {
+    for (const c of components) running.push(await c(server, options));
+  } catch (err) {
+    await stop('startup failure');
+    throw err;
+  }
+  process.stdout.write(
+    `stratus: serving the Kubernetes API at ${server.url} (${options.etcdServers.length ? `etcd ${options.etcdServers.join(',')}` : 'SQLite'}; kubeconfig ${server.kubeconfigPath})\n`,
+  );
+  // Keep running until a signal arrives.
+  await new Promise<never>(() => undefined);
+}

@@ -1,0 +1,117 @@
+/**
+ * `bin/stratus serve` for tests: a private data dir, a free loopback port, SQLite unless etcd
+ * servers are given. Needs `make build` (dist/). Controllers are off unless asked for, so API
+ * server tests see only what they do themselves.
+ */
+import { join } from 'node:path';
+import { stratusBin } from './paths.js';
+import { freePort, removeDir, startDaemon, tempDir, waitFor, type Daemon } from './process.js';
+
+export interface StratusServeOptions {
+  etcdServers?: string[];
+  /** Extra arguments for `stratus serve`. */
+  args?: string[];
+  /** Run the controllers too (default: `--no-controllers`). */
+  controllers?: boolean;
+  env?: Record<string, string>;
+}
+
+export interface StratusServe {
+  url: string;
+  /** Path of the kubeconfig the server wrote. */
+  kubeconfig: string;
+  dataDir: string;
+  /** PID of the running server (changes after `restart`). */
+  readonly pid: number;
+  /** Output of the current process so far (for failure messages). */
+  output(): string;
+  /** SIGTERM and wait; resolves to the exit code. The data dir stays. */
+  terminate(): Promise<number | null>;
+  /** Stops (SIGTERM, then SIGKILL after 10 s) and removes the data dir. */
+  stop(): Promise<void>;
+  /** SIGKILL now; the data dir stays. */
+  kill(): Promise<void>;
+  /** Stops gracefully if running, then starts again on the same data dir and port. */
+  restart(): Promise<void>;
+}
+
+export async function startStratusServe(options: StratusServeOptions = {}): Promise<StratusServe> {
+  const root = await tempDir('serve');
+  const dataDir = join(root, 'data');
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const args = [
+    stratusBin(),
+    'serve',
+    '--data-dir',
+    dataDir,
+    '--listen',
+    `127.0.0.1:${port}`,
+    ...(options.etcdServers?.length ? ['--etcd-servers', options.etcdServers.join(',')] : []),
+    ...(options.controllers ? [] : ['--no-controllers']),
+    ...(options.args ?? []),
+  ];
+  let daemon: Daemon | undefined;
+  let exitCode: number | null = null;
+
+  const launch = async (): Promise<void> => {
+    const d = startDaemon(process.execPath, args, {
+      env: { ...process.env, STRATUS_LOG_LEVEL: process.env.STRATUS_LOG_LEVEL ?? 'warn', ...options.env },
+    });
+    daemon = d;
+    void d.exited.then((code) => {
+      exitCode = code;
+    });
+    try {
+      await waitFor(
+        `stratus serve on ${url}`,
+        async () => {
+          if (d.child.exitCode !== null) throw new Error(`stratus serve exited with ${d.child.exitCode}:\n${d.output()}`);
+          if (!d.output().includes('serving the Kubernetes API at')) return false;
+          const r = await fetch(`${url}/readyz`);
+          return r.ok;
+        },
+        30_000,
+        50,
+      );
+    } catch (err) {
+      await d.kill();
+      throw new Error(`${err instanceof Error ? err.message : String(err)}\n${d.output()}`);
+    }
+  };
+
+  try {
+    await launch();
+  } catch (err) {
+    await removeDir(root);
+    throw err;
+  }
+  return {
+    url,
+    kubeconfig: join(dataDir, 'kubeconfig'),
+    dataDir,
+    get pid() {
+      return daemon?.pid ?? 0;
+    },
+    output: () => daemon?.output() ?? '',
+    async terminate() {
+      await daemon?.stop(10_000);
+      await daemon?.exited;
+      return exitCode;
+    },
+    async stop() {
+      try {
+        await daemon?.stop(10_000);
+      } finally {
+        await removeDir(root);
+      }
+    },
+    async kill() {
+      await daemon?.kill();
+    },
+    async restart() {
+      await daemon?.stop(10_000);
+      await launch();
+    },
+  };
+}
