@@ -22,7 +22,7 @@ export interface InstanceDemand {
   provider: Provider;
   cpus: number;
   memoryMiB: number;
-  nodeSelector?: Record<string, string>;
+  nodeSelector?: Record<string, string | undefined>;
   strategy: 'spread' | 'binpack';
   /** `namespace/group` when the Instance belongs to a placement group. */
   group?: string;

@@ -34,7 +34,7 @@ export interface ObjectMeta {
   annotations?: Record<string, string>;
   finalizers?: string[];
   ownerReferences?: OwnerReference[];
-  [k: string]: unknown;
+  managedFields?: unknown[];
 }
 
 export interface OwnerReference {
@@ -186,6 +186,11 @@ export class KubeClient {
 
   static fromKubeConfig(kc: KubeConfig, opts: { requestTimeoutMs?: number } = {}): KubeClient {
     return new KubeClient(kc, opts.requestTimeoutMs);
+  }
+
+  /** A client on the same kubeconfig whose plain requests give up after `ms` (leases). */
+  withRequestTimeout(ms: number): KubeClient {
+    return new KubeClient(this.kubeConfig, ms);
   }
 
   resource<T extends KubeObject = KubeObject>(ref: ResourceRef): ResourceClient<T> {

@@ -16,6 +16,12 @@ export interface Condition {
   observedGeneration?: number;
 }
 
+/**
+ * A condition as read from an object whose schema marks only `type` and `status` required
+ * (the generated CRD types): the helpers accept it and always write complete ones.
+ */
+export type ConditionLike = Pick<Condition, 'type' | 'status'> & Partial<Omit<Condition, 'type' | 'status'>>;
+
 /** The condition types every stratus kind reports (DESIGN.md). */
 export const ConditionTypes = {
   /** The object is usable; what `kubectl wait --for=condition=Ready` and Argo CD read. */
@@ -41,13 +47,13 @@ export function kubeTime(d: Date = new Date()): string {
  * place (keeping its `lastTransitionTime` when `status` is unchanged), a new one appended.
  * The input array is not modified.
  */
-export function setCondition(
-  conditions: Condition[] | undefined,
+export function setCondition<C extends ConditionLike>(
+  conditions: readonly C[] | undefined,
   c: ConditionInput,
   observedGeneration: number,
   now: Date = new Date(),
-): Condition[] {
-  const list = conditions ? [...conditions] : [];
+): Array<C | Condition> {
+  const list: Array<C | Condition> = conditions ? [...conditions] : [];
   const i = list.findIndex((x) => x.type === c.type);
   const prev = i >= 0 ? list[i] : undefined;
   const next: Condition = {
@@ -55,7 +61,7 @@ export function setCondition(
     status: c.status,
     reason: c.reason,
     message: c.message ?? '',
-    lastTransitionTime: prev && prev.status === c.status ? prev.lastTransitionTime : kubeTime(now),
+    lastTransitionTime: prev && prev.status === c.status && prev.lastTransitionTime ? prev.lastTransitionTime : kubeTime(now),
     observedGeneration,
   };
   if (i >= 0) list[i] = next;
@@ -63,19 +69,19 @@ export function setCondition(
   return list;
 }
 
-export function getCondition(conditions: Condition[] | undefined, type: string): Condition | undefined {
+export function getCondition<C extends ConditionLike>(conditions: readonly C[] | undefined, type: string): C | undefined {
   return conditions?.find((c) => c.type === type);
 }
 
-export function isTrue(conditions: Condition[] | undefined, type: string): boolean {
+export function isTrue(conditions: readonly ConditionLike[] | undefined, type: string): boolean {
   return getCondition(conditions, type)?.status === 'True';
 }
 
-export function isFalse(conditions: Condition[] | undefined, type: string): boolean {
+export function isFalse(conditions: readonly ConditionLike[] | undefined, type: string): boolean {
   return getCondition(conditions, type)?.status === 'False';
 }
 
 /** Returns a new list without the condition `type`. */
-export function removeCondition(conditions: Condition[] | undefined, type: string): Condition[] {
+export function removeCondition<C extends ConditionLike>(conditions: readonly C[] | undefined, type: string): C[] {
   return (conditions ?? []).filter((c) => c.type !== type);
 }
