@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { packageVersion } from './version.js';
 import { registerServe } from './serve.js';
+import { registerController } from './controller.js';
 
 const program = new Command('stratus')
   .description('A declarative control plane for small and mid-sized clouds.')
@@ -20,6 +21,7 @@ program
   });
 
 registerServe(program);
+registerController(program);
 
 try {
   await program.parseAsync(process.argv);
