@@ -315,12 +315,12 @@ function pruneWalk(s: JSONSchemaProps, v: Json, path: string, keepEnvelope: bool
   const ap = s.additionalProperties;
   for (const k of Object.keys(v)) {
     const known = s.properties?.[k];
-    if (known) {
+    if ((keepEnvelope || embedded) && OBJECT_ENVELOPE.has(k)) {
+      continue; // ObjectMeta is the API server's to check, not the schema's to prune
+    } else if (known) {
       pruneWalk(known, v[k], childPath(path, k), false, dropped);
     } else if (isObject(ap)) {
       pruneWalk(ap as JSONSchemaProps, v[k], childPath(path, k), false, dropped);
-    } else if ((keepEnvelope || embedded) && OBJECT_ENVELOPE.has(k)) {
-      continue;
     } else if (!preserve && ap !== true) {
       delete v[k];
       dropped.push(childPath(path, k));
