@@ -144,15 +144,27 @@ export class DockerMachines implements MachineProvider {
     }
   }
 
-  /** A name conflict: adopt the container if it carries our uid (a concurrent create). */
+  /**
+   * A name conflict: adopt the container if it carries our uid (a concurrent create). Docker
+   * reserves the name before the container can be inspected, so a 404 is retried briefly.
+   */
   private async adopt(spec: MachineSpec, name: string, cause: unknown): Promise<string> {
-    const info = await this.inspect(name);
-    if (info && info.Config.Labels?.[LABEL_UID] === spec.uid) return info.Id;
-    throw new ProviderError(
-      'NameConflict',
-      `container name ${name} is taken by a container not owned by Instance ${spec.namespace}/${spec.name} (${engineMessage(cause)})`,
-      false,
-    );
+    const deadline = Date.now() + this.engine.timeoutMs;
+    for (;;) {
+      const info = await this.inspect(name);
+      if (info && info.Config.Labels?.[LABEL_UID] === spec.uid) return info.Id;
+      if (info) {
+        throw new ProviderError(
+          'NameConflict',
+          `container name ${name} is taken by a container not owned by Instance ${spec.namespace}/${spec.name} (${engineMessage(cause)})`,
+          false,
+        );
+      }
+      if (Date.now() > deadline) {
+        throw new ProviderError('NameConflict', `container name ${name} is reserved by a container that is still being created`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   /** Makes sure `image` is on the engine; a quick pull is tried once when allowed. */
@@ -203,6 +215,8 @@ export class DockerMachines implements MachineProvider {
       if (code === 304) return; // already running
       if (err instanceof ProviderError) throw err;
       const message = engineMessage(err);
+      // A concurrent start (another worker, a restart policy) got there first.
+      if ((await this.inspect(id))?.State.Running) return;
       if (PORT_TAKEN.test(message)) throw new ProviderError('PortConflict', `a host port is already in use on the engine: ${message}`);
       throw new ProviderError('StartFailed', `cannot start container: ${message}`, code !== 400);
     }

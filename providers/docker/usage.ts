@@ -64,6 +64,7 @@ export function summariseUsage(list: ContainerInfo[]): EngineUsage {
       }
     }
   }
-  usage.hostPorts.sort((a, b) => a.port - b.port || a.protocol.localeCompare(b.protocol) || a.hostIP.localeCompare(b.hostIP));
+  const byCode = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
+  usage.hostPorts.sort((a, b) => a.port - b.port || byCode(a.protocol, b.protocol) || byCode(a.hostIP, b.hostIP));
   return usage;
 }
