@@ -48,6 +48,8 @@ export class FakeApiServer {
   private failures: Array<number> = [];
   private conflicts: string[] = [];
   readonly requests: string[] = [];
+  /** While true every request answers 503 (an API server that is down but reachable). */
+  unavailable = false;
   url = '';
 
   async start(): Promise<void> {
@@ -135,6 +137,7 @@ export class FakeApiServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.url);
     this.requests.push(`${req.method} ${url.pathname}${url.search}`);
+    if (this.unavailable) return this.status(res, 503, 'ServiceUnavailable', 'injected outage');
     const p = this.parse(url.pathname);
     if (!p) return this.status(res, 404, 'NotFound', `no route ${url.pathname}`);
     if (req.method === 'GET' && !p.name) {
