@@ -194,7 +194,7 @@ function checkDefault(s: Raw, path: string, c: Causes, inMetadata: boolean): voi
   compiled.applyDefaults(copy);
   const dropped = compiled.prune(copy);
   if (dropped.length > 0) c.invalid(`${path}.default`, value, `must not have unknown fields: ${dropped.join(', ')}`);
-  for (const cause of compiled.validate(copy)) c.invalid(`${path}.default${cause.field ? '.' + cause.field : ''}`, value, cause.message);
+  for (const cause of compiled.validate(copy)) c.add(cause.reason, `${path}.default${cause.field ? '.' + cause.field : ''}`, cause.message);
 }
 
 /** metadata in the root or an embedded resource: only name/generateName may be restricted. */
