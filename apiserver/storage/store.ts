@@ -107,6 +107,8 @@ export class ConflictError extends StoreError {
     super(message, key);
   }
 }
+/** The backend cannot be reached or failed (not the client's fault; retry later — HTTP 503/500). */
+export class UnavailableError extends StoreError {}
 /** The requested revision has been compacted away: the client must relist (HTTP 410). */
 export class TooOldError extends StoreError {
   constructor(message: string, readonly compactedRevision: number) {
