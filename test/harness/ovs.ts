@@ -25,6 +25,15 @@ export interface OvsInstance {
   vswitchdPid: number;
   /** Runs `ovs-vsctl --db=... ARGS` (waits for vswitchd unless `--no-wait` is passed first); resolves stdout, trimmed. */
   vsctl(...args: string[]): Promise<string>;
+  /**
+   * Returns once ovs-vswitchd has revalidated its cached datapath flows against the current
+   * configuration. `cur_cfg` (what `OvsSwitch` waits for) means the configuration is
+   * applied; flows cached before it are revalidated by separate threads moments later, and
+   * until then a packet may still follow the old VLAN. Call this after a change and before
+   * asserting on traffic. (Two rounds of `revalidator/wait`: the first may end a dump that
+   * began before the change.)
+   */
+  settle(): Promise<void>;
   /** Stops both daemons by PID, removes the namespace and the temp dir. Idempotent. */
   stop(): Promise<void>;
   /** Stops ovsdb-server, deletes the database and starts an empty one (as after a reinstall); vswitchd stays up. */
@@ -142,6 +151,11 @@ export async function startOvs(): Promise<OvsInstance> {
     vswitchdPid: vswitchd.pid,
     vsctl,
     stop,
+    async settle() {
+      for (let i = 0; i < 2; i++) {
+        await execFileP(bins.appctl, ['-t', join(dir, 'vswitchd.ctl'), '--timeout=10', 'revalidator/wait'], { env });
+      }
+    },
     async restartEmpty() {
       await stopDaemon(ovsdb, 'ovsdb.ctl');
       await rm(db, { force: true });
