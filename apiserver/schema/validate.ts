@@ -168,17 +168,43 @@ function insideCombinatorBranch(schemaPath: string): boolean {
   return false;
 }
 
-/** "exactly one of git, artifact" when every branch of a combinator only lists required fields. */
+/**
+ * What a branch of a combinator asks for, when it only names required fields and fixed enum
+ * values: `{required: [libvirt], properties: {libvirt: {required: [location]}}}` → `libvirt.location`,
+ * `{properties: {provider: {enum: [gce]}}, required: [gce]}` → `provider=gce with gce`.
+ */
+function describeBranch(b: JsonObject, prefix = ''): string[] | undefined {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(b)) {
+    if (k === 'required' && Array.isArray(v)) {
+      for (const r of v) parts.push(prefix + String(r));
+    } else if (k === 'properties' && isObject(v)) {
+      for (const [name, sub] of Object.entries(v)) {
+        if (!isObject(sub)) return undefined;
+        if (Array.isArray(sub.enum) && sub.enum.length === 1 && Object.keys(sub).length === 1) {
+          parts.unshift(`${prefix}${name}=${String(sub.enum[0])}`);
+          continue;
+        }
+        const inner = describeBranch(sub, `${prefix}${name}.`);
+        if (!inner) return undefined;
+        parts.push(...inner);
+      }
+    } else return undefined;
+  }
+  // "libvirt" is implied by "libvirt.location"
+  return parts.filter((p) => !parts.some((q) => q !== p && q.startsWith(p + '.')));
+}
+
+/** ": set exactly one of git, artifact" — a hint after kube's combinator message, when the branches allow one. */
 function combinatorHint(e: ErrorObject): string {
   const branches = e.schema;
   if (!Array.isArray(branches)) return '';
-  const names: string[] = [];
-  for (const b of branches as JsonObject[]) {
-    const req = b.required;
-    if (!Array.isArray(req) || req.length !== 1 || Object.keys(b).length !== 1) return '';
-    names.push(String(req[0]));
-  }
-  return e.keyword === 'oneOf' ? `: set exactly one of ${names.join(', ')}` : `: set at least one of ${names.join(', ')}`;
+  const described = (branches as JsonObject[]).map((b) => (isObject(b) ? describeBranch(b) : undefined));
+  if (described.some((d) => !d || d.length === 0)) return '';
+  const parts = described as string[][];
+  const which = e.keyword === 'oneOf' ? 'exactly' : 'at least';
+  if (parts.every((d) => d.length === 1)) return `: set ${which} one of ${parts.map((d) => d[0]).join(', ')}`;
+  return `: ${which} one of these must hold: ${parts.map((d) => `(${d.join(' with ')})`).join(' | ')}`;
 }
 
 function toCause(e: ErrorObject, root: Json): FieldCause | undefined {
