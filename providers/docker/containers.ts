@@ -38,13 +38,27 @@ export interface ContainerOptions {
   stopGraceSeconds: number;
   /** Grace period of the stop that precedes removal. */
   deleteGraceSeconds: number;
-  /** Try `docker pull` when the image is missing (it fails fast when no registry resolves). */
+  /** Pull missing images (in the background; without a registry the pull fails at once). */
   pullMissingImages: boolean;
+  /** How long a call waits for a pull it started or found before answering `ImagePulling`. */
+  pullWaitMs: number;
+  /** Deadline of one background pull. */
+  pullTimeoutMs: number;
+}
+
+interface Pull {
+  done: boolean;
+  error?: unknown;
+  promise: Promise<void>;
 }
 
 const PORT_TAKEN = /port is already allocated|address already in use/i;
 
 export class DockerMachines implements MachineProvider {
+  /** Background pulls by image reference; one per image at a time. */
+  private readonly pulls = new Map<string, Pull>();
+  private readonly closing = new AbortController();
+
   constructor(
     private readonly engine: Engine,
     private readonly options: ContainerOptions,
@@ -167,10 +181,16 @@ export class DockerMachines implements MachineProvider {
     }
   }
 
-  /** Makes sure `image` is on the engine; a quick pull is tried once when allowed. */
+  /**
+   * Makes sure `image` is on the engine. A missing image is pulled in the background: if the
+   * pull settles within `pullWaitMs` the call goes on (or fails with `ImageNotFound`),
+   * otherwise it raises the retryable `ImagePulling` and a later call picks up the result.
+   * Without a reachable registry the pull fails at once, so a missing image is reported fast.
+   */
   private async ensureImage(image: string): Promise<void> {
     try {
       await this.engine.call('inspect image', () => this.engine.getJSON(`/images/${encodeURIComponent(image)}/json`, this.engine.quick()));
+      this.pulls.delete(image);
       return;
     } catch (err) {
       if (statusCode(err) !== 404) {
@@ -181,29 +201,55 @@ export class DockerMachines implements MachineProvider {
     if (!this.options.pullMissingImages) {
       throw new ProviderError('ImageNotFound', `image ${image} is not on the engine (pulling is disabled for this node)`, false);
     }
-    let pullError: string;
-    try {
-      await this.pull(image);
-      return;
-    } catch (err) {
-      if (err instanceof ProviderError && err.reason !== 'EngineError') throw err;
-      pullError = err instanceof Error ? err.message : String(err);
+    let pull = this.pulls.get(image);
+    if (!pull) {
+      const started: Pull = { done: false, promise: Promise.resolve() };
+      started.promise = this.pull(image).then(
+        () => {
+          started.done = true;
+        },
+        (err: unknown) => {
+          started.done = true;
+          started.error = err;
+        },
+      );
+      this.pulls.set(image, started);
+      pull = started;
     }
-    throw new ProviderError('ImageNotFound', `image ${image} is not on the engine and could not be pulled: ${pullError}`, false);
+    if (!pull.done) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([pull.promise, new Promise<void>((r) => (timer = setTimeout(r, this.options.pullWaitMs)))]);
+      clearTimeout(timer);
+    }
+    if (!pull.done) {
+      throw new ProviderError('ImagePulling', `image ${image} is not on the engine yet: pulling it`, true, this.options.pullWaitMs);
+    }
+    // A settled pull is used once: the next miss tries again.
+    this.pulls.delete(image);
+    const failure = pull.error;
+    if (failure === undefined) return;
+    if (failure instanceof ProviderError && (failure.reason === 'NodeUnreachable' || failure.reason === 'TLSError')) throw failure;
+    const why = failure instanceof Error ? failure.message : String(failure);
+    throw new ProviderError('ImageNotFound', `image ${image} is not on the engine and could not be pulled: ${why}`, false);
   }
 
   private async pull(image: string): Promise<void> {
     const docker = this.engine.docker;
-    const signal = this.engine.slow();
-    const stream = await this.engine.must('pull image', () => docker.pull(image, { abortSignal: signal }), this.engine.operationTimeoutMs);
+    const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(this.options.pullTimeoutMs)]);
+    const stream = await this.engine.must('pull image', () => docker.pull(image, { abortSignal: signal }), this.options.pullTimeoutMs);
     await new Promise<void>((resolve, reject) => {
       docker.modem.followProgress(stream, (err: Error | null, events: Array<{ error?: string }>) => {
         const failed = events?.find((e) => e.error);
-        if (err) reject(new ProviderError('EngineError', err.message));
-        else if (failed) reject(new ProviderError('EngineError', failed.error as string));
+        if (err) reject(err);
+        else if (failed) reject(new Error(failed.error));
         else resolve();
       });
     });
+  }
+
+  /** Abandons background pulls (the connection is closing). */
+  close(): void {
+    this.closing.abort();
   }
 
   private async start(id: string): Promise<void> {

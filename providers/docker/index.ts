@@ -64,8 +64,12 @@ export interface DockerConnectOptions {
   stopGraceSeconds?: number;
   /** Grace of the stop before removal. Default 2 s. */
   deleteGraceSeconds?: number;
-  /** Try a pull when an image is missing. Default true (fails fast without a registry). */
+  /** Pull missing images. Default true (without a reachable registry this fails at once). */
   pullMissingImages?: boolean;
+  /** How long create/update wait for a pull before answering `ImagePulling` (retryable). Default 3000 ms. */
+  pullWaitMs?: number;
+  /** Deadline of one background pull. Default 15 minutes. */
+  pullTimeoutMs?: number;
 }
 
 /** A Docker engine's `NodeConnection`, plus what only Docker nodes offer. */
@@ -87,6 +91,8 @@ export function connectDocker(options: DockerConnectOptions): DockerNodeConnecti
     stopGraceSeconds: options.stopGraceSeconds ?? 5,
     deleteGraceSeconds: options.deleteGraceSeconds ?? 2,
     pullMissingImages: options.pullMissingImages ?? true,
+    pullWaitMs: options.pullWaitMs ?? 3000,
+    pullTimeoutMs: options.pullTimeoutMs ?? 15 * 60_000,
   });
   const containerOf = async (uid: string): Promise<string> => {
     const [c] = await machines.find(uid);
@@ -120,6 +126,7 @@ export function connectDocker(options: DockerConnectOptions): DockerNodeConnecti
       await uploadArchive(engine, await containerOf(uid), path, tar);
     },
     async close() {
+      machines.close();
       engine.close();
     },
   };

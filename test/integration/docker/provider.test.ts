@@ -391,6 +391,17 @@ describe('docker provider on two TLS engines', () => {
     await nodeB.machines().create(victim);
     await served(`http://127.0.0.1:${portA}/`);
 
+    // A hung engine (the port accepts, nothing answers) fails the call at its deadline.
+    const impatient = connectDocker({ address: b!.address, tls: { ca: certs.ca, cert: certs.cert, key: certs.key }, timeoutMs: 1000 });
+    process.kill(b!.pid, 'SIGSTOP');
+    try {
+      await rejectsWith(impatient.describe(), 'NodeUnreachable', /did not answer within 1000 ms/);
+    } finally {
+      process.kill(b!.pid, 'SIGCONT');
+      await impatient.close();
+    }
+    assert.equal((await nodeB.machines().observe(victim)).state, 'running', 'the engine answers again once it resumes');
+
     await b!.kill();
     await rejectsWith(nodeB.describe(), 'NodeUnreachable', new RegExp(b!.address.replace(/[.]/g, '\\.')));
     const e = await rejectsWith(nodeB.machines().observe(victim), 'NodeUnreachable');
