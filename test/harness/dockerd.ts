@@ -180,7 +180,7 @@ async function processTable(): Promise<ProcInfo[]> {
  */
 async function killLeftovers(dir: string): Promise<void> {
   const table = await processTable();
-  const roots = table.filter((p) => p.cmdline.includes(dir) && p.pid !== process.pid);
+  const roots = table.filter((p) => p.cmdline.includes(dir + '/') && p.pid !== process.pid);
   const victims = new Set<number>();
   const addTree = (pid: number): void => {
     if (victims.has(pid)) return;
@@ -188,7 +188,7 @@ async function killLeftovers(dir: string): Promise<void> {
     for (const child of table.filter((p) => p.ppid === pid)) addTree(child.pid);
   };
   for (const r of roots) addTree(r.pid);
-  // Containers first (deepest), then shims, then containerd.
+  // SIGKILL cannot be caught, so the order does not matter; children go first anyway.
   const ordered = [...victims].reverse();
   for (const pid of ordered) {
     try {
