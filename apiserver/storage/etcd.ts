@@ -120,11 +120,11 @@ export class EtcdStore implements Store {
   async compactedRevision(): Promise<number> {
     const readable = async (revision: number): Promise<boolean> => {
       try {
-        await this.call(() => this.client.kv.range({ key: this.prefix, count_only: true, revision }));
+        await this.client.kv.range({ key: this.prefix, count_only: true, revision });
         return true;
       } catch (err) {
-        if (err instanceof TooOldError) return false;
-        throw err;
+        if (err instanceof Error && err.message.includes(COMPACTED)) return false;
+        throw await this.mapError(err);
       }
     };
     if (await readable(1)) return 0;
