@@ -121,11 +121,14 @@ function pathsFor(r: Resource, version: string, ref: string, paths: Record<strin
   if (r.statusSubresource) paths[`${coll}/{name}/status`] = { ...operations(r, version, ref, true), parameters: [nameParam, ...nsParam] };
 }
 
-/** The group-versions published in /openapi/v3: custom resources and apiextensions. */
+/**
+ * Every served group-version. Built-in kinds get a permissive schema: enough for kubectl to
+ * see that the server validates fields (so it never needs the protobuf-only v2 document), and
+ * no strategic-merge media type, so kubectl computes those patches from its compiled-in types.
+ */
 function publishedGroupVersions(catalog: ResourceCatalog): Map<string, { resource: Resource; version: ResourceVersion }[]> {
   const out = new Map<string, { resource: Resource; version: ResourceVersion }[]>();
   for (const r of catalog.all()) {
-    if (r.builtin && r.group !== 'apiextensions.k8s.io') continue;
     for (const v of r.versions) {
       const key = r.group ? `apis/${r.group}/${v.name}` : `api/${v.name}`;
       const list = out.get(key) ?? [];

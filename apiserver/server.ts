@@ -37,6 +37,11 @@ export interface ApiServerOptions {
   tlsKeyFile?: string;
   /** Idle watch heartbeat / bookmark period (default 5 s). */
   heartbeatSeconds?: number;
+  /**
+   * Every this many seconds, history older than the revision seen one interval earlier is
+   * compacted, as kube-apiserver does (default 300; 0 disables).
+   */
+  compactionIntervalSeconds?: number;
 }
 
 export interface ApiServer {
@@ -154,6 +159,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const url = `${tls ? 'https' : 'http'}://${isIP(clientHost) === 6 ? `[${clientHost}]` : clientHost}:${boundPort}`;
     const kubeconfigPath = join(options.dataDir, 'kubeconfig');
     writeKubeconfig(kubeconfigPath, url, adminToken(options.dataDir));
+    const compaction = startCompaction(store, options.compactionIntervalSeconds ?? 300);
     ready = true;
     log.info({ component: 'apiserver', url, storage: options.etcdServers?.length ? 'etcd' : 'sqlite' }, 'API server ready');
 
@@ -165,6 +171,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       close() {
         closing ??= (async () => {
           ready = false;
+          compaction.stop();
           const closed = new Promise<void>((resolve) => server.close(() => resolve()));
           for (const end of [...openWatches]) end();
           server.closeIdleConnections();
@@ -187,6 +194,21 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     await store.close().catch(() => undefined);
     throw err;
   }
+}
+
+/** Compacts to the revision observed one interval ago, like kube-apiserver's compactor. */
+function startCompaction(store: Store, intervalSeconds: number): { stop(): void } {
+  if (intervalSeconds <= 0) return { stop: () => undefined };
+  let previous = 0;
+  const timer = setInterval(() => {
+    void (async () => {
+      const current = await store.currentRevision();
+      if (previous > 0 && previous > (await store.compactedRevision())) await store.compact(previous);
+      previous = current;
+    })().catch((err: unknown) => log.warn({ component: 'apiserver', err: String(err) }, 'compaction failed'));
+  }, intervalSeconds * 1000);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }
 
 /** `default` and `kube-system` namespaces, and the CRDs of `crdDir` (created or updated). */

@@ -3,9 +3,10 @@
  * servers are given. Needs `make build` (dist/). Controllers are off unless asked for, so API
  * server tests see only what they do themselves.
  */
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { stratusBin } from './paths.js';
-import { freePort, removeDir, startDaemon, tempDir, waitFor, type Daemon } from './process.js';
+import { freePort, removeDir, requireBinary, startDaemon, tempDir, waitFor, type Daemon } from './process.js';
 
 export interface StratusServeOptions {
   etcdServers?: string[];
@@ -62,21 +63,31 @@ export async function startStratusServe(options: StratusServeOptions = {}): Prom
     void d.exited.then((code) => {
       exitCode = code;
     });
+    let exited = false;
+    const early = d.exited.then((code) => {
+      exited = true;
+      throw new Error(`stratus serve exited with ${code} before it was ready:\n${d.output()}`);
+    });
+    early.catch(() => undefined);
     try {
-      await waitFor(
-        `stratus serve on ${url}`,
-        async () => {
-          if (d.child.exitCode !== null) throw new Error(`stratus serve exited with ${d.child.exitCode}:\n${d.output()}`);
-          if (!d.output().includes('serving the Kubernetes API at')) return false;
-          const r = await fetch(`${url}/readyz`);
-          return r.ok;
-        },
-        30_000,
-        50,
-      );
+      await Promise.race([
+        early,
+        waitFor(
+          `stratus serve on ${url}`,
+          async () => {
+            if (exited) return true;
+            if (!d.output().includes('serving the Kubernetes API at')) return false;
+            const r = await fetch(`${url}/readyz`);
+            return r.ok;
+          },
+          30_000,
+          50,
+        ),
+      ]);
+      if (exited) await early;
     } catch (err) {
       await d.kill();
-      throw new Error(`${err instanceof Error ? err.message : String(err)}\n${d.output()}`);
+      throw err instanceof Error && err.message.includes(d.output()) ? err : new Error(`${err instanceof Error ? err.message : String(err)}\n${d.output()}`);
     }
   };
 
@@ -112,6 +123,51 @@ export async function startStratusServe(options: StratusServeOptions = {}): Prom
     async restart() {
       await daemon?.stop(10_000);
       await launch();
+    },
+  };
+}
+
+export interface KubectlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the real `/usr/bin/kubectl` against a kubeconfig, with a private discovery cache dir.
+ * Never throws on a non-zero exit: tests assert on `code` and the output.
+ */
+export function kubectl(kubeconfig: string, cacheDir: string, args: string[], stdin?: string, timeoutMs = 60_000): Promise<KubectlResult> {
+  const bin = requireBinary('kubectl', 'the machine image (kubectl is preinstalled)');
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, ['--kubeconfig', kubeconfig, '--cache-dir', cacheDir, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(stdin ?? '');
+  });
+}
+
+/** A long-running kubectl (`get -w`, `wait`) whose output the test reads while it runs. */
+export function kubectlBackground(kubeconfig: string, cacheDir: string, args: string[]): { output(): string; stop(): Promise<number | null>; exited: Promise<number | null> } {
+  const bin = requireBinary('kubectl', 'the machine image (kubectl is preinstalled)');
+  const d = startDaemon(bin, ['--kubeconfig', kubeconfig, '--cache-dir', cacheDir, ...args]);
+  return {
+    output: () => d.output(),
+    exited: d.exited,
+    async stop() {
+      await d.stop(2000);
+      return d.exited;
     },
   };
 }
