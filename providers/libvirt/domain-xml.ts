@@ -1,0 +1,233 @@
+/**
+ * Builds the libvirt domain XML for a machine and reads back what stratus put in it.
+ * Every value that reaches the XML goes through `escapeXml`; names that libvirt uses as
+ * identifiers (domain, volume, network) are derived and sanitised here.
+ */
+import { createHash } from 'node:crypto';
+import type { MachineSpec } from '../machine.js';
+import { escapeXml, parseXml, child, childrenNamed, type XmlElement } from './xml.js';
+import type { LibvirtSettings } from './validate.js';
+
+/** The XML namespace of stratus's `<metadata>` element; marks a domain as owned by stratus. */
+export const STRATUS_XMLNS = 'https://stratus.dev/xmlns/libvirt/instance/v1';
+
+/** `<namespace>-<name>-<uid8>`, limited to characters libvirt and qemu accept, at most 64. */
+export function domainName(spec: Pick<MachineSpec, 'namespace' | 'name' | 'uid'>): string {
+  const clean = (s: string): string => s.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[-.]+/, '');
+  const suffix = spec.uid.slice(0, 8).toLowerCase();
+  const base = [clean(spec.namespace), clean(spec.name)].filter(Boolean).join('-').slice(0, 64 - suffix.length - 1);
+  return base ? `${base}-${suffix}` : `stratus-${suffix}`;
+}
+
+/** The libvirt network that carries a stratus Network on a node (see `ensureOvsNetwork`). */
+export function libvirtNetworkName(networkName: string): string {
+  return `stratus-${networkName}`.replace(/[^A-Za-z0-9_.-]+/g, '-').slice(0, 100);
+}
+
+/** The portgroup of a libvirt network that tags traffic with `vlan`. */
+export function vlanPortgroup(vlan: number): string {
+  return `vlan-${vlan}`;
+}
+
+/** Volumes stratus makes for a machine all start with its uid, so delete finds leftovers too. */
+export function volumePrefix(uid: string): string {
+  return `${uid.toLowerCase()}-`;
+}
+export function bootVolumeName(uid: string): string {
+  return `${volumePrefix(uid)}boot.qcow2`;
+}
+export function dataVolumeName(uid: string, disk: string): string {
+  return `${volumePrefix(uid)}disk-${disk}.qcow2`;
+}
+export function seedVolumeName(uid: string): string {
+  return `${volumePrefix(uid)}seed.iso`;
+}
+
+/** `52:54:00:xx:xx:xx` from the uid and the interface's index: stable across redefinitions. */
+export function derivedMac(uid: string, index: number): string {
+  const h = createHash('sha256').update(`${uid.toLowerCase()}/${index}`).digest();
+  return ['52', '54', '00', ...[h[0], h[1], h[2]].map((b) => (b ?? 0).toString(16).padStart(2, '0'))].join(':');
+}
+
+/** sda, sdb, ..., sdz, sdaa, ... */
+export function scsiDiskName(index: number): string {
+  let n = index;
+  let s = '';
+  do {
+    s = String.fromCharCode(97 + (n % 26)) + s;
+    n = Math.floor(n / 26) - 1;
+  } while (n >= 0);
+  return `sd${s}`;
+}
+
+export interface DiskFile {
+  path: string;
+  format: 'qcow2' | 'raw';
+}
+
+export interface DomainPlan {
+  /** libvirt domain type: `kvm`, `qemu` (TCG) or `test`. */
+  type: string;
+  name: string;
+  boot?: DiskFile;
+  data: DiskFile[];
+  seed?: DiskFile;
+  /** One per spec network, in order. */
+  interfaces: { network: string; portgroup: string; mac: string }[];
+  settings: LibvirtSettings;
+}
+
+function diskXml(d: DiskFile, target: string, device: 'disk' | 'cdrom'): string {
+  return (
+    `    <disk type='file' device='${device}'>\n` +
+    `      <driver name='qemu' type='${escapeXml(d.format)}'/>\n` +
+    `      <source file='${escapeXml(d.path)}'/>\n` +
+    `      <target dev='${target}' bus='scsi'/>\n` +
+    (device === 'cdrom' ? `      <readonly/>\n` : '') +
+    `    </disk>\n`
+  );
+}
+
+/** The complete domain XML. Pure: the same spec and plan give the same document. */
+export function buildDomainXml(spec: MachineSpec, plan: DomainPlan): string {
+  const s = plan.settings;
+  const meta =
+    `    <stratus:instance xmlns:stratus='${STRATUS_XMLNS}'>\n` +
+    `      <stratus:uid>${escapeXml(spec.uid.toLowerCase())}</stratus:uid>\n` +
+    `      <stratus:namespace>${escapeXml(spec.namespace)}</stratus:namespace>\n` +
+    `      <stratus:name>${escapeXml(spec.name)}</stratus:name>\n` +
+    `      <stratus:hostname>${escapeXml(spec.hostname)}</stratus:hostname>\n` +
+    spec.networks
+      .map((n) => (n.address ? `      <stratus:address network='${escapeXml(n.name)}' cidr='${escapeXml(n.address)}'/>\n` : ''))
+      .join('') +
+    Object.entries(spec.labels ?? {})
+      .map(([k, v]) => `      <stratus:label key='${escapeXml(k)}'>${escapeXml(v)}</stratus:label>\n`)
+      .join('') +
+    `    </stratus:instance>\n`;
+
+  const boots: string[] = [];
+  if (s.location) boots.push('cdrom');
+  boots.push('hd');
+  if (!spec.image && !s.location && !s.kernel && spec.networks.length) boots.push('network');
+  const os =
+    `  <os>\n    <type arch='x86_64'>hvm</type>\n` +
+    (s.kernel
+      ? `    <kernel>${escapeXml(s.kernel)}</kernel>\n` +
+        (s.initrd ? `    <initrd>${escapeXml(s.initrd)}</initrd>\n` : '') +
+        (s.cmdline ? `    <cmdline>${escapeXml(s.cmdline)}</cmdline>\n` : '')
+      : boots.map((b) => `    <boot dev='${b}'/>\n`).join('')) +
+    `  </os>\n`;
+
+  let slot = 0;
+  let disks = '';
+  if (plan.boot) disks += diskXml(plan.boot, scsiDiskName(slot++), 'disk');
+  for (const d of plan.data) disks += diskXml(d, scsiDiskName(slot++), 'disk');
+  if (s.location) {
+    const u = s.location;
+    const port = u.port || { 'http:': '80', 'https:': '443', 'ftp:': '21', 'ftps:': '990' }[u.protocol] || '';
+    disks +=
+      `    <disk type='network' device='cdrom'>\n` +
+      `      <driver name='qemu' type='raw'/>\n` +
+      `      <source protocol='${escapeXml(u.protocol.replace(':', ''))}' name='${escapeXml(decodeURIComponent(u.pathname) + u.search)}'>\n` +
+      `        <host name='${escapeXml(u.hostname.replace(/^\[|\]$/g, ''))}' port='${escapeXml(port)}'/>\n` +
+      `      </source>\n` +
+      `      <target dev='${scsiDiskName(slot++)}' bus='scsi'/>\n` +
+      `      <readonly/>\n` +
+      `    </disk>\n`;
+  }
+  if (plan.seed) disks += diskXml(plan.seed, scsiDiskName(slot++), 'cdrom');
+
+  const nics = plan.interfaces
+    .map(
+      (i) =>
+        `    <interface type='network'>\n` +
+        `      <mac address='${escapeXml(i.mac)}'/>\n` +
+        `      <source network='${escapeXml(i.network)}' portgroup='${escapeXml(i.portgroup)}'/>\n` +
+        `      <virtualport type='openvswitch'/>\n` +
+        `      <model type='virtio'/>\n` +
+        `    </interface>\n`,
+    )
+    .join('');
+
+  const console = s.console
+    ? `    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n` +
+      `    <console type='pty'>\n      <target type='serial' port='0'/>\n    </console>\n`
+    : '';
+  const agent =
+    plan.type === 'test' ? '' : `    <channel type='unix'>\n      <target type='virtio' name='org.qemu.guest_agent.0'/>\n    </channel>\n`;
+
+  return (
+    `<domain type='${escapeXml(plan.type)}'>\n` +
+    `  <name>${escapeXml(plan.name)}</name>\n` +
+    `  <uuid>${escapeXml(spec.uid.toLowerCase())}</uuid>\n` +
+    `  <title>${escapeXml(`${spec.namespace}/${spec.name}`)}</title>\n` +
+    `  <metadata>\n${meta}  </metadata>\n` +
+    `  <memory unit='MiB'>${escapeXml(spec.memoryMiB)}</memory>\n` +
+    `  <vcpu>${escapeXml(spec.cpus)}</vcpu>\n` +
+    os +
+    `  <features>\n    <acpi/>\n    <apic/>\n  </features>\n` +
+    `  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n` +
+    `  <devices>\n` +
+    `    <controller type='scsi' index='0' model='virtio-scsi'/>\n` +
+    disks +
+    nics +
+    console +
+    agent +
+    `  </devices>\n` +
+    `</domain>\n`
+  );
+}
+
+/** What stratus wrote into a domain's metadata, read back from its XML. */
+export interface OwnedDomainInfo {
+  uid: string;
+  namespace: string;
+  name: string;
+  hostname: string;
+  addresses: { network: string; cidr: string }[];
+  labels: Record<string, string>;
+  memoryMiB: number;
+  cpus: number;
+}
+
+function stratusMetadata(root: XmlElement): { el: XmlElement; prefix: string } | undefined {
+  for (const el of child(root, 'metadata')?.children ?? []) {
+    for (const [k, v] of Object.entries(el.attrs)) {
+      if (v !== STRATUS_XMLNS) continue;
+      if (k === 'xmlns') return { el, prefix: '' };
+      if (k.startsWith('xmlns:')) return { el, prefix: `${k.slice(6)}:` };
+    }
+  }
+  return undefined;
+}
+
+function memoryMiB(el: XmlElement | undefined): number {
+  if (!el) return 0;
+  const n = Number(el.text.trim());
+  const unit = (el.attrs.unit ?? 'KiB').toLowerCase();
+  const factor: Record<string, number> = { b: 1 / 1048576, bytes: 1 / 1048576, k: 1 / 1024, kib: 1 / 1024, kb: 1000 / 1048576, m: 1, mib: 1, mb: 1e6 / 1048576, g: 1024, gib: 1024, gb: 1e9 / 1048576 };
+  return Math.round(n * (factor[unit] ?? 1 / 1024));
+}
+
+/** Reads stratus's metadata from a domain XML; undefined for domains stratus did not create. */
+export function readOwnedDomain(xml: string): OwnedDomainInfo | undefined {
+  const root = parseXml(xml);
+  const meta = stratusMetadata(root);
+  if (!meta) return undefined;
+  const p = meta.prefix;
+  const text = (n: string): string => child(meta.el, `${p}${n}`)?.text.trim() ?? '';
+  const uid = text('uid');
+  if (!uid) return undefined;
+  const labels: Record<string, string> = {};
+  for (const l of childrenNamed(meta.el, `${p}label`)) labels[l.attrs.key ?? ''] = l.text;
+  return {
+    uid,
+    namespace: text('namespace'),
+    name: text('name'),
+    hostname: text('hostname'),
+    addresses: childrenNamed(meta.el, `${p}address`).map((a) => ({ network: a.attrs.network ?? '', cidr: a.attrs.cidr ?? '' })),
+    labels,
+    memoryMiB: memoryMiB(child(root, 'memory')),
+    cpus: Number(child(root, 'vcpu')?.text.trim() ?? 0),
+  };
+}

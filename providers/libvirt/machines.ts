@@ -1,0 +1,420 @@
+/**
+ * `LibvirtMachines`: the MachineProvider for libvirt domains on one node.
+ *
+ * Guarantees:
+ * - Keyed by `spec.uid`, which is the domain UUID: `create` first looks the UUID up, so a
+ *   crash between define and the controller's status write never yields two domains.
+ * - Bad input (`InvalidSpec`) and a missing base image (`ImageNotFound`) are reported before
+ *   anything is created; if defining fails, the volumes made by that call are removed again.
+ * - Nothing blocks on the guest: power-off sends an ACPI shutdown and records when; a later
+ *   `update` destroys the domain once the shutdown timeout has passed. The record is kept in
+ *   memory, so after a controller restart the timeout starts again.
+ * - Changes that need a restart — `memoryMiB`, `cpus`, added `disks`, `networks` — redefine
+ *   the domain (`update`), then a running domain is shut down (graceful, then destroy) and
+ *   started again. Removed disks are detached but their volumes kept until the machine is deleted.
+ *
+ * Volumes (boot clone, data disks, seed ISO) live in the node's image pool, named
+ * `<uid>-...`, so `delete` finds every one of them, including leftovers of a failed create.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { ProviderError, type MachineAddress, type MachineObservation, type MachineProvider, type MachineSpec, type MachineState } from '../machine.js';
+import { log } from '../../runtime/log.js';
+import type { VirshShell } from './virsh-shell.js';
+import type { DomainBackend, DomainRunState } from './domains.js';
+import { asProviderError } from './domains.js';
+import { validateSpec, type LibvirtSettings } from './validate.js';
+import {
+  buildDomainXml,
+  bootVolumeName,
+  dataVolumeName,
+  derivedMac,
+  domainName,
+  libvirtNetworkName,
+  readOwnedDomain,
+  seedVolumeName,
+  volumePrefix,
+  vlanPortgroup,
+  type DomainPlan,
+} from './domain-xml.js';
+import { buildSeedIso, seedFiles } from './cloud-init.js';
+import { createCowClone, createVolume, deleteVolume, listVolumes, uploadVolume, volumeInfo, type VolumeInfo } from './storage.js';
+import { ensureOvsNetworkCarries } from './networks.js';
+import { parseXml, child, childrenNamed } from './xml.js';
+
+/** What the provider needs from its connection (a `LibvirtNodeConnection`). */
+export interface MachineHost {
+  readonly uri: string;
+  readonly imagePool: string;
+  shell(): VirshShell;
+  domains(): DomainBackend;
+  domainType(): Promise<string>;
+}
+
+const GiB = 1024 ** 3;
+
+/** What of a domain's definition must match the spec (restart-relevant fields only). */
+interface Shape {
+  memoryMiB: number;
+  cpus: number;
+  disks: string[];
+  nics: string[];
+}
+
+function shapeOf(xml: string): Shape {
+  const root = parseXml(xml);
+  const mem = child(root, 'memory');
+  const unit = (mem?.attrs.unit ?? 'KiB').toLowerCase();
+  const kib = Number(mem?.text.trim() ?? 0) * ({ b: 1 / 1024, bytes: 1 / 1024, kib: 1, k: 1, mib: 1024, m: 1024, gib: 1024 ** 2, g: 1024 ** 2 }[unit] ?? 1);
+  const devices = child(root, 'devices');
+  return {
+    memoryMiB: Math.round(kib / 1024),
+    cpus: Number(child(root, 'vcpu')?.text.trim() ?? 0),
+    disks: childrenNamed(devices, 'disk')
+      .filter((d) => d.attrs.device === 'disk')
+      .map((d) => basename(child(d, 'source')?.attrs.file ?? '')),
+    nics: childrenNamed(devices, 'interface').map((i) => `${child(i, 'source')?.attrs.network ?? ''}/${child(i, 'source')?.attrs.portgroup ?? ''}`),
+  };
+}
+
+function desiredShape(spec: MachineSpec, bootName: string | undefined): Shape {
+  const uid = spec.uid.toLowerCase();
+  return {
+    memoryMiB: spec.memoryMiB,
+    cpus: spec.cpus,
+    disks: [...(bootName ? [bootName] : []), ...spec.disks.map((d) => dataVolumeName(uid, d.name))],
+    nics: spec.networks.map((n) => `${libvirtNetworkName(n.name)}/${vlanPortgroup(n.vlan)}`),
+  };
+}
+
+function shapeDiff(have: Shape, want: Shape): string[] {
+  const diff: string[] = [];
+  if (have.memoryMiB !== want.memoryMiB) diff.push(`memoryMiB ${have.memoryMiB} → ${want.memoryMiB}`);
+  if (have.cpus !== want.cpus) diff.push(`cpus ${have.cpus} → ${want.cpus}`);
+  if (have.disks.join(',') !== want.disks.join(',')) diff.push('disks');
+  if (have.nics.join(',') !== want.nics.join(',')) diff.push('networks');
+  return diff;
+}
+
+const ACTIVE: DomainRunState[] = ['running', 'blocked', 'paused', 'shutdown', 'pmsuspended', 'crashed', 'nostate'];
+
+function isLocalUri(uri: string): boolean {
+  try {
+    const u = new URL(uri);
+    return /^qemu/.test(u.protocol) && !u.hostname;
+  } catch {
+    return false;
+  }
+}
+
+/** PID of the local qemu process running domain `uuid` (its command line carries `-uuid <uuid>`). */
+export async function findQemuPid(uuid: string): Promise<number | undefined> {
+  const needle = `\0-uuid\0${uuid.toLowerCase()}\0`;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'latin1');
+      if (cmdline.includes(needle)) return Number(entry);
+    } catch {
+      // ended while we looked
+    }
+  }
+  return undefined;
+}
+
+/** Parses `virsh domifaddr` output into addresses (without prefix length). */
+export function parseDomIfAddr(out: string): string[] {
+  const found: string[] = [];
+  for (const line of out.split('\n')) {
+    const m = /\s(ipv4|ipv6)\s+(\S+)\s*$/.exec(line);
+    const addr = m?.[2]?.split('/')[0];
+    if (addr) found.push(addr);
+  }
+  return found;
+}
+
+export class LibvirtMachines implements MachineProvider {
+  /** uid → when the graceful shutdown was requested (ms since epoch). */
+  private readonly shutdownRequested = new Map<string, number>();
+
+  constructor(
+    private readonly host: MachineHost,
+    private readonly options: { shutdownTimeoutMs: number },
+  ) {}
+
+  private get domains(): DomainBackend {
+    return this.host.domains();
+  }
+
+  async observe(spec: MachineSpec): Promise<MachineObservation> {
+    const uid = spec.uid.toLowerCase();
+    try {
+      const run = await this.domains.state(uid);
+      if (!run) {
+        this.shutdownRequested.delete(uid);
+        return { exists: false, state: 'pending', addresses: [], upToDate: false, message: 'no domain with this uid on the node' };
+      }
+      const live = await this.domains.xml(uid);
+      const persistent = await this.domains.xml(uid, true);
+      if (!live || !persistent) {
+        return { exists: false, state: 'pending', addresses: [], upToDate: false, message: 'domain vanished while observed' };
+      }
+      const owned = readOwnedDomain(live);
+      const want = desiredShape(spec, spec.image ? bootVolumeName(uid) : undefined);
+      const definitionDiff = shapeDiff(shapeOf(persistent), want);
+      const restartDiff = ACTIVE.includes(run) && run !== 'crashed' ? shapeDiff(shapeOf(live), want) : [];
+      const { state, detail } = this.machineState(uid, run, spec);
+      const powerOk = spec.powerState === 'Running' ? state === 'running' : state === 'stopped';
+      const messages = [detail];
+      if (definitionDiff.length) messages.push(`definition differs from the spec: ${definitionDiff.join(', ')}`);
+      else if (restartDiff.length) messages.push(`restart needed to apply ${restartDiff.join(', ')}`);
+      if (!owned) messages.push('domain carries no stratus metadata');
+
+      const addresses: MachineAddress[] = [];
+      const seen = new Set<string>();
+      const add = (a: string): void => {
+        if (seen.has(a)) return;
+        seen.add(a);
+        addresses.push({ type: 'InternalIP', address: a });
+      };
+      for (const a of owned?.addresses ?? []) add(a.cidr.split('/')[0] ?? a.cidr);
+      let pid: number | undefined;
+      if (state === 'running' || state === 'stopping') {
+        for (const a of await this.discoverAddresses(uid)) add(a);
+        if (isLocalUri(this.host.uri)) pid = await findQemuPid(uid);
+      }
+      const obs: MachineObservation = {
+        exists: true,
+        state,
+        providerID: `libvirt://${uid}`,
+        addresses,
+        upToDate: powerOk && !definitionDiff.length && !restartDiff.length,
+      };
+      if (addresses[0]) obs.ipAddress = addresses[0].address;
+      const message = messages.filter(Boolean).join('; ');
+      if (message) obs.message = message;
+      if (pid !== undefined) obs.pid = pid;
+      return obs;
+    } catch (err) {
+      throw asProviderError(err, 'cannot observe the domain');
+    }
+  }
+
+  private machineState(uid: string, run: DomainRunState, spec: MachineSpec): { state: MachineState; detail?: string } {
+    switch (run) {
+      case 'running':
+      case 'blocked':
+        return this.shutdownRequested.has(uid) ? { state: 'stopping', detail: 'graceful shutdown requested' } : { state: 'running' };
+      case 'shutdown':
+        return { state: 'stopping' };
+      case 'shutoff':
+        return { state: 'stopped' };
+      case 'paused':
+        return { state: 'stopped', detail: 'domain is paused' };
+      case 'pmsuspended':
+        return { state: 'stopped', detail: 'guest is suspended (power management)' };
+      case 'crashed':
+        return { state: 'failed', detail: 'domain crashed' };
+      case 'nostate':
+        return { state: spec.powerState === 'Running' ? 'starting' : 'pending', detail: 'libvirt reports no state' };
+    }
+  }
+
+  /** DHCP leases, then the host's ARP table, then the guest agent; the test driver has none (and crashes on it). */
+  private async discoverAddresses(uid: string): Promise<string[]> {
+    if ((await this.host.domainType()) === 'test') return [];
+    const sh = this.host.shell();
+    for (const source of ['lease', 'arp', 'agent']) {
+      try {
+        const found = parseDomIfAddr(await sh.run(['domifaddr', '--domain', uid, '--source', source]));
+        if (found.length) return found;
+      } catch {
+        // this source has nothing (no libvirt DHCP on the network, no agent in the guest)
+      }
+    }
+    return [];
+  }
+
+  private async findImage(image: string): Promise<VolumeInfo> {
+    const sh = this.host.shell();
+    for (const name of [image, `${image}.qcow2`, `${image}.img`, `${image}.raw`]) {
+      const v = await volumeInfo(sh, this.host.imagePool, name);
+      if (v) return v;
+    }
+    throw new ProviderError('ImageNotFound', `image ${JSON.stringify(image)} is not a volume in pool ${JSON.stringify(this.host.imagePool)} on the node`, false);
+  }
+
+  /**
+   * Creates (idempotently) the networks and volumes the machine needs and returns the plan
+   * of its domain XML. `created` collects the volumes this call made, for rollback.
+   */
+  private async prepare(spec: MachineSpec, settings: LibvirtSettings, created: string[], freshSeed: boolean): Promise<DomainPlan> {
+    const sh = this.host.shell();
+    const pool = this.host.imagePool;
+    const uid = spec.uid.toLowerCase();
+    const base = spec.image ? await this.findImage(spec.image) : undefined;
+    const type = await this.host.domainType();
+    const track = async (name: string, make: () => Promise<VolumeInfo>): Promise<VolumeInfo> => {
+      const existed = await volumeInfo(sh, pool, name);
+      if (existed) return existed;
+      const v = await make();
+      created.push(name);
+      return v;
+    };
+    for (const n of spec.networks) {
+      await ensureOvsNetworkCarries({ shell: () => sh }, { name: libvirtNetworkName(n.name), bridge: n.bridge, vlans: [n.vlan] });
+    }
+    const boot = base ? await track(bootVolumeName(uid), () => createCowClone(sh, pool, bootVolumeName(uid), base)) : undefined;
+    const data: VolumeInfo[] = [];
+    for (const d of spec.disks) {
+      const name = dataVolumeName(uid, d.name);
+      data.push(await track(name, () => createVolume(sh, pool, name, d.sizeGiB * GiB, 'qcow2')));
+    }
+    const seedName = seedVolumeName(uid);
+    let seed = await volumeInfo(sh, pool, seedName);
+    if (!seed || freshSeed) {
+      const iso = await buildSeedIso(seedFiles(spec));
+      if (seed) await deleteVolume(sh, pool, seedName);
+      seed = await createVolume(sh, pool, seedName, iso.length, 'raw');
+      created.push(seedName);
+      if (!(await uploadVolume(sh, pool, seedName, iso))) {
+        log.debug({ component: 'libvirt', uri: this.host.uri, uid }, 'driver cannot upload volumes; seed volume left empty');
+      }
+    }
+    const fmt = (v: VolumeInfo): 'qcow2' | 'raw' => (v.format === 'qcow2' ? 'qcow2' : 'raw');
+    return {
+      type,
+      name: domainName(spec),
+      ...(boot ? { boot: { path: boot.path, format: fmt(boot) } } : {}),
+      data: data.map((v) => ({ path: v.path, format: fmt(v) })),
+      seed: { path: seed.path, format: 'raw' },
+      interfaces: spec.networks.map((n, i) => ({
+        network: libvirtNetworkName(n.name),
+        portgroup: vlanPortgroup(n.vlan),
+        mac: (n.mac ?? derivedMac(uid, i)).toLowerCase(),
+      })),
+      settings,
+    };
+  }
+
+  async create(spec: MachineSpec): Promise<void> {
+    const settings = validateSpec(spec);
+    const uid = spec.uid.toLowerCase();
+    try {
+      if (await this.domains.state(uid)) return;
+    } catch (err) {
+      throw asProviderError(err, 'cannot look up the domain');
+    }
+    const created: string[] = [];
+    try {
+      const plan = await this.prepare(spec, settings, created, true);
+      await this.domains.define(buildDomainXml(spec, plan));
+    } catch (err) {
+      for (const name of created.reverse()) {
+        await deleteVolume(this.host.shell(), this.host.imagePool, name).catch((e: unknown) =>
+          log.warn({ component: 'libvirt', uid, volume: name, err: String(e) }, 'cannot roll back volume'),
+        );
+      }
+      throw asProviderError(err, 'cannot define the domain');
+    }
+    if (spec.powerState === 'Running') {
+      try {
+        await this.domains.start(uid);
+      } catch (err) {
+        const e = asProviderError(err, 'cannot start the domain');
+        throw e instanceof ProviderError && e.reason === 'LibvirtError' ? new ProviderError('StartFailed', e.message) : e;
+      }
+    }
+  }
+
+  async update(spec: MachineSpec, observed: MachineObservation): Promise<void> {
+    const settings = validateSpec(spec);
+    const uid = spec.uid.toLowerCase();
+    if (!observed.exists) return;
+    try {
+      let run = await this.domains.state(uid);
+      if (!run) return;
+      const want = desiredShape(spec, spec.image ? bootVolumeName(uid) : undefined);
+      const persistent = await this.domains.xml(uid, true);
+      if (persistent && shapeDiff(shapeOf(persistent), want).length) {
+        const plan = await this.prepare(spec, settings, [], false);
+        await this.domains.define(buildDomainXml(spec, plan));
+      }
+      const live = ACTIVE.includes(run) && run !== 'crashed' ? await this.domains.xml(uid) : undefined;
+      const needsRestart = !!live && shapeDiff(shapeOf(live), want).length > 0;
+      const power = needsRestart ? 'Stopped' : spec.powerState;
+      if (power === 'Running') {
+        this.shutdownRequested.delete(uid);
+        if (run === 'crashed') {
+          await this.domains.destroy(uid);
+          run = 'shutoff';
+        }
+        if (run === 'shutoff') await this.domains.start(uid);
+        else if (run === 'paused' || run === 'pmsuspended') await this.domains.resume(uid);
+        return;
+      }
+      if (run === 'shutoff') {
+        this.shutdownRequested.delete(uid);
+        return;
+      }
+      if (run === 'paused' || run === 'pmsuspended' || run === 'crashed') {
+        await this.domains.destroy(uid);
+        this.shutdownRequested.delete(uid);
+        return;
+      }
+      const timeout = settings.shutdownTimeoutMs ?? this.options.shutdownTimeoutMs;
+      const since = this.shutdownRequested.get(uid);
+      if (since === undefined) {
+        this.shutdownRequested.set(uid, Date.now());
+        if (timeout > 0) {
+          await this.domains.shutdown(uid);
+          return;
+        }
+      }
+      if (Date.now() - (since ?? 0) >= timeout) {
+        await this.domains.destroy(uid);
+        this.shutdownRequested.delete(uid);
+      }
+    } catch (err) {
+      throw asProviderError(err, 'cannot update the domain');
+    }
+  }
+
+  async delete(spec: MachineSpec): Promise<void> {
+    const uid = spec.uid.toLowerCase();
+    const sh = this.host.shell();
+    try {
+      if (await this.domains.state(uid)) {
+        await this.domains.destroy(uid);
+        await this.domains.undefine(uid);
+      }
+      this.shutdownRequested.delete(uid);
+      let names: string[];
+      try {
+        names = await listVolumes(sh, this.host.imagePool);
+      } catch (err) {
+        if (err instanceof ProviderError && err.reason === 'PoolNotFound') return;
+        throw err;
+      }
+      for (const name of names.filter((n) => n.startsWith(volumePrefix(uid)))) {
+        await deleteVolume(sh, this.host.imagePool, name);
+      }
+    } catch (err) {
+      throw asProviderError(err, 'cannot delete the domain');
+    }
+  }
+
+  async listOwned(): Promise<string[]> {
+    try {
+      const uids: string[] = [];
+      for (const uuid of await this.domains.list()) {
+        const xml = await this.domains.xml(uuid);
+        const owned = xml ? readOwnedDomain(xml) : undefined;
+        if (owned) uids.push(owned.uid);
+      }
+      return uids;
+    } catch (err) {
+      throw asProviderError(err, 'cannot list domains');
+    }
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * A private `libvirtd` for tests that need a real qemu domain: it runs as `nobody` with its
+ * XDG directories under a fresh temp dir, so it serves `qemu:///session` on its own socket
+ * and touches nothing of the machine's system libvirt.
+ */
+import { chown, mkdir, readdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { removeDir, requireBinary, startDaemon, tempDir, waitFor, pidAlive, execFileP } from './process.js';
+
+export interface PrivateLibvirtd {
+  /** `qemu+unix:///session?socket=...` for this daemon. */
+  uri: string;
+  /** The temp dir holding the daemon's state; readable and writable by `nobody`. */
+  dir: string;
+  pid: number;
+  /** Stops the daemon, kills qemu processes it left behind (by PID) and removes `dir`. */
+  stop(): Promise<void>;
+}
+
+const NOBODY_UID = 65534;
+const NOGROUP_GID = 65534;
+
+/** PIDs of processes whose command line mentions `marker` (qemu started by this daemon). */
+export async function processesMentioning(marker: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid) continue;
+    try {
+      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes(marker)) found.push(pid);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return found;
+}
+
+export async function startLibvirtd(): Promise<PrivateLibvirtd> {
+  const libvirtd = requireBinary('libvirtd');
+  requireBinary('qemu-system-x86_64');
+  const dir = await tempDir('libvirtd');
+  const dirs = ['run', 'config', 'cache', 'home'].map((d) => join(dir, d));
+  for (const d of dirs) await mkdir(d, { recursive: true });
+  for (const d of [dir, ...dirs]) await chown(d, NOBODY_UID, NOGROUP_GID);
+  const [run, config, cache, home] = dirs as [string, string, string, string];
+  const socket = join(run, 'libvirt', 'libvirt-sock');
+  const daemon = startDaemon(libvirtd, [], {
+    uid: NOBODY_UID,
+    gid: NOGROUP_GID,
+    cwd: home,
+    env: {
+      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+      HOME: home,
+      XDG_RUNTIME_DIR: run,
+      XDG_CONFIG_HOME: config,
+      XDG_CACHE_HOME: cache,
+      LIBVIRT_LOG_OUTPUTS: `3:file:${join(dir, 'libvirtd.log')}`,
+    },
+  });
+  const uri = `qemu+unix:///session?socket=${socket}`;
+  const stop = async (): Promise<void> => {
+    await daemon.stop(5000);
+    for (const pid of await processesMentioning(dir)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await waitFor(`process ${pid} to exit`, () => !pidAlive(pid), 10_000);
+    }
+    await removeDir(dir);
+  };
+  try {
+    await waitFor(
+      'libvirtd to listen',
+      async () => {
+        if (daemon.child.exitCode !== null) throw new Error(`libvirtd exited: ${daemon.output()}`);
+        if (!existsSync(socket)) return false;
+        await execFileP('virsh', ['-c', uri, 'version']);
+        return true;
+      },
+      20_000,
+      100,
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { uri, dir, pid: daemon.pid, stop };
+}
