@@ -146,6 +146,11 @@ export async function attachNamespace(sw: OvsSwitch, a: NamespaceAttachment): Pr
   try {
     await hostIp(['link', 'set', 'dev', hostIfName, 'up']);
     const port = await sw.ensureAccessPort(portSpec);
+    // vswitchd has applied the port by now; if it could not open the device (e.g. the host
+    // end is not in vswitchd's namespace) it says so in Interface.error.
+    const observed = (await sw.listOwnedPorts(a.ownerUid)).find((p) => p.name === hostIfName);
+    const failure = observed?.interfaces.find((i) => i.error)?.error;
+    if (failure) throw new ProviderError('AttachFailed', `ovs-vswitchd cannot use ${hostIfName}: ${failure}`);
     await configureInside(a, ifName);
     return { hostIfName, port };
   } catch (err) {

@@ -578,7 +578,7 @@ export class OvsdbClient {
       const params = Array.isArray(msg.params) ? msg.params : [];
       if (msg.method === 'echo' && msg.id !== null && msg.id !== undefined) {
         sock.write(JSON.stringify({ id: msg.id, result: params, error: null }));
-      } else if (msg.method === 'update2' || msg.method === 'update') {
+      } else if (msg.method === 'update2') {
         const m = this.monitors.get(String(params[0]));
         if (m && isRecord(params[1])) m.onEvent({ kind: 'update', resync: false, updates: params[1] as TableUpdates2 });
       } else if (msg.id !== null && msg.id !== undefined) {

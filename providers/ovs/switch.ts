@@ -15,6 +15,11 @@
  * - By default a change returns only once ovs-vswitchd has applied it (like `ovs-vsctl`
  *   without `--no-wait`): `next_cfg` is bumped in the transaction and `cur_cfg` awaited.
  *
+ *   Caveat: "applied" means vswitchd reconfigured; datapath flows it cached before the
+ *   change are revalidated by its revalidator threads moments later, and until then an
+ *   existing flow may still forward on the old VLAN (milliseconds in practice; tests use
+ *   `revalidator/wait` through the harness's `settle()` before asserting on traffic).
+ *
  * Errors are `ProviderError`s whose reason the controller can put in `Synced=False`.
  */
 import { ProviderError } from '../machine.js';

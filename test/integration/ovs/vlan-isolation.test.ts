@@ -41,6 +41,8 @@ before(async () => {
 
 after(async () => {
   await container?.kill();
+  // Only there if the misplaced-host-end test failed to clean up after itself.
+  await execFileP('ip', ['link', 'del', hostInterfaceName(`misplaced-${sfx}`)]).catch(() => undefined);
   for (const ns of created) await execFileP('ip', ['netns', 'del', ns]).catch(() => undefined);
   await client?.close();
   await ovs?.stop(); // deletes the switch's namespace, and with it every veth host end
@@ -161,4 +163,18 @@ test('attaching a namespace that does not exist fails cleanly and leaves no port
   );
   assert.deepEqual(await sw.listOwnedPorts(`ghost-${sfx}`), []);
   await assert.rejects(execFileP('ip', ['-n', ovs.netns, 'link', 'show', hostInterfaceName(`ghost-${sfx}`)]));
+});
+
+test('a host end vswitchd cannot open (wrong namespace) fails the attach with its error and leaves nothing', async () => {
+  const owner = `misplaced-${sfx}`;
+  const host = hostInterfaceName(owner);
+  // No switchNetns: the host end is made in our namespace, where this vswitchd cannot see it.
+  const { switchNetns: _ignored, ...wrong } = { ...attachment('a', 10, netBlue), ownerUid: owner, ifName: 'eth7' };
+  await assert.rejects(
+    attachNamespace(sw, wrong),
+    (err: unknown) => err instanceof Error && 'reason' in err && err.reason === 'AttachFailed' && /could not open network device/.test(err.message),
+  );
+  assert.deepEqual(await sw.listOwnedPorts(owner), []);
+  await assert.rejects(execFileP('ip', ['link', 'show', host]), 'the veth pair was removed');
+  await assert.rejects(execFileP('ip', ['-n', names.a, 'link', 'show', 'eth7']), 'no interface left in the namespace');
 });
