@@ -9,7 +9,7 @@
  * refused), and a printer column whose jsonPath names a field the schema does not have.
  */
 import { compileSchema, type CauseReason, type FieldCause } from './validate.js';
-import type { CustomResourceDefinition, JSONSchemaProps, PrinterColumn } from './types.js';
+import type { CustomResourceDefinition, CustomResourceDefinitionVersion, JSONSchemaProps, PrinterColumn } from './types.js';
 
 const SCHEMA_KEYS = new Set([
   'type', 'format', 'title', 'description', 'properties', 'required', 'items', 'additionalProperties', 'enum',
@@ -106,6 +106,11 @@ function checkNode(s: Raw, path: string, c: Causes): void {
   if (s.additionalProperties === false) c.forbidden(`${path}.additionalProperties`, 'additionalProperties cannot be set to false');
   if (s.additionalProperties !== undefined && s.properties !== undefined) c.forbidden(`${path}.additionalProperties`, 'additionalProperties and properties are mutual exclusive');
   if (Array.isArray(s.items)) c.forbidden(`${path}.items`, 'items must be a schema object and not an array');
+  else if (s.items !== undefined && !isObject(s.items)) c.invalid(`${path}.items`, s.items, 'must be a schema object');
+  if (s.additionalProperties !== undefined && typeof s.additionalProperties !== 'boolean' && !isObject(s.additionalProperties)) {
+    c.invalid(`${path}.additionalProperties`, s.additionalProperties, 'must be a schema object or a boolean');
+  }
+  if (s.not !== undefined && !isObject(s.not)) c.invalid(`${path}.not`, s.not, 'must be a schema object');
   if (s.properties !== undefined && !isObject(s.properties)) c.invalid(`${path}.properties`, s.properties, 'must be a map of schemas');
   if (s.required !== undefined) {
     if (!Array.isArray(s.required) || s.required.some((r) => typeof r !== 'string')) c.invalid(`${path}.required`, s.required, 'must be a list of field names');
@@ -344,13 +349,14 @@ function checkColumns(cols: PrinterColumn[], schema: JSONSchemaProps | undefined
   const names = new Set<string>();
   cols.forEach((col, i) => {
     const p = `${path}[${i}]`;
+    if (!isObject(col)) return c.invalid(p, col, 'must be an object');
     if (!col.name) c.required(`${p}.name`, 'must not be empty');
     else if (names.has(col.name.toLowerCase())) c.add('FieldValueDuplicate', `${p}.name`, `Duplicate value: ${JSON.stringify(col.name)}`);
     names.add(col.name?.toLowerCase());
     if (!COLUMN_TYPES.includes(col.type)) c.add('FieldValueNotSupported', `${p}.type`, `Unsupported value: ${JSON.stringify(col.type)}: supported values: ${COLUMN_TYPES.map((t) => `"${t}"`).join(', ')}`);
     if (col.format !== undefined && !COLUMN_FORMATS.includes(col.format)) c.add('FieldValueNotSupported', `${p}.format`, `Unsupported value: ${JSON.stringify(col.format)}: supported values: ${COLUMN_FORMATS.map((t) => `"${t}"`).join(', ')}`);
     if (col.priority !== undefined && !(Number.isInteger(col.priority) && col.priority >= 0)) c.invalid(`${p}.priority`, col.priority, 'must be a non-negative integer');
-    if (!col.jsonPath) return c.required(`${p}.jsonPath`, 'must not be empty');
+    if (!col.jsonPath || typeof col.jsonPath !== 'string') return c.required(`${p}.jsonPath`, 'must not be empty');
     const segs = parseJsonPath(col.jsonPath);
     if (typeof segs === 'string') return c.invalid(`${p}.jsonPath`, col.jsonPath, segs);
     const unresolved = schema ? resolveJsonPath(schema, segs) : undefined;
@@ -370,7 +376,7 @@ export function crdErrors(crd: CustomResourceDefinition): FieldCause[] {
   }
   const names = isObject(spec.names) ? spec.names : undefined;
   const group = spec.group;
-  if (!group) c.required('spec.group', 'must not be empty');
+  if (typeof group !== 'string' || !group) c.required('spec.group', 'must not be empty');
   else if (!DNS_SUBDOMAIN.test(group) || group.length > 253) c.invalid('spec.group', group, 'a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, \'-\' or \'.\'');
   else if (!group.includes('.')) c.invalid('spec.group', group, 'should be a domain with at least one dot');
   if (!names) c.required('spec.names', 'must be specified');
@@ -383,36 +389,43 @@ export function crdErrors(crd: CustomResourceDefinition): FieldCause[] {
     label('spec.names.plural', names.plural, true);
     label('spec.names.singular', names.singular, false);
     if (!names.kind) c.required('spec.names.kind', 'must not be empty');
-    else if (!KIND.test(names.kind)) c.invalid('spec.names.kind', names.kind, 'may have mixed case, but should otherwise match: [a-z]([-a-z0-9]*[a-z0-9])?');
+    else if (typeof names.kind !== 'string' || !KIND.test(names.kind)) c.invalid('spec.names.kind', names.kind, 'may have mixed case, but should otherwise match: [a-z]([-a-z0-9]*[a-z0-9])?');
     if (names.listKind !== undefined) {
-      if (!KIND.test(names.listKind)) c.invalid('spec.names.listKind', names.listKind, 'may have mixed case, but should otherwise match: [a-z]([-a-z0-9]*[a-z0-9])?');
+      if (typeof names.listKind !== 'string' || !KIND.test(names.listKind)) c.invalid('spec.names.listKind', names.listKind, 'may have mixed case, but should otherwise match: [a-z]([-a-z0-9]*[a-z0-9])?');
       else if (names.listKind === names.kind) c.invalid('spec.names.listKind', names.listKind, 'kind and listKind may not be the same');
     }
-    (names.shortNames ?? []).forEach((s, i) => label(`spec.names.shortNames[${i}]`, s, true));
-    (names.categories ?? []).forEach((s, i) => label(`spec.names.categories[${i}]`, s, true));
+    for (const k of ['shortNames', 'categories'] as const) {
+      const list: unknown = names[k];
+      if (list === undefined) continue;
+      if (!Array.isArray(list)) c.invalid(`spec.names.${k}`, list, 'must be a list of names');
+      else list.forEach((s, i) => label(`spec.names.${k}[${i}]`, s, true));
+    }
     if (crd.metadata?.name !== `${String(names.plural)}.${String(group)}`) {
       c.invalid('metadata.name', crd.metadata?.name, 'must be spec.names.plural+"."+spec.group');
     }
   }
   if (spec.scope !== 'Namespaced' && spec.scope !== 'Cluster') c.add('FieldValueNotSupported', 'spec.scope', `Unsupported value: ${JSON.stringify(spec.scope)}: supported values: "Cluster", "Namespaced"`);
   if (spec.preserveUnknownFields === true) c.invalid('spec.preserveUnknownFields', true, 'must be false in apiextensions.k8s.io/v1');
-  const versions = Array.isArray(spec.versions) ? spec.versions : [];
+  const versions: CustomResourceDefinitionVersion[] = Array.isArray(spec.versions) ? spec.versions : [];
+  if (spec.versions !== undefined && !Array.isArray(spec.versions)) c.invalid('spec.versions', spec.versions, 'must be a list');
   if (versions.length === 0) c.required('spec.versions', 'must have exactly one version marked as storage version');
   const seen = new Set<string>();
   versions.forEach((v, i) => {
     const p = `spec.versions[${i}]`;
+    if (!isObject(v)) return c.invalid(p, v, 'must be an object');
     if (!v.name) c.required(`${p}.name`, 'must not be empty');
-    else if (!DNS_LABEL.test(v.name)) c.invalid(`${p}.name`, v.name, 'a DNS-1035 label must consist of lower case alphanumeric characters or \'-\'');
+    else if (typeof v.name !== 'string' || !DNS_LABEL.test(v.name)) c.invalid(`${p}.name`, v.name, 'a DNS-1035 label must consist of lower case alphanumeric characters or \'-\'');
     else if (seen.has(v.name)) c.add('FieldValueDuplicate', `${p}.name`, `Duplicate value: ${JSON.stringify(v.name)}`);
     seen.add(v.name);
     if (typeof v.served !== 'boolean') c.required(`${p}.served`, 'must be true or false');
     if (typeof v.storage !== 'boolean') c.required(`${p}.storage`, 'must be true or false');
-    const schema = v.schema?.openAPIV3Schema;
+    const schema = isObject(v.schema) ? v.schema.openAPIV3Schema : undefined;
     if (!schema) c.required(`${p}.schema.openAPIV3Schema`, 'schemas are required');
     else c.list.push(...structuralCauses(schema, `${p}.schema.openAPIV3Schema`));
     const sub = v.subresources;
     if (sub?.status !== undefined && !isObject(sub.status)) c.invalid(`${p}.subresources.status`, sub.status, 'must be an object');
-    if (sub?.scale) {
+    if (sub?.scale !== undefined && !isObject(sub.scale)) c.invalid(`${p}.subresources.scale`, sub.scale, 'must be an object');
+    else if (sub?.scale) {
       if (!/^\.spec\.[A-Za-z0-9_.]+$/.test(sub.scale.specReplicasPath ?? '')) c.invalid(`${p}.subresources.scale.specReplicasPath`, sub.scale.specReplicasPath, 'should be a json path under .spec');
       if (!/^\.status\.[A-Za-z0-9_.]+$/.test(sub.scale.statusReplicasPath ?? '')) c.invalid(`${p}.subresources.scale.statusReplicasPath`, sub.scale.statusReplicasPath, 'should be a json path under .status');
     }
@@ -421,10 +434,12 @@ export function crdErrors(crd: CustomResourceDefinition): FieldCause[] {
       else checkColumns(v.additionalPrinterColumns, schema, `${p}.additionalPrinterColumns`, c);
     }
   });
-  if (versions.length > 0 && versions.filter((v) => v.storage === true).length !== 1) {
-    c.invalid('spec.versions', versions.map((v) => v.name), 'must have exactly one version marked as storage version');
+  const valid = versions.filter((v) => isObject(v));
+  const versionNames = valid.map((v) => v.name);
+  if (versions.length > 0 && valid.filter((v) => v.storage === true).length !== 1) {
+    c.invalid('spec.versions', versionNames, 'must have exactly one version marked as storage version');
   }
-  if (versions.length > 0 && !versions.some((v) => v.served === true)) c.invalid('spec.versions', versions.map((v) => v.name), 'must have at least one served version');
+  if (versions.length > 0 && !valid.some((v) => v.served === true)) c.invalid('spec.versions', versionNames, 'must have at least one served version');
   return c.list;
 }
 

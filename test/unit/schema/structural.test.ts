@@ -114,3 +114,21 @@ describe('crdErrors', () => {
     });
   }
 });
+
+describe('malformed input', () => {
+  const garbage: unknown[] = [
+    {},
+    { spec: null },
+    { spec: { names: 'x', versions: 'y' } },
+    { spec: { group: 5, names: { plural: 5, kind: 7, shortNames: 'a', categories: [1] }, versions: [null, 5, { name: 5, schema: 'x', additionalPrinterColumns: [null, 5, {}] }] } },
+    { spec: { group: 'b.c', scope: 'Cluster', names: { plural: 'a', kind: 'A' }, versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', properties: { x: null, y: 5, z: { type: 'array', items: 5 } }, allOf: 5, not: 7 } }, subresources: { scale: 5 } }] } },
+  ];
+  test('crdErrors reports problems in a malformed CRD instead of throwing', () => {
+    for (const g of garbage) assert.ok(crdErrors(g as CustomResourceDefinition).length > 0, JSON.stringify(g));
+  });
+
+  test('structuralErrors reports a schema that is not an object, or items that are not a schema', () => {
+    for (const s of [null, 5, 'x', []]) assert.deepEqual(structuralErrors(s as unknown as JSONSchemaProps), [`openAPIV3Schema: Invalid value: ${JSON.stringify(s)}: must be a schema object`]);
+    assert.deepEqual(structuralErrors({ type: 'object', properties: { a: { type: 'array', items: 5 as unknown as JSONSchemaProps } } }), ['openAPIV3Schema.properties[a].items: Invalid value: 5: must be a schema object']);
+  });
+});
