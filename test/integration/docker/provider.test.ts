@@ -110,6 +110,17 @@ describe('docker provider on two TLS engines', () => {
     assert.equal((await nodeA.describe()).machineCount, before + 1);
     await nodeA.machines().delete(spec);
     assert.equal((await nodeA.describe()).machineCount, before);
+
+    // The same engine over its unix socket (no TLS); a socket that does not exist is unreachable.
+    const local = connectDocker({ address: `unix://${a!.socket}` });
+    const missing = connectDocker({ address: `unix://${a!.dir}/no-such.sock` });
+    try {
+      assert.equal((await local.describe()).version, d.version);
+      await rejectsWith(missing.describe(), 'NodeUnreachable', /ENOENT/);
+    } finally {
+      await local.close();
+      await missing.close();
+    }
   });
 
   it('runs a busybox Instance serving HTTP on a host port bound to 127.0.0.1', async () => {
@@ -298,6 +309,23 @@ describe('docker provider on two TLS engines', () => {
     const blocked = instance('blocked', { ports: [{ containerPort: 80, hostPort: busy, protocol: 'TCP' }] });
     await rejectsWith(m.create(blocked), 'PortConflict', /address already in use/);
     assert.equal((await m.find(blocked.uid)).length, 0);
+  });
+
+  it('a command that cannot start is StartFailed, observed as failed, and repaired by a spec change', async () => {
+    const m = nodeA.machines();
+    const broken = instance('broken', { command: ['/no/such/program'] });
+    const err = await rejectsWith(m.create(broken), 'StartFailed', /no such file or directory/);
+    assert.equal(err.retryable, false);
+    const obs = await m.observe(broken);
+    assert.equal(obs.exists, true);
+    assert.equal(obs.state, 'failed');
+    assert.match(obs.message ?? '', /container error: .*no such file or directory/);
+    const fixed = { ...broken, command: HTTPD };
+    await m.update(fixed, await m.observe(fixed));
+    const repaired = await m.observe(fixed);
+    assert.equal(repaired.state, 'running');
+    assert.equal(repaired.upToDate, true, repaired.message);
+    await m.delete(fixed);
   });
 
   it('a missing image is ImageNotFound (not retryable) and creates nothing', async () => {
