@@ -108,6 +108,11 @@ function toTsSchema(s: JSONSchemaProps, conditionsAsShared: boolean, key?: strin
     if (VALUE_ONLY.has(k) || k.startsWith('x-kubernetes-')) continue;
     out[k] = v;
   }
+  if (s.default !== undefined) {
+    // Fields with a default are optional in what a client sends but always set once stored.
+    const note = `Default: ${JSON.stringify(s.default)} (set by the API server when absent).`;
+    out.description = s.description ? `${s.description}\n\n${note}` : note;
+  }
   if (s.nullable) {
     delete out.nullable;
     if (s.type) out.type = [s.type, 'null'];

@@ -119,6 +119,8 @@ export interface AccessTokenSpec {
   };
   /**
    * A revoked token is refused with 401.
+   *
+   * Default: false (set by the API server when absent).
    */
   revoked?: boolean;
   /**
@@ -169,6 +171,8 @@ export interface ComputeNodeSpec {
     uri: string;
     /**
      * Storage pool holding base images and instance disks.
+     *
+     * Default: "default" (set by the API server when absent).
      */
     imagePool?: string;
   };
@@ -226,11 +230,15 @@ export interface ComputeNodeSpec {
   ovs?: {
     /**
      * OVSDB remote (unix:PATH or tcp:HOST:PORT).
+     *
+     * Default: "unix:/var/run/openvswitch/db.sock" (set by the API server when absent).
      */
     database?: string;
   };
   /**
    * No new Instances are placed on the node; existing ones stay.
+   *
+   * Default: false (set by the API server when absent).
    */
   unschedulable?: boolean;
   /**
@@ -364,6 +372,9 @@ export interface Deployment extends KubeObject {
   status?: DeploymentStatus;
 }
 
+/**
+ * Default: {} (set by the API server when absent).
+ */
 export interface ElasticIPSpec {
   /**
    * The address to claim; absent means allocate one from the pool.
@@ -404,6 +415,9 @@ export interface ElasticIP extends KubeObject {
   status?: ElasticIPStatus;
 }
 
+/**
+ * Default: {} (set by the API server when absent).
+ */
 export interface GroupSpec {
   description?: string;
   /**
@@ -453,10 +467,14 @@ export interface InstanceSpec {
   image?: string;
   /**
    * Virtual CPUs (a CPU quota for containers).
+   *
+   * Default: 1 (set by the API server when absent).
    */
   cpus?: number;
   /**
    * Memory in MiB.
+   *
+   * Default: 512 (set by the API server when absent).
    */
   memoryMiB?: number;
   /**
@@ -517,6 +535,9 @@ export interface InstanceSpec {
      * Host address to bind the published port to.
      */
     hostIP?: string;
+    /**
+     * Default: "TCP" (set by the API server when absent).
+     */
     protocol?: 'TCP' | 'UDP';
     /**
      * An IANA service name.
@@ -544,6 +565,8 @@ export interface InstanceSpec {
   userData?: string;
   /**
    * Whether the machine should be running. Stopped keeps disks and identity.
+   *
+   * Default: "Running" (set by the API server when absent).
    */
   powerState?: 'Running' | 'Stopped';
   /**
@@ -558,10 +581,14 @@ export interface InstanceSpec {
   };
   /**
    * How the scheduler chooses among eligible nodes.
+   *
+   * Default: {} (set by the API server when absent).
    */
   placement?: {
     /**
      * spread prefers the least loaded node; binpack the fullest node that still fits.
+     *
+     * Default: "spread" (set by the API server when absent).
      */
     strategy?: 'spread' | 'binpack';
     /**
@@ -602,6 +629,9 @@ export interface InstanceSpec {
    * Docker-only settings.
    */
   docker?: {
+    /**
+     * Default: "no" (set by the API server when absent).
+     */
     restartPolicy?: 'no' | 'always' | 'unless-stopped' | 'on-failure';
     /**
      * @maxItems 64
@@ -619,6 +649,9 @@ export interface InstanceSpec {
        * Absolute mount point in the container.
        */
       containerPath: string;
+      /**
+       * Default: false (set by the API server when absent).
+       */
       readOnly?: boolean;
     }[];
     /**
@@ -704,6 +737,8 @@ export interface Instance extends KubeObject {
 export interface NetworkSpec {
   /**
    * OVS bridge (a Linux interface name, at most 15 characters); created when missing.
+   *
+   * Default: "br-stratus" (set by the API server when absent).
    */
   bridge?: string;
   /**
@@ -790,6 +825,8 @@ export interface ProjectSpec {
       url: string;
       /**
        * Branch or tag to follow.
+       *
+       * Default: "main" (set by the API server when absent).
        */
       ref?: string;
     };
@@ -800,8 +837,13 @@ export interface ProjectSpec {
   };
   /**
    * editable guests allow changes in place; cooking builds images; final guests are immutable.
+   *
+   * Default: "editable" (set by the API server when absent).
    */
   mode?: 'editable' | 'cooking' | 'final';
+  /**
+   * Default: "dev" (set by the API server when absent).
+   */
   environment?: 'dev' | 'staging' | 'prod';
   /**
    * Names of the Instances (same namespace) the project is released onto.
@@ -811,6 +853,8 @@ export interface ProjectSpec {
   guests?: string[];
   /**
    * How many releases (code and data) stay archived for rollback.
+   *
+   * Default: 5 (set by the API server when absent).
    */
   keepReleases?: number;
   /**
@@ -830,6 +874,9 @@ export interface ProjectSpec {
        */
       url: string;
     };
+    /**
+     * Default: 30 (set by the API server when absent).
+     */
     timeoutSeconds?: number;
   };
   /**
@@ -976,10 +1023,15 @@ export interface UserSpec {
    */
   secretRef?: {
     name: string;
+    /**
+     * Default: "secret" (set by the API server when absent).
+     */
     key?: string;
   };
   /**
    * A disabled user's requests are refused.
+   *
+   * Default: false (set by the API server when absent).
    */
   disabled?: boolean;
 }
