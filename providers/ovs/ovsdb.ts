@@ -19,6 +19,8 @@
  *
  * Caveats: requests in flight when a connection drops are rejected (the server may or may
  * not have committed a transaction whose reply was lost — make operations idempotent).
+ * Monitors use `monitor_cond` only (ovsdb-server ≥ 2.6); updates are delivered raw
+ * (`table-updates2`), not folded into a local replica. No SSL endpoints.
  */
 import { createConnection, type Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';

@@ -74,6 +74,16 @@ test('ensureBridge twice creates one bridge carrying the owner, applied by vswit
   assert.equal(observed?.ownerUid, 'net-1');
   assert.equal(observed?.datapathType, 'netdev');
   assert.deepEqual(observed?.ports.map((p) => p.name), [br]);
+
+  // A second Network on the same bridge shares it: the first owner stays.
+  assert.equal(await sw.ensureBridge({ name: br, datapathType: 'netdev', ownerUid: 'net-other' }), 'unchanged');
+  assert.equal(await ovs.vsctl('get', 'Bridge', br, `external_ids:${OWNER_KEY}`), 'net-1');
+  // A stratus bridge's datapath type follows the spec.
+  assert.equal(await sw.ensureBridge({ name: br, datapathType: 'system', ownerUid: 'net-1' }), 'updated');
+  assert.equal(await ovs.vsctl('get', 'Bridge', br, 'datapath_type'), 'system');
+  assert.equal(await sw.ensureBridge({ name: br, datapathType: 'netdev', ownerUid: 'net-1' }), 'updated');
+  assert.equal(await ovs.vsctl('get', 'Bridge', br, 'datapath_type'), 'netdev');
+  assert.equal(await countRows('Bridge', br), 1);
 });
 
 test('ensureAccessPort twice leaves one tagged access port with owner and network on port and interface', async () => {
