@@ -13,10 +13,14 @@
  * - Throughput despite fsync per commit: writes are queued and group-committed — all writes
  *   issued in the same event-loop turn share one transaction (each still takes its own
  *   revision, and a failed compare-and-swap does not affect the others).
- * - Exclusivity: the connection runs in `locking_mode=EXCLUSIVE` and takes the write lock at
- *   open, so a second opener (another process, or another connection in this one) gets
- *   SQLITE_BUSY; the holder's PID is kept in `<file>.lock` only to name it in the error. The
- *   kernel drops the lock when the holder dies, so a stale lock file never blocks a restart.
+ * - Exclusivity: before touching the data file, `open` takes an exclusive SQLite lock on a
+ *   small companion database `<file>.lock` (rollback journal, `locking_mode=EXCLUSIVE`, so
+ *   the lock is held until close) and records its PID in `<file>.pid`. A second opener —
+ *   another process, or another connection in this one — gets SQLITE_BUSY at once and fails
+ *   with a message naming the file and that PID. The lock is an fcntl lock the kernel drops
+ *   when the holder dies, so a crashed server never leaves a stale lock behind. (The data
+ *   file itself is not opened in EXCLUSIVE mode: in WAL mode that lock is not held
+ *   continuously under write load, so it cannot serve as the guard.)
  * - Watches are push-based: after each commit the batch's events go to every in-process
  *   watcher synchronously, in revision order; a watcher starting from an older revision
  *   first replays history from the file in chunks and only then joins the live stream,
@@ -189,34 +193,26 @@ export class SqliteStore implements Store {
   static open(file: string, options: SqliteStoreOptions = {}): SqliteStore {
     const path = resolve(file);
     mkdirSync(dirname(path), { recursive: true });
-    const lockFile = `${path}.lock`;
+    const lock = acquireLock(path);
     let db: Database.Database | undefined;
     try {
-      db = new Database(path, { timeout: 200 });
-      db.pragma('locking_mode = EXCLUSIVE');
+      db = new Database(path, { timeout: 5000 });
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
-      // Writing takes the exclusive lock, which EXCLUSIVE mode keeps until close.
       db.exec(`BEGIN IMMEDIATE; ${SCHEMA} COMMIT;`);
+      return new SqliteStore(db, path, lock, options);
     } catch (err) {
       if (db?.inTransaction) db.exec('ROLLBACK');
       db?.close();
-      if (isBusy(err)) {
-        throw new StoreError(
-          `cannot open ${path}: it is in use by another stratus process (${holderOf(lockFile)}); ` +
-            'stop that process or use a different data directory',
-        );
-      }
+      lock.release();
       throw err;
     }
-    writeFileSync(lockFile, `${process.pid}\n`);
-    return new SqliteStore(db, path, lockFile, options);
   }
 
   private constructor(
     private readonly db: Database.Database,
     readonly file: string,
-    private readonly lockFile: string,
+    private readonly lock: FileLock,
     options: SqliteStoreOptions,
   ) {
     this.stmts = {
@@ -574,11 +570,7 @@ export class SqliteStore implements Store {
     await this.compaction;
     for (const w of [...this.watchers]) await w.close();
     this.db.close();
-    try {
-      if (readFileSync(this.lockFile, 'utf8').trim() === String(process.pid)) unlinkSync(this.lockFile);
-    } catch {
-      // already gone
-    }
+    this.lock.release();
   }
 
   // ---- helpers -----------------------------------------------------------------------
@@ -632,12 +624,54 @@ function isBusy(err: unknown): boolean {
   return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
 }
 
-function holderOf(lockFile: string): string {
+interface FileLock {
+  release(): void;
+}
+
+/**
+ * Takes the exclusive lock guarding `path` (see the class comment), or throws a
+ * `StoreError` naming the file and the PID of the process holding it.
+ */
+function acquireLock(path: string): FileLock {
+  const lockPath = `${path}.lock`;
+  const pidPath = `${path}.pid`;
+  const lockDb = new Database(lockPath, { timeout: 0 });
   try {
-    const pid = Number.parseInt(readFileSync(lockFile, 'utf8').trim(), 10);
-    if (Number.isInteger(pid) && pid > 0) return `PID ${pid}, recorded in ${lockFile}`;
-  } catch {
-    // no lock file: the holder is not a stratus process, or it has not written it yet
+    lockDb.pragma('locking_mode = EXCLUSIVE');
+    lockDb.exec(
+      'BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS holder (pid INTEGER NOT NULL); DELETE FROM holder; ' +
+        `INSERT INTO holder (pid) VALUES (${process.pid}); COMMIT;`,
+    );
+  } catch (err) {
+    if (lockDb.inTransaction) lockDb.exec('ROLLBACK');
+    lockDb.close();
+    if (isBusy(err)) {
+      throw new StoreError(
+        `cannot open ${path}: it is in use by another stratus process (${holderOf(pidPath)}); ` +
+          'stop that process or use a different data directory',
+      );
+    }
+    throw err;
   }
-  return `holder PID unknown: ${lockFile} is missing`;
+  writeFileSync(pidPath, `${process.pid}\n`);
+  return {
+    release() {
+      try {
+        if (readFileSync(pidPath, 'utf8').trim() === String(process.pid)) unlinkSync(pidPath);
+      } catch {
+        // already gone
+      }
+      lockDb.close();
+    },
+  };
+}
+
+function holderOf(pidPath: string): string {
+  try {
+    const pid = Number.parseInt(readFileSync(pidPath, 'utf8').trim(), 10);
+    if (Number.isInteger(pid) && pid > 0) return `PID ${pid}, recorded in ${pidPath}`;
+  } catch {
+    // the holder has not written it yet
+  }
+  return `holder PID unknown: ${pidPath} is missing`;
 }
