@@ -3,10 +3,11 @@
  * XDG directories under a fresh temp dir, so it serves `qemu:///session` on its own socket
  * and touches nothing of the machine's system libvirt.
  */
-import { chown, mkdir, readdir, readFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { removeDir, requireBinary, startDaemon, tempDir, waitFor, pidAlive, execFileP } from './process.js';
+import { removeDir, requireBinary, startDaemon, waitFor, pidAlive, execFileP } from './process.js';
 
 export interface PrivateLibvirtd {
   /** `qemu+unix:///session?socket=...` for this daemon. */
@@ -41,8 +42,9 @@ export async function processesMentioning(marker: string): Promise<number[]> {
 export async function startLibvirtd(): Promise<PrivateLibvirtd> {
   const libvirtd = requireBinary('libvirtd');
   requireBinary('qemu-system-x86_64');
-  const dir = await tempDir('libvirtd');
-  const dirs = ['run', 'config', 'cache', 'home'].map((d) => join(dir, d));
+  // A short prefix: qemu's UNIX socket paths under this dir must stay under 108 bytes.
+  const dir = await mkdtemp(join(tmpdir(), 'svirt-'));
+  const dirs = ['r', 'c', 'k', 'h'].map((d) => join(dir, d));
   for (const d of dirs) await mkdir(d, { recursive: true });
   for (const d of [dir, ...dirs]) await chown(d, NOBODY_UID, NOGROUP_GID);
   const [run, config, cache, home] = dirs as [string, string, string, string];

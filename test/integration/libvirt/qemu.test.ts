@@ -1,0 +1,148 @@
+/**
+ * The libvirt provider against a real `libvirtd` (qemu:///session as `nobody`, started by
+ * this test) running real qemu processes under TCG. The base image is a small blank qcow2
+ * made with `qemu-img` — nothing boots, which also proves the shutdown timeout: the guest
+ * ignores ACPI, so stopping ends with a destroy.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { chown, mkdir, open as openFile, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { connectLibvirt, findQemuPid, type LibvirtNodeConnection } from '../../../providers/libvirt/index.js';
+import type { MachineObservation, MachineSpec } from '../../../providers/machine.js';
+import { startLibvirtd, processesMentioning, type PrivateLibvirtd } from '../../harness/libvirtd.js';
+import { execFileP, pidAlive, requireBinary, waitFor } from '../../harness/process.js';
+
+let daemon: PrivateLibvirtd | undefined;
+let conn: LibvirtNodeConnection | undefined;
+let poolDir = '';
+const POOL = 'stratus-test-images';
+
+function spec(over: Partial<MachineSpec> = {}): MachineSpec {
+  return {
+    uid: randomUUID(),
+    namespace: 'qemu-test',
+    name: 'vm',
+    hostname: 'vm',
+    image: 'tiny',
+    cpus: 1,
+    memoryMiB: 64,
+    disks: [{ name: 'data', sizeGiB: 1 }],
+    networks: [],
+    sshAuthorizedKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests test@stratus'],
+    userData: '#cloud-config\npackages: [htop]\n',
+    env: {},
+    ports: [],
+    labels: {},
+    powerState: 'Running',
+    providerSpec: { console: true, shutdownTimeoutSeconds: 1 },
+    ...over,
+  };
+}
+
+/** Calls observe/update like the controller's poll until `done` holds. */
+async function reconcileUntil(s: MachineSpec, done: (o: MachineObservation) => boolean, what: string): Promise<MachineObservation> {
+  const m = conn!.machines();
+  return waitFor(
+    what,
+    async () => {
+      const o = await m.observe(s);
+      if (done(o)) return o;
+      if (o.exists && !o.upToDate) await m.update(s, o);
+      return undefined;
+    },
+    30_000,
+    200,
+  );
+}
+
+before(async () => {
+  requireBinary('qemu-img');
+  requireBinary('xorriso');
+  daemon = await startLibvirtd();
+  poolDir = join(daemon.dir, 'images');
+  await mkdir(poolDir);
+  await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', join(poolDir, 'tiny.qcow2'), '64M']);
+  for (const p of [poolDir, join(poolDir, 'tiny.qcow2')]) await chown(p, 65534, 65534);
+  conn = connectLibvirt({ uri: daemon.uri, imagePool: POOL });
+  await conn.shell().run(['pool-define-as', '--name', POOL, '--type', 'dir', '--target', poolDir]);
+  await conn.shell().run(['pool-start', POOL]);
+});
+
+after(async () => {
+  try {
+    if (conn) {
+      // Whatever a failed test left: domains first, then the pool.
+      for (const uuid of await conn.domains().list().catch(() => [])) {
+        await conn.domains().destroy(uuid).catch(() => undefined);
+        await conn.domains().undefine(uuid).catch(() => undefined);
+      }
+      await conn.close();
+    }
+  } finally {
+    await daemon?.stop();
+  }
+});
+
+describe('libvirt provider on a real libvirtd (qemu:///session, TCG)', () => {
+  it('runs a machine as a real qemu process, stops and starts it, and delete leaves no process or volume', async () => {
+    const c = conn!;
+    const m = c.machines();
+    assert.ok(['qemu', 'kvm'].includes(await c.domainType()));
+    const node = await c.describe();
+    assert.ok(node.capacity.cpus >= 1 && node.capacity.memoryMiB > 0);
+    assert.match(node.version, /^libvirt \d+\.\d+\.\d+ \/ QEMU \d+/);
+
+    const s = spec();
+    await m.create(s);
+    let obs = await reconcileUntil(s, (o) => o.state === 'running' && o.pid !== undefined, 'the domain to run');
+    const pid1 = obs.pid!;
+    assert.ok(pidAlive(pid1));
+    assert.match(await readFile(`/proc/${pid1}/cmdline`, 'latin1'), /qemu-system/);
+    assert.equal(obs.upToDate, true);
+    assert.equal((await c.describe()).machineCount, 1);
+    await m.create(s); // idempotent while running
+    assert.deepEqual(await m.listOwned(), [s.uid]);
+
+    // The boot disk is a copy-on-write clone of the base image; the seed is a real cidata ISO.
+    const boot = JSON.parse((await execFileP('qemu-img', ['info', '-U', '--output', 'json', join(poolDir, `${s.uid}-boot.qcow2`)])).stdout) as {
+      format: string;
+      'backing-filename'?: string;
+    };
+    assert.equal(boot.format, 'qcow2');
+    assert.equal(boot['backing-filename'], join(poolDir, 'tiny.qcow2'));
+    const iso = await openFile(join(poolDir, `${s.uid}-seed.iso`));
+    const label = Buffer.alloc(6);
+    await iso.read(label, 0, 6, 16 * 2048 + 40);
+    await iso.close();
+    assert.equal(label.toString(), 'cidata');
+    const listing = (await execFileP('xorriso', ['-indev', join(poolDir, `${s.uid}-seed.iso`), '-find', '/', '-type', 'f'], {})).stdout;
+    for (const f of ['meta-data', 'user-data']) assert.match(listing, new RegExp(`'/${f}'`));
+
+    const stopped = { ...s, powerState: 'Stopped' as const };
+    obs = await m.observe(stopped);
+    await m.update(stopped, obs);
+    obs = await m.observe(stopped);
+    assert.equal(obs.state, 'stopping', 'a graceful shutdown is requested first, without blocking');
+    obs = await reconcileUntil(stopped, (o) => o.state === 'stopped', 'the domain to stop (destroy after the shutdown timeout)');
+    assert.equal(obs.upToDate, true);
+    await waitFor('the qemu process to exit', () => !pidAlive(pid1), 10_000);
+
+    obs = await reconcileUntil(s, (o) => o.state === 'running' && o.pid !== undefined, 'the domain to run again');
+    const pid2 = obs.pid!;
+    assert.notEqual(pid2, pid1);
+    assert.ok(pidAlive(pid2));
+
+    await m.delete(s);
+    await waitFor('the qemu process to exit', () => !pidAlive(pid2), 10_000);
+    assert.equal(await findQemuPid(s.uid), undefined);
+    assert.deepEqual(await processesMentioning(s.uid), []);
+    assert.equal((await m.observe(s)).exists, false);
+    assert.deepEqual(await c.domains().list(), []);
+    assert.deepEqual(await readdir(poolDir), ['tiny.qcow2']);
+    const vols = await c.shell().run(['vol-list', '--pool', POOL]);
+    assert.doesNotMatch(vols, new RegExp(s.uid));
+    await m.delete(s);
+  });
+});
