@@ -1,6 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileP, requireBinary } from '../../harness/process.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeClient, ApiError, CoreResources, isConflict, isNotFound, objectKey, splitKey, type KubeObject } from '../../../runtime/client.js';
@@ -96,5 +97,75 @@ describe('KubeClient against a fake API server', () => {
     kc.clusters[0] = { ...kc.clusters[0], name: 'fake', server: 'http://127.0.0.1:1', skipTLSVerify: true };
     const dead = KubeClient.fromKubeConfig(kc);
     await assert.rejects(dead.resource(widgets).get('a', 'b'), (err: unknown) => (err as NodeJS.ErrnoException).code === 'ECONNREFUSED');
+  });
+});
+
+describe('KubeClient over TLS with a client certificate (as against a real cluster)', () => {
+  const api = new FakeApiServer();
+  let dir: string;
+  const b64 = (f: string): string => readFileSync(join(dir, f)).toString('base64');
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'stratus-tls-'));
+    const openssl = requireBinary('openssl');
+    const run = (...args: string[]): Promise<unknown> => execFileP(openssl, args, { cwd: dir });
+    await run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=test-ca');
+    writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+    for (const [name, cn] of [['server', '127.0.0.1'], ['client', 'stratus-admin']] as const) {
+      await run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
+      await run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', ...(name === 'server' ? ['-extfile', 'san.ext'] : []));
+    }
+    await api.start({ key: readFileSync(join(dir, 'server.key'), 'utf8'), cert: readFileSync(join(dir, 'server.crt'), 'utf8'), ca: readFileSync(join(dir, 'ca.crt'), 'utf8') });
+  });
+  after(async () => {
+    await api.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('verifies the server against certificate-authority-data and presents the client certificate', async () => {
+    const path = join(dir, 'kubeconfig');
+    writeFileSync(
+      path,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters:',
+        `- name: c\n  cluster:\n    server: ${api.url}\n    certificate-authority-data: ${b64('ca.crt')}`,
+        'users:',
+        `- name: u\n  user:\n    client-certificate-data: ${b64('client.crt')}\n    client-key-data: ${b64('client.key')}`,
+        'contexts:',
+        '- name: x\n  context: {cluster: c, user: u}',
+        'current-context: x',
+        '',
+      ].join('\n'),
+    );
+    const client = KubeClient.fromFile(path);
+    const cms = client.resource(CoreResources.configMaps);
+    await cms.create({ metadata: { name: 'tls', namespace: 'a' } });
+    assert.equal((await cms.get('a', 'tls'))?.metadata?.name, 'tls');
+    assert.equal(api.lastAuth.clientCN, 'stratus-admin');
+    client.close();
+  });
+
+  test('sends a bearer token from the kubeconfig', async () => {
+    const path = join(dir, 'kubeconfig-token');
+    writeFileSync(
+      path,
+      `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: ${api.url}\n    certificate-authority-data: ${b64('ca.crt')}\nusers:\n- name: u\n  user:\n    token: s3cret\n    client-certificate-data: ${b64('client.crt')}\n    client-key-data: ${b64('client.key')}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n`,
+    );
+    const client = KubeClient.fromFile(path);
+    await client.resource(CoreResources.configMaps).list('a');
+    assert.equal(api.lastAuth.authorization, 'Bearer s3cret');
+    client.close();
+  });
+
+  test('refuses a server whose certificate the kubeconfig CA did not sign', async () => {
+    const path = join(dir, 'kubeconfig-wrong-ca');
+    writeFileSync(
+      path,
+      `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: ${api.url}\n    certificate-authority-data: ${b64('client.crt')}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n`,
+    );
+    const client = KubeClient.fromFile(path);
+    await assert.rejects(client.resource(CoreResources.configMaps).list('a'), /certificate|self.signed|issuer/i);
+    client.close();
   });
 });

@@ -9,6 +9,8 @@
  * fail), `requests` (a log).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
@@ -52,12 +54,20 @@ export class FakeApiServer {
   unavailable = false;
   url = '';
 
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => {
+  /** `Authorization` header and client certificate CN of the last request. */
+  lastAuth: { authorization?: string; clientCN?: string } = {};
+
+  /** Plain HTTP, or HTTPS requiring a client certificate signed by `tls.ca`. */
+  async start(tls?: { key: string; cert: string; ca: string }): Promise<void> {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      const peer = (req.socket as Partial<TLSSocket>).getPeerCertificate?.();
+      const cn = peer?.subject?.CN;
+      this.lastAuth = { authorization: req.headers.authorization, clientCN: Array.isArray(cn) ? cn[0] : cn };
       void this.handle(req, res).catch((err: unknown) => this.send(res, 500, { kind: 'Status', code: 500, reason: 'InternalError', message: String(err) }));
-    });
+    };
+    this.server = tls ? createTlsServer({ ...tls, requestCert: true, rejectUnauthorized: true }, handler) : createServer(handler);
     await new Promise<void>((r) => this.server?.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = `${tls ? 'https' : 'http'}://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
   async stop(): Promise<void> {
