@@ -4,7 +4,8 @@
  */
 import { Command, CommanderError } from 'commander';
 import { packageVersion } from './version.js';
-import { registerServe } from './serve.js';
+import { registerServe, addServeComponent } from './serve.js';
+import { serveControllers } from './serve-controllers.js';
 import { registerController } from './controller.js';
 
 const program = new Command('stratus')
@@ -20,6 +21,7 @@ program
     process.stdout.write(`stratus ${packageVersion()} (Kubernetes API v1.32 compatible, node ${process.version})\n`);
   });
 
+addServeComponent(serveControllers);
 registerServe(program);
 registerController(program);
 

@@ -1,7 +1,151 @@
-import type { Manager } from '../runtime/manager.js';
-
 /**
- * Registers every stratus controller on the manager. Placeholder created by the runtime
- * (issue 5) so `stratus controller` builds; the controllers' owner replaces it.
+ * Every stratus controller, registered on a runtime `Manager`. The same set runs in
+ * `stratus controller` (against any Kubernetes API) and in-process in `stratus serve`.
  */
-export function registerControllers(_mgr: Manager): void {}
+import type { ComputeNode, Instance, Network, SSHKey } from '../crds/types.js';
+import type { Manager } from '../runtime/manager.js';
+import { objectKey, type KubeObject } from '../runtime/client.js';
+import { getCondition } from '../runtime/conditions.js';
+import { ProviderError } from '../providers/machine.js';
+import { connectLibvirt } from '../providers/libvirt/index.js';
+import { connectDocker } from '../providers/docker/index.js';
+import { NodeConnections, type ConnectionFactory, type NodeProvider, type SecretReader } from './connections.js';
+import { Indexes, Resources } from './resources.js';
+import { InstanceReconciler, type InstanceEventReason } from './instance.js';
+import { ComputeNodeReconciler, type ComputeNodeEventReason } from './computenode.js';
+import { SchedulerReconciler, type SchedulerEventReason } from './scheduler.js';
+import { SSHKeyReconciler } from './sshkey.js';
+
+export interface ControllerSettings {
+  /** Steady-state drift check of Instances. Default 30 s. */
+  instancePollMs?: number;
+  /** Check interval while an Instance is in transition. Default 1 s. */
+  instanceTransitionMs?: number;
+  /** Heartbeat of ComputeNodes that do not set `spec.heartbeatSeconds`. Default 10 s. */
+  heartbeatMs?: number;
+  /** Instance reconciles in flight at once. Default 8. */
+  instanceConcurrency?: number;
+  /** Replaces the provider connection factories (tests, or a build without a provider). */
+  providers?: Partial<Record<NodeProvider, ConnectionFactory>>;
+}
+
+interface Secret extends KubeObject {
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+}
+
+/** The built-in providers: how a ComputeNode's spec becomes a connection. */
+export function defaultProviders(): Partial<Record<NodeProvider, ConnectionFactory>> {
+  return {
+    libvirt: async (node) => {
+      const spec = node.spec.libvirt;
+      if (!spec) throw new ProviderError('InvalidSpec', 'spec.libvirt is required when spec.provider is libvirt', false);
+      return connectLibvirt({ uri: spec.uri, imagePool: spec.imagePool ?? 'default' });
+    },
+    docker: async (node, secrets) => {
+      const spec = node.spec.docker;
+      if (!spec) throw new ProviderError('InvalidSpec', 'spec.docker is required when spec.provider is docker', false);
+      let tls;
+      if (spec.tlsSecretRef) {
+        const data = await secrets(spec.tlsSecretRef.namespace ?? 'default', spec.tlsSecretRef.name);
+        const missing = ['ca.pem', 'cert.pem', 'key.pem'].filter((k) => !data[k]);
+        if (missing.length > 0) {
+          throw new ProviderError('TLSError', `Secret "${spec.tlsSecretRef.name}" lacks ${missing.join(', ')}`, false);
+        }
+        tls = { ca: data['ca.pem']!, cert: data['cert.pem']!, key: data['key.pem']! };
+      }
+      return connectDocker({ address: spec.address, ...(tls ? { tls } : {}) });
+    },
+  };
+}
+
+export function registerControllers(mgr: Manager, settings: ControllerSettings = {}): { connections: NodeConnections } {
+  const instances = mgr.resource<Instance>(Resources.instances);
+  const nodes = mgr.resource<ComputeNode>(Resources.computeNodes);
+  const sshKeys = mgr.resource<SSHKey>(Resources.sshKeys);
+  const secretsClient = mgr.resource<Secret>(Resources.secrets);
+
+  const instanceCache = mgr.informer<Instance>(Resources.instances);
+  const nodeCache = mgr.informer<ComputeNode>(Resources.computeNodes);
+  const sshKeyCache = mgr.informer<SSHKey>(Resources.sshKeys);
+  const networkCache = mgr.informer<Network>(Resources.networks);
+
+  instanceCache.addIndex(Indexes.instancesByNode, (i) => (i.spec.nodeName ? [i.spec.nodeName] : []));
+  instanceCache.addIndex(Indexes.instancesBySSHKey, (i) => (i.spec.sshKeys ?? []).map((k) => `${i.metadata?.namespace}/${k}`));
+  instanceCache.addIndex(Indexes.instancesByNetwork, (i) => (i.spec.networks ?? []).map((n) => `${i.metadata?.namespace}/${n.name}`));
+
+  const readSecret: SecretReader = async (namespace, name) => {
+    const s = await secretsClient.get(namespace, name);
+    if (!s) throw new ProviderError('SecretNotFound', `Secret "${namespace}/${name}" does not exist`);
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(s.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
+    for (const [k, v] of Object.entries(s.stringData ?? {})) out[k] = v;
+    return out;
+  };
+  const connections = new NodeConnections(settings.providers ?? defaultProviders(), readSecret);
+
+  // ComputeNodes: heartbeat, capacity, and what is bound to them.
+  mgr
+    .addController(
+      { name: 'computenode', concurrency: 2 },
+      nodeCache,
+      new ComputeNodeReconciler({
+        nodes,
+        nodeCache,
+        instanceCache,
+        connections,
+        recorder: mgr.eventRecorder<ComputeNodeEventReason>('computenode-controller'),
+        ...(settings.heartbeatMs !== undefined ? { defaultHeartbeatMs: settings.heartbeatMs } : {}),
+      }),
+    )
+    .watches(instanceCache, (i) => (i.spec.nodeName ? [i.spec.nodeName] : []));
+
+  // The scheduler: one worker, so decisions are serial.
+  const scheduler = new SchedulerReconciler({
+    instances,
+    instanceCache,
+    nodeCache,
+    recorder: mgr.eventRecorder<SchedulerEventReason>('scheduler'),
+  });
+  mgr
+    .addController({ name: 'scheduler', concurrency: 1 }, instanceCache, scheduler)
+    .watches(nodeCache, () => scheduler.unboundKeys())
+    // capacity freed by a deleted Instance may fit one that waits
+    .watches(instanceCache, (i) => (i.metadata?.deletionTimestamp && i.spec.nodeName ? scheduler.unboundKeys() : []));
+
+  // Instances: enqueue those on a node whose readiness changed (not on every heartbeat).
+  const nodeReadiness = new Map<string, string>();
+  const onNodeChange = (n: ComputeNode): string[] => {
+    const name = n.metadata?.name ?? '';
+    const ready = `${getCondition(n.status?.conditions, 'Ready')?.status ?? 'Unknown'}/${n.metadata?.deletionTimestamp ?? ''}`;
+    if (nodeReadiness.get(name) === ready) return [];
+    nodeReadiness.set(name, ready);
+    return instanceCache.byIndex(Indexes.instancesByNode, name).map((i) => objectKey(i));
+  };
+  mgr
+    .addController(
+      { name: 'instance', concurrency: settings.instanceConcurrency ?? 8 },
+      instanceCache,
+      new InstanceReconciler({
+        instances,
+        instanceCache,
+        nodeCache,
+        sshKeyCache,
+        networkCache,
+        connections,
+        recorder: mgr.eventRecorder<InstanceEventReason>('instance-controller'),
+        ...(settings.instancePollMs !== undefined ? { pollIntervalMs: settings.instancePollMs } : {}),
+        ...(settings.instanceTransitionMs !== undefined ? { transitionPollMs: settings.instanceTransitionMs } : {}),
+      }),
+    )
+    .watches(nodeCache, onNodeChange)
+    .watches(sshKeyCache, (k) => instanceCache.byIndex(Indexes.instancesBySSHKey, objectKey(k)).map((i) => objectKey(i)))
+    .watches(networkCache, (n) => instanceCache.byIndex(Indexes.instancesByNetwork, objectKey(n)).map((i) => objectKey(i)));
+
+  const sshKeyReconciler = new SSHKeyReconciler({ sshKeys, sshKeyCache });
+  mgr
+    .addController({ name: 'sshkey', concurrency: 1 }, sshKeyCache, sshKeyReconciler)
+    .watches(sshKeyCache, (k) => sshKeyReconciler.sameKeyName(k));
+
+  return { connections };
+}

@@ -140,7 +140,7 @@ export class SchedulerReconciler implements Reconciler {
     await updateStatus(this.d.instances, namespace, name, (fresh) => {
       if (fresh.metadata?.uid !== inst.metadata?.uid) return false;
       const st = { ...(fresh.status ?? {}) } as NonNullable<Instance['status']>;
-      st.conditions = setCondition(st.conditions, { type: 'Scheduled', status, reason, message }, fresh.status?.observedGeneration ?? 0);
+      st.conditions = setCondition(st.conditions, { type: 'Scheduled', status, reason, message }, fresh.metadata?.generation ?? 0);
       if (!st.state) st.state = 'pending';
       fresh.status = st;
     });
