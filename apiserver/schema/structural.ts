@@ -8,7 +8,7 @@
  * field that is not among `properties` (it would always be pruned, so every object would be
  * refused), and a printer column whose jsonPath names a field the schema does not have.
  */
-import { compileSchema, type CauseReason, type FieldCause } from './validate.js';
+import { compileSchema, propertySchema, type CauseReason, type FieldCause } from './validate.js';
 import type { CustomResourceDefinition, CustomResourceDefinitionVersion, JSONSchemaProps, PrinterColumn } from './types.js';
 
 const SCHEMA_KEYS = new Set([
@@ -155,7 +155,7 @@ function checkSkeletonExtensions(s: Raw, path: string, c: Causes): void {
       const req = Array.isArray(items.required) ? items.required : [];
       mapKeys.forEach((key, i) => {
         const keyPath = `${path}.x-kubernetes-list-map-keys[${i}]`;
-        const ks = props[String(key)];
+        const ks = Object.hasOwn(props, String(key)) ? props[String(key)] : undefined;
         if (!isObject(ks)) return c.invalid(keyPath, key, 'entries must all be names of item properties');
         if (ks.type === 'object' || ks.type === 'array') c.invalid(keyPath, key, 'map keys must be scalars');
         if (!req.includes(key) && ks.default === undefined) c.required(keyPath, `map key "${String(key)}" must be required or have a default`);
@@ -177,7 +177,7 @@ function checkSkeletonExtensions(s: Raw, path: string, c: Causes): void {
   }
   // Stricter than Kubernetes: a required field that is not specified would always be pruned.
   if (Array.isArray(s.required) && isObject(s.properties) && s['x-kubernetes-preserve-unknown-fields'] !== true) {
-    for (const r of s.required) if (typeof r === 'string' && !(r in s.properties)) c.invalid(`${path}.required`, r, 'must be specified in properties (it would always be pruned)');
+    for (const r of s.required) if (typeof r === 'string' && !Object.hasOwn(s.properties, r)) c.invalid(`${path}.required`, r, 'must be specified in properties (it would always be pruned)');
   }
 }
 
@@ -259,7 +259,7 @@ function valueValidation(s: unknown, path: string, skel: Raw, c: Causes): void {
     const skelProps = isObject(skel.properties) ? skel.properties : {};
     const skelAdditional = isObject(skel.additionalProperties) ? skel.additionalProperties : undefined;
     for (const [k, v] of Object.entries(s.properties)) {
-      const target = skelProps[k] ?? skelAdditional;
+      const target = (Object.hasOwn(skelProps, k) ? skelProps[k] : undefined) ?? skelAdditional;
       const p = `${path}.properties[${k}]`;
       if (!isObject(target)) c.required(p, 'must be specified in the structural part of the schema too');
       else valueValidation(v, p, target, c);
@@ -270,7 +270,7 @@ function valueValidation(s: unknown, path: string, skel: Raw, c: Causes): void {
     else valueValidation(s.items, `${path}.items`, skel.items, c);
   }
   if (Array.isArray(s.required) && isObject(skel.properties) && skel['x-kubernetes-preserve-unknown-fields'] !== true) {
-    for (const r of s.required) if (typeof r === 'string' && !(r in skel.properties)) c.invalid(`${path}.required`, r, 'must be specified in properties (it would always be pruned)');
+    for (const r of s.required) if (typeof r === 'string' && !Object.hasOwn(skel.properties, r)) c.invalid(`${path}.required`, r, 'must be specified in properties (it would always be pruned)');
   }
   junctors(s, path, skel, c);
 }
@@ -316,8 +316,8 @@ function resolveJsonPath(root: JSONSchemaProps, segs: PathSegment[]): string | u
   let node: JSONSchemaProps | undefined = root;
   let at = '';
   const field = (n: JSONSchemaProps, name: string): JSONSchemaProps | 'open' | undefined => {
-    if (n['x-kubernetes-preserve-unknown-fields'] === true && !n.properties?.[name]) return 'open';
-    return n.properties?.[name] ?? (typeof n.additionalProperties === 'object' ? n.additionalProperties : undefined);
+    if (n['x-kubernetes-preserve-unknown-fields'] === true && !propertySchema(n, name)) return 'open';
+    return propertySchema(n, name) ?? (typeof n.additionalProperties === 'object' ? n.additionalProperties : undefined);
   };
   for (const seg of segs) {
     if (!node) return undefined;

@@ -52,6 +52,19 @@ function isObject(v: Json): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * The schema of a named property, own properties only: a field called "constructor" or
+ * "__proto__" is unknown like any other, not Object.prototype's.
+ */
+export function propertySchema(s: JSONSchemaProps, key: string): JSONSchemaProps | undefined {
+  return s.properties && Object.hasOwn(s.properties, key) ? s.properties[key] : undefined;
+}
+
+/** obj[key] = value, as an own data property even for "__proto__". */
+function setOwn(obj: JsonObject, key: string, value: Json): void {
+  Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
 const simpleKey = /^[A-Za-z_$][A-Za-z0-9_$-]*$/;
 
 /** `spec` + `disks` → `spec.disks`; keys that are not identifiers use brackets: `labels[a.b/c]`. */
@@ -86,9 +99,7 @@ function toAjvSchema(s: JSONSchemaProps): JsonObject {
   if (s.minimum !== undefined) out[s.exclusiveMinimum ? 'exclusiveMinimum' : 'minimum'] = s.minimum;
   if (s.maximum !== undefined) out[s.exclusiveMaximum ? 'exclusiveMaximum' : 'maximum'] = s.maximum;
   if (s.properties) {
-    const props: JsonObject = {};
-    for (const [k, v] of Object.entries(s.properties)) props[k] = toAjvSchema(v);
-    out.properties = props;
+    out.properties = Object.fromEntries(Object.entries(s.properties).map(([k, v]) => [k, toAjvSchema(v)]));
   }
   if (s.items && !Array.isArray(s.items)) out.items = toAjvSchema(s.items);
   if (isObject(s.additionalProperties)) out.additionalProperties = toAjvSchema(s.additionalProperties as JSONSchemaProps);
@@ -286,8 +297,10 @@ function listDuplicates(s: JSONSchemaProps, v: Json, path: string, out: FieldCau
           for (const name of keys) k[name] = item[name];
           key = JSON.stringify(keys.map((name) => item[name] ?? null));
           shown = k;
+        } else if (typeof item === 'object' && item !== null) {
+          return; // a set holds scalars; anything else is already a type error
         } else {
-          key = stableStringify(item);
+          key = JSON.stringify(item);
         }
         if (seen.has(key)) out.push({ reason: 'FieldValueDuplicate', field: indexPath(path, i), message: `Duplicate value: ${JSON.stringify(shown)}` });
         seen.add(key);
@@ -298,15 +311,9 @@ function listDuplicates(s: JSONSchemaProps, v: Json, path: string, out: FieldCau
   }
   if (!isObject(v)) return;
   for (const [k, child] of Object.entries(v)) {
-    const cs = s.properties?.[k] ?? (isObject(s.additionalProperties) ? (s.additionalProperties as JSONSchemaProps) : undefined);
+    const cs = propertySchema(s, k) ?? (isObject(s.additionalProperties) ? (s.additionalProperties as JSONSchemaProps) : undefined);
     if (cs) listDuplicates(cs, child, childPath(path, k), out);
   }
-}
-
-function stableStringify(v: Json): string {
-  if (Array.isArray(v)) return `[${v.map(stableStringify).join(',')}]`;
-  if (isObject(v)) return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stableStringify(v[k])}`).join(',')}}`;
-  return JSON.stringify(v);
 }
 
 function defaults(s: JSONSchemaProps, v: Json): void {
@@ -318,13 +325,14 @@ function defaults(s: JSONSchemaProps, v: Json): void {
   if (s.properties) {
     for (const [k, ps] of Object.entries(s.properties)) {
       if (ps.default === undefined) continue;
-      if (v[k] === undefined || (v[k] === null && !ps.nullable)) v[k] = structuredClone(ps.default);
+      const has = Object.hasOwn(v, k);
+      if (!has || v[k] === undefined || (v[k] === null && !ps.nullable)) setOwn(v, k, structuredClone(ps.default));
     }
-    for (const [k, ps] of Object.entries(s.properties)) if (v[k] !== undefined) defaults(ps, v[k]);
+    for (const [k, ps] of Object.entries(s.properties)) if (Object.hasOwn(v, k) && v[k] !== undefined) defaults(ps, v[k]);
   }
   if (isObject(s.additionalProperties)) {
     const ap = s.additionalProperties as JSONSchemaProps;
-    for (const [k, child] of Object.entries(v)) if (!s.properties?.[k]) defaults(ap, child);
+    for (const [k, child] of Object.entries(v)) if (!propertySchema(s, k)) defaults(ap, child);
   }
 }
 
@@ -340,7 +348,7 @@ function pruneWalk(s: JSONSchemaProps, v: Json, path: string, keepEnvelope: bool
   const embedded = s['x-kubernetes-embedded-resource'] === true;
   const ap = s.additionalProperties;
   for (const k of Object.keys(v)) {
-    const known = s.properties?.[k];
+    const known = propertySchema(s, k);
     if ((keepEnvelope || embedded) && OBJECT_ENVELOPE.has(k)) {
       continue; // ObjectMeta is the API server's to check, not the schema's to prune
     } else if (known) {

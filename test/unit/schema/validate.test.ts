@@ -134,6 +134,14 @@ describe('compileSchema: pruning', () => {
     assert.deepEqual(obj, { apiVersion: 'x/v1', kind: 'X', metadata: { name: 'n', labels: { a: 'b' } }, spec: { list: [{ a: 'x' }] } });
   });
 
+  test('fields named like Object.prototype members ("constructor", "__proto__", "toString") are unknown fields too', () => {
+    const s = withSpec({ type: 'object', properties: { a: { type: 'string' } } });
+    const obj = JSON.parse('{"spec": {"a": "x", "constructor": 1, "__proto__": {"polluted": true}, "toString": "y"}}') as { spec: Record<string, unknown> };
+    assert.deepEqual(compileSchema(s).prune(obj).sort(), ['spec.__proto__', 'spec.constructor', 'spec.toString']);
+    assert.deepEqual(Object.keys(obj.spec), ['a']);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+
   test('x-kubernetes-preserve-unknown-fields keeps unknown fields but still prunes inside known ones', () => {
     const s = withSpec({ type: 'object', 'x-kubernetes-preserve-unknown-fields': true, properties: { known: { type: 'object', properties: { a: { type: 'string' } } } } });
     const obj = { spec: { free: { anything: 1 }, known: { a: 'x', z: 1 } } };
