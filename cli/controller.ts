@@ -15,7 +15,6 @@ import { KubeClient } from '../runtime/client.js';
 import { Manager } from '../runtime/manager.js';
 import { log } from '../runtime/log.js';
 import { registerControllers } from '../controllers/index.js';
-import type { ServeComponent } from './serve.js';
 
 export interface ControllerManagerOptions {
   client: KubeClient;
@@ -26,10 +25,7 @@ export interface ControllerManagerOptions {
   metricsListen?: string;
 }
 
-/**
- * Builds the manager with every stratus controller and starts it. Also what `stratus serve`
- * runs in-process against its own API server.
- */
+/** Builds the manager with every stratus controller and starts it. */
 export async function startControllerManager(opts: ControllerManagerOptions): Promise<Manager> {
   const mgr = new Manager({
     client: opts.client,
@@ -46,17 +42,6 @@ export async function startControllerManager(opts: ControllerManagerOptions): Pr
   await mgr.start();
   return mgr;
 }
-
-/**
- * The controllers as a `stratus serve` component: the same manager, in-process, against the
- * server's own API through its kubeconfig (no leader election: one process owns the store).
- * Wire it with `addServeComponent(serveControllers)`; `--no-controllers` turns it off.
- */
-export const serveControllers: ServeComponent = async (server, options) => {
-  if (!options.controllers) return { close: async () => undefined };
-  const mgr = await startControllerManager({ client: KubeClient.fromFile(server.kubeconfigPath) });
-  return { close: () => mgr.stop() };
-};
 
 export function registerController(program: Command): void {
   program
