@@ -170,18 +170,25 @@ export class BindingDomains implements DomainBackend {
     return this.opening;
   }
 
-  /** Runs `fn` on an open handle; a lost connection drops the handle so the next call reopens. */
+  /**
+   * Runs `fn` on an open handle. A lost connection (daemon restarted, network cut) drops the
+   * handle and `fn` runs once more on a fresh one — every operation here is idempotent or
+   * tolerates its own repetition — so one restart of libvirtd costs no failed call.
+   */
   private async call<T>(fn: (hv: Hypervisor) => Promise<T>): Promise<T> {
-    const hv = await this.open();
-    try {
-      return await fn(hv);
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      if (CONNECTION_LOST.test(message) && this.hv === hv) {
-        this.hv = undefined;
-        void hv.connectClose().catch(() => undefined);
+    for (let attempt = 0; ; attempt++) {
+      const hv = await this.open();
+      try {
+        return await fn(hv);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        if (!CONNECTION_LOST.test(message)) throw err;
+        if (this.hv === hv) {
+          this.hv = undefined;
+          void hv.connectClose().catch(() => undefined);
+        }
+        if (attempt > 0) throw err;
       }
-      throw err;
     }
   }
 

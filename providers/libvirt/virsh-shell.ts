@@ -32,6 +32,7 @@ export class VirshError extends Error {
     readonly command: string[],
     /** True when the failure was the connection itself (process could not start, exited, timed out). */
     readonly connectionLost = false,
+    readonly timedOut = false,
   ) {
     super(message);
     this.name = 'VirshError';
@@ -75,8 +76,21 @@ export class VirshShell {
     return this.child?.pid;
   }
 
-  /** Runs one virsh command (e.g. `['vol-list', 'default']`) and returns its output. */
-  run(args: string[]): Promise<string> {
+  /**
+   * Runs one virsh command (e.g. `['vol-list', 'default']`) and returns its output. When the
+   * virsh process dies under the command (killed, daemon gone), it runs once more on a new
+   * process; a timed-out command is not repeated.
+   */
+  async run(args: string[]): Promise<string> {
+    try {
+      return await this.runOnce(args);
+    } catch (err) {
+      if (!(err instanceof VirshError) || !err.connectionLost || err.timedOut || this.closed) throw err;
+      return this.runOnce(args);
+    }
+  }
+
+  private runOnce(args: string[]): Promise<string> {
     if (this.closed) return Promise.reject(new VirshError('virsh shell is closed', args, true));
     let line: string;
     try {
@@ -121,7 +135,7 @@ export class VirshShell {
     const child = this.ensureProcess();
     next.timer = setTimeout(() => {
       log.warn({ component: 'virsh', uri: this.uri, command: next.args }, 'virsh command timed out; restarting virsh');
-      this.kill(new VirshError(`virsh ${next.args.join(' ')} timed out after ${this.timeoutMs} ms`, next.args, true));
+      this.kill(new VirshError(`virsh ${next.args.join(' ')} timed out after ${this.timeoutMs} ms`, next.args, true, true));
     }, this.timeoutMs);
     child.stdin.write(`${next.line}\necho --xml "${next.marker}<"\n`);
   }
@@ -162,7 +176,12 @@ export class VirshShell {
     clearTimeout(cur.timer);
     this.current = undefined;
     const out = commandOutput(chunk);
-    const errors = errorLines(out);
+    const all = errorLines(out);
+    // virsh reconnects by itself after the daemon went away and says so on stderr; those
+    // notices are not the command's failure.
+    const notices = all.filter((e) => RECONNECT_NOTICE.test(e));
+    if (notices.length) log.info({ component: 'virsh', uri: this.uri, notices }, 'virsh reconnected to the hypervisor');
+    const errors = all.filter((e) => !RECONNECT_NOTICE.test(e));
     if (errors.length) cur.reject(new VirshError(errors.join(': '), cur.args));
     else cur.resolve(out);
     this.pump();
@@ -184,6 +203,8 @@ export class VirshShell {
     }
   }
 }
+
+const RECONNECT_NOTICE = /^(Reconnected to the hypervisor|Disconnected from .* due to )/;
 
 /** Strips the echoed prompt + command line at the start and the echoed marker command at the end. */
 function commandOutput(chunk: string): string {

@@ -7,7 +7,7 @@ import { chown, mkdir, mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { removeDir, requireBinary, startDaemon, waitFor, pidAlive, execFileP } from './process.js';
+import { removeDir, requireBinary, startDaemon, waitFor, pidAlive, execFileP, type Daemon } from './process.js';
 
 export interface PrivateLibvirtd {
   /** `qemu+unix:///session?socket=...` for this daemon. */
@@ -15,6 +15,8 @@ export interface PrivateLibvirtd {
   /** The temp dir holding the daemon's state; readable and writable by `nobody`. */
   dir: string;
   pid: number;
+  /** Stops libvirtd (its qemu processes keep running) and starts it again on the same dirs. */
+  restart(): Promise<void>;
   /** Stops the daemon, kills qemu processes it left behind (by PID) and removes `dir`. */
   stop(): Promise<void>;
 }
@@ -49,22 +51,42 @@ export async function startLibvirtd(): Promise<PrivateLibvirtd> {
   for (const d of [dir, ...dirs]) await chown(d, NOBODY_UID, NOGROUP_GID);
   const [run, config, cache, home] = dirs as [string, string, string, string];
   const socket = join(run, 'libvirt', 'libvirt-sock');
-  const daemon = startDaemon(libvirtd, [], {
-    uid: NOBODY_UID,
-    gid: NOGROUP_GID,
-    cwd: home,
-    env: {
-      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-      HOME: home,
-      XDG_RUNTIME_DIR: run,
-      XDG_CONFIG_HOME: config,
-      XDG_CACHE_HOME: cache,
-      LIBVIRT_LOG_OUTPUTS: `3:file:${join(dir, 'libvirtd.log')}`,
-    },
-  });
   const uri = `qemu+unix:///session?socket=${socket}`;
+  const launch = async (): Promise<Daemon> => {
+    const d = startDaemon(libvirtd, [], {
+      uid: NOBODY_UID,
+      gid: NOGROUP_GID,
+      cwd: home,
+      env: {
+        PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+        HOME: home,
+        XDG_RUNTIME_DIR: run,
+        XDG_CONFIG_HOME: config,
+        XDG_CACHE_HOME: cache,
+        LIBVIRT_LOG_OUTPUTS: `3:file:${join(dir, 'libvirtd.log')}`,
+      },
+    });
+    try {
+      await waitFor(
+        'libvirtd to listen',
+        async () => {
+          if (d.child.exitCode !== null) throw new Error(`libvirtd exited: ${d.output()}`);
+          if (!existsSync(socket)) return false;
+          await execFileP('virsh', ['-c', uri, 'version']);
+          return true;
+        },
+        20_000,
+        100,
+      );
+    } catch (err) {
+      await d.stop(2000);
+      throw err;
+    }
+    return d;
+  };
+  let daemon: Daemon | undefined;
   const stop = async (): Promise<void> => {
-    await daemon.stop(5000);
+    await daemon?.stop(5000);
     for (const pid of await processesMentioning(dir)) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -76,20 +98,21 @@ export async function startLibvirtd(): Promise<PrivateLibvirtd> {
     await removeDir(dir);
   };
   try {
-    await waitFor(
-      'libvirtd to listen',
-      async () => {
-        if (daemon.child.exitCode !== null) throw new Error(`libvirtd exited: ${daemon.output()}`);
-        if (!existsSync(socket)) return false;
-        await execFileP('virsh', ['-c', uri, 'version']);
-        return true;
-      },
-      20_000,
-      100,
-    );
+    daemon = await launch();
   } catch (err) {
     await stop();
     throw err;
   }
-  return { uri, dir, pid: daemon.pid, stop };
+  const handle: PrivateLibvirtd = {
+    uri,
+    dir,
+    pid: daemon.pid,
+    stop,
+    async restart() {
+      await daemon?.stop(5000);
+      daemon = await launch();
+      handle.pid = daemon.pid;
+    },
+  };
+  return handle;
 }

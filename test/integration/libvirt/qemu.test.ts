@@ -120,6 +120,20 @@ describe('libvirt provider on a real libvirtd (qemu:///session, TCG)', () => {
     const listing = (await execFileP('xorriso', ['-indev', join(poolDir, `${s.uid}-seed.iso`), '-find', '/', '-type', 'f'], {})).stdout;
     for (const f of ['meta-data', 'user-data']) assert.match(listing, new RegExp(`'/${f}'`));
 
+    // The daemon restarts under the connection: the same handle reconnects, qemu keeps running.
+    await daemon!.restart();
+    assert.equal((await c.describe()).machineCount, 1);
+    obs = await m.observe(s);
+    assert.equal(obs.state, 'running');
+    assert.equal(obs.pid, pid1);
+    // A dead virsh shell is replaced on the next command.
+    const shellPid = c.shell().pid;
+    assert.ok(shellPid !== undefined);
+    process.kill(shellPid, 'SIGKILL');
+    await waitFor('the virsh shell to exit', () => !pidAlive(shellPid), 10_000);
+    assert.equal((await c.describe()).machineCount, 1);
+    assert.notEqual(c.shell().pid, shellPid);
+
     const stopped = { ...s, powerState: 'Stopped' as const };
     obs = await m.observe(stopped);
     await m.update(stopped, obs);
