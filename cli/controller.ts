@@ -25,8 +25,14 @@ export interface ControllerManagerOptions {
   metricsListen?: string;
 }
 
+export interface RunningControllers {
+  mgr: Manager;
+  /** Stops the manager (releasing the Lease), then closes provider connections. */
+  stop(): Promise<void>;
+}
+
 /** Builds the manager with every stratus controller and starts it. */
-export async function startControllerManager(opts: ControllerManagerOptions): Promise<Manager> {
+export async function startControllerManager(opts: ControllerManagerOptions): Promise<RunningControllers> {
   const mgr = new Manager({
     client: opts.client,
     metricsListen: opts.metricsListen,
@@ -38,9 +44,15 @@ export async function startControllerManager(opts: ControllerManagerOptions): Pr
         }
       : undefined,
   });
-  registerControllers(mgr);
+  const { connections } = registerControllers(mgr);
   await mgr.start();
-  return mgr;
+  return {
+    mgr,
+    async stop() {
+      await mgr.stop();
+      await connections.closeAll();
+    },
+  };
 }
 
 export function registerController(program: Command): void {
@@ -54,7 +66,7 @@ export function registerController(program: Command): void {
     .option('--identity <id>', 'this replica in the Lease (default: hostname_uuid)')
     .option('--metrics-listen <host:port>', 'serve /metrics, /healthz and /readyz here')
     .action(async (raw: Record<string, unknown>) => {
-      const mgr = await startControllerManager({
+      const running = await startControllerManager({
         client: KubeClient.fromFile(String(raw.kubeconfig)),
         leaderElect: raw.leaderElect === true,
         leaseNamespace: String(raw.leaseNamespace),
@@ -62,22 +74,23 @@ export function registerController(program: Command): void {
         identity: typeof raw.identity === 'string' ? raw.identity : undefined,
         metricsListen: typeof raw.metricsListen === 'string' ? raw.metricsListen : undefined,
       });
+      const mgr = running.mgr;
       const addr = mgr.metricsAddress();
       process.stdout.write(
         `stratus: controllers ${mgr.controllerNames().join(', ') || '(none)'} running against ${mgr.client.server}${addr ? `; metrics at http://${addr.address}:${addr.port}/metrics` : ''}\n`,
       );
-      await waitForSignalThenStop(mgr);
+      await waitForSignalThenStop(running);
     });
 }
 
-async function waitForSignalThenStop(mgr: Manager): Promise<never> {
+async function waitForSignalThenStop(running: RunningControllers): Promise<never> {
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
   log.info({ signal }, 'stopping controllers');
   try {
-    await mgr.stop();
+    await running.stop();
     process.exit(0);
   } catch (err) {
     process.stderr.write(`stratus: shutdown failed: ${err instanceof Error ? err.message : String(err)}\n`);
