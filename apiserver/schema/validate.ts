@@ -95,7 +95,7 @@ function toAjvSchema(s: JSONSchemaProps): JsonObject {
     if (Array.isArray(out.enum) && !out.enum.includes(null)) out.enum = [...out.enum, null];
   }
   if (types) out.type = types.length === 1 ? types[0] : types;
-  if (s.format !== undefined && KUBE_FORMATS[s.format]) out.format = s.format;
+  if (s.format !== undefined && Object.hasOwn(KUBE_FORMATS, s.format)) out.format = s.format;
   if (s.minimum !== undefined) out[s.exclusiveMinimum ? 'exclusiveMinimum' : 'minimum'] = s.minimum;
   if (s.maximum !== undefined) out[s.exclusiveMaximum ? 'exclusiveMaximum' : 'maximum'] = s.maximum;
   if (s.properties) {
@@ -376,7 +376,11 @@ export function compileSchema(openAPIV3Schema: JSONSchemaProps): CompiledSchema 
   if (hit) return hit;
   const schema = openAPIV3Schema;
   // Compiled eagerly so a schema ajv cannot take fails where it is registered, not on first use.
-  const check: ValidateFunction = ajv().compile(toAjvSchema(schema));
+  const translated = toAjvSchema(schema);
+  const check: ValidateFunction = ajv().compile(translated);
+  // The compiled function stands alone; dropping ajv's own cache entry keeps a server that
+  // re-registers CRDs for months from holding every schema it ever saw (ours is the WeakMap).
+  ajv().removeSchema(translated);
   const compiled: CompiledSchema = {
     applyDefaults(obj) {
       defaults(schema, obj);
