@@ -38,7 +38,7 @@ import {
 } from './resources.js';
 import { clone, deepEqual, fieldText, getPath, isPlainObject, mergePatch, strategicMergePatch } from './objects.js';
 import { decodeObject } from './watchcache.js';
-import { serverSideApply, recordUpdate } from './apply/index.js';
+import { ApplyError, applyConflictStatus, serverSideApply, recordUpdate, type ApplyConflict } from './apply/index.js';
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selectors.js';
 import { crdErrors } from './schema/structural.js';
 import type { CustomResourceDefinition } from './schema/types.js';
@@ -316,9 +316,7 @@ export class Registry {
     if (t.resource.statusSubresource && !t.resource.builtin) delete obj.status;
     this.prepare(target, obj, undefined);
     this.admit(target, obj, opts, undefined);
-    if (!fromApply) {
-      recordUpdate(undefined, obj as Parameters<typeof recordUpdate>[1], { manager: opts.fieldManager ?? 'unknown', operation: 'Update', time: now() });
-    }
+    if (!fromApply) this.recordManagedFields(t, undefined, obj, opts, undefined);
     if (opts.dryRun) return this.decode(t, obj);
     const key = this.key(target, m.name);
     let kv: KeyValue;
@@ -399,7 +397,7 @@ export class Registry {
       const kv = await this.store.get(this.key(t, name));
       if (!kv) {
         if (subresource) throw notFound(t.resource, name);
-        const r = serverSideApply(undefined, applied as Parameters<typeof serverSideApply>[1], { manager, force });
+        const r = this.runApply(t, undefined, applied, manager, force, undefined);
         if ('conflicts' in r) throw applyConflict(r.conflicts);
         try {
           return await this.create(t, r.object, opts, true);
@@ -416,7 +414,7 @@ export class Registry {
           subresource,
           (current) => {
             const live = this.decode(t, current);
-            const r = serverSideApply(live as Parameters<typeof serverSideApply>[0], applied as Parameters<typeof serverSideApply>[1], { manager, force });
+            const r = this.runApply(t, live, applied, manager, force, subresource);
             if ('conflicts' in r) throw applyConflict(r.conflicts);
             const out = this.toStorage(t, r.object as KubeObject);
             meta(out).resourceVersion = undefined;
@@ -428,6 +426,46 @@ export class Registry {
         if (err instanceof ApiError && err.code === 404 && attempt < 5) continue;
         throw err;
       }
+    }
+  }
+
+  private runApply(
+    t: Target,
+    live: KubeObject | undefined,
+    applied: KubeObject,
+    manager: string,
+    force: boolean,
+    subresource: string | undefined,
+  ): { object: KubeObject } | { conflicts: ApplyConflict[] } {
+    try {
+      return serverSideApply(live as Parameters<typeof serverSideApply>[0], clone(applied) as Parameters<typeof serverSideApply>[1], {
+        manager,
+        force,
+        time: now(),
+        statusSubresource: t.resource.statusSubresource,
+        ...(subresource ? { subresource } : {}),
+        ...(t.version.listTypes ? { listTypes: t.version.listTypes } : {}),
+      }) as { object: KubeObject } | { conflicts: ApplyConflict[] };
+    } catch (err) {
+      if (err instanceof ApplyError) throw badRequest(err.message);
+      throw err;
+    }
+  }
+
+  /** managedFields for a create, update or non-apply patch (in the addressed version). */
+  private recordManagedFields(t: Target, old: KubeObject | undefined, updated: KubeObject, opts: WriteOptions, subresource: string | undefined): void {
+    try {
+      recordUpdate(old as Parameters<typeof recordUpdate>[0], updated as Parameters<typeof recordUpdate>[1], {
+        manager: opts.fieldManager ?? 'unknown',
+        operation: 'Update',
+        time: now(),
+        statusSubresource: t.resource.statusSubresource,
+        ...(subresource && subresource !== 'finalize' ? { subresource } : {}),
+        ...(t.version.listTypes ? { listTypes: t.version.listTypes } : {}),
+      });
+    } catch (err) {
+      if (err instanceof ApplyError) throw badRequest(err.message);
+      throw err;
     }
   }
 
@@ -465,14 +503,7 @@ export class Registry {
       }
       const unchanged = deepEqual(stripVolatile(next), stripVolatile(current));
       if (unchanged) return this.decode(t, current);
-      if (!fromApply) {
-        recordUpdate(current as Parameters<typeof recordUpdate>[0], next as Parameters<typeof recordUpdate>[1], {
-          manager: opts.fieldManager ?? 'unknown',
-          operation: 'Update',
-          ...(subresource ? { subresource } : {}),
-          time: now(),
-        });
-      }
+      if (!fromApply) this.recordManagedFields(t, current, next, opts, subresource);
       const finalize = Boolean(nm.deletionTimestamp) && (nm.finalizers ?? []).length === 0 && !this.namespacePending(t, next);
       if (opts.dryRun) return this.decode(t, next);
       try {
@@ -648,11 +679,8 @@ export class Registry {
       delete nm.deletionTimestamp;
       delete nm.deletionGracePeriodSeconds;
     }
-    if (nm.managedFields === undefined || nm.managedFields === null) {
-      if (cm.managedFields !== undefined) nm.managedFields = clone(cm.managedFields);
-    } else if (Array.isArray(nm.managedFields) && nm.managedFields.length === 0) {
-      delete nm.managedFields;
-    }
+    // managedFields: absent keeps the stored ones; `[]` resets them (recordUpdate decides).
+    if ((nm.managedFields === undefined || nm.managedFields === null) && cm.managedFields !== undefined) nm.managedFields = clone(cm.managedFields);
     delete nm.resourceVersion;
     delete nm.selfLink;
     return next;
@@ -775,10 +803,9 @@ export class Registry {
   }
 }
 
-function applyConflict(conflicts: { manager: string; field: string }[]): ApiError {
-  const causes = conflicts.map((c) => ({ reason: 'FieldManagerConflict', message: `conflict with "${c.manager}"`, field: c.field }));
-  const list = conflicts.map((c) => `- conflict with "${c.manager}": ${c.field}`).join('\n');
-  return new ApiError(409, 'Conflict', `Apply failed with ${conflicts.length} conflict${conflicts.length === 1 ? '' : 's'}: ${conflicts.map((c) => `conflict with "${c.manager}": ${c.field}`).join(', ')}\n${list}`, { causes });
+function applyConflict(conflicts: ApplyConflict[]): ApiError {
+  const { message, causes } = applyConflictStatus(conflicts);
+  return new ApiError(409, 'Conflict', message, { causes });
 }
 
 /** The object without what changes on every write (resourceVersion, managedFields times). */

@@ -6,6 +6,7 @@
  */
 import type { CustomResourceDefinition, JSONSchemaProps, PrinterColumn } from './schema/types.js';
 import { compileSchema } from './schema/validate.js';
+import { listTypesFromSchema, type ListTypeResolver } from './apply/index.js';
 
 export type KubeObject = Record<string, unknown> & {
   apiVersion?: string;
@@ -53,6 +54,8 @@ export interface ResourceVersion {
   /** The OpenAPI schema of the whole object (CRDs), for validation and /openapi. */
   schema?: JSONSchemaProps;
   compiled?: Compiled;
+  /** List semantics (atomic/set/map and keys) for server-side apply, from the schema. */
+  listTypes?: ListTypeResolver;
   columns: PrinterColumn[];
   /** Extra field-selector fields beyond metadata.name / metadata.namespace, with JSON paths. */
   selectableFields: Record<string, string>;
@@ -127,6 +130,7 @@ export function resourceFromCrd(crd: CustomResourceDefinition): Resource | undef
     if (schema) {
       rv.schema = schema;
       rv.compiled = compileSchema(schema);
+      rv.listTypes = listTypesFromSchema(schema);
     }
     return rv;
   });
