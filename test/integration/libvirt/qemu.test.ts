@@ -7,7 +7,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { chown, mkdir, open as openFile, readdir, readFile } from 'node:fs/promises';
+import { chown, mkdir, open as openFile, readdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { connectLibvirt, findQemuPid, type LibvirtNodeConnection } from '../../../providers/libvirt/index.js';
 import type { MachineObservation, MachineSpec } from '../../../providers/machine.js';
@@ -17,6 +19,7 @@ import { execFileP, pidAlive, requireBinary, waitFor } from '../../harness/proce
 let daemon: PrivateLibvirtd | undefined;
 let conn: LibvirtNodeConnection | undefined;
 let poolDir = '';
+let http: Server | undefined;
 const POOL = 'stratus-test-images';
 
 function spec(over: Partial<MachineSpec> = {}): MachineSpec {
@@ -82,6 +85,8 @@ after(async () => {
     }
   } finally {
     await daemon?.stop();
+    http?.closeAllConnections();
+    await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
   }
 });
 
@@ -158,5 +163,46 @@ describe('libvirt provider on a real libvirtd (qemu:///session, TCG)', () => {
     const vols = await c.shell().run(['vol-list', '--pool', POOL]);
     assert.doesNotMatch(vols, new RegExp(s.uid));
     await m.delete(s);
+  });
+
+  it('boots an installer ISO from its http location: qemu reads it from the URL', async () => {
+    const c = conn!;
+    const m = c.machines();
+    const src = join(daemon!.dir, 'iso-src');
+    await mkdir(src);
+    await writeFile(join(src, 'README'), 'stratus installer test\n');
+    const isoPath = join(daemon!.dir, 'installer.iso');
+    await execFileP('xorriso', ['-as', 'mkisofs', '-quiet', '-V', 'INSTALLER', '-J', '-r', '-o', isoPath, src]);
+    const iso = await readFile(isoPath);
+    const requests: string[] = [];
+    http = createServer((req, res) => {
+      requests.push(`${req.method} ${req.url} ${req.headers.range ?? ''}`);
+      if (req.url !== '/images/installer.iso') {
+        res.writeHead(404).end();
+        return;
+      }
+      const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+      const start = range ? Number(range[1]) : 0;
+      const end = range && range[2] ? Math.min(Number(range[2]), iso.length - 1) : iso.length - 1;
+      const body = iso.subarray(start, end + 1);
+      res.writeHead(range ? 206 : 200, {
+        'Accept-Ranges': 'bytes',
+        'Content-Length': String(body.length),
+        ...(range ? { 'Content-Range': `bytes ${start}-${end}/${iso.length}` } : {}),
+      });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    });
+    await new Promise<void>((r) => http!.listen(0, '127.0.0.1', () => r()));
+    const port = (http.address() as AddressInfo).port;
+
+    const s = spec({ image: undefined, disks: [], providerSpec: { location: `http://127.0.0.1:${port}/images/installer.iso` } });
+    delete s.image;
+    await m.create(s);
+    const obs = await reconcileUntil(s, (o) => o.state === 'running' && o.pid !== undefined, 'the installer domain to run');
+    assert.ok(pidAlive(obs.pid!));
+    await waitFor('qemu to read the ISO over http', () => requests.some((r) => r.startsWith('GET /images/installer.iso')), 10_000);
+    await m.delete(s);
+    await waitFor('the qemu process to exit', () => !pidAlive(obs.pid!), 10_000);
+    assert.deepEqual(await readdir(poolDir), ['tiny.qcow2']);
   });
 });
