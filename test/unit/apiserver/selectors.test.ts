@@ -219,7 +219,7 @@ describe('field selectors', () => {
   for (const c of errors) {
     it(`rejects ${c.name}`, () => {
       assert.throws(() => parseFieldSelector(c.selector, allowed), (e: unknown) => {
-        assert.ok(e instanceof SelectorError);
+        assert.ok(e instanceof SelectorError, 'a SelectorError');
         assert.equal(e.message, c.want);
         return true;
       });
