@@ -86,14 +86,22 @@ export function columnDefinitions(columns: PrinterColumn[]): TableColumnDefiniti
   ];
 }
 
-/** A Table of `objects` (one row each, in order). */
+/**
+ * A Table of `objects` (one row each, in order). Pass `listMeta` for a list; without it a Table of
+ * one object carries that object's resourceVersion, as kube-apiserver's does for a GET.
+ */
 export function toTable(columns: PrinterColumn[], objects: object[], options: TableOptions = {}): Table {
   const effective = columns.length > 0 ? columns : [...defaultPrinterColumns];
   const now = options.now ?? new Date();
+  let listMeta = options.listMeta;
+  if (listMeta === undefined && objects.length === 1) {
+    const rv = metadataOf(objects[0] as Record<string, unknown>).resourceVersion;
+    if (typeof rv === 'string') listMeta = { resourceVersion: rv };
+  }
   return {
     kind: 'Table',
     apiVersion: 'meta.k8s.io/v1',
-    metadata: listMetaOf(options.listMeta),
+    metadata: listMetaOf(listMeta),
     columnDefinitions: options.noHeaders ? [] : columnDefinitions(columns),
     rows: objects.map((o) => row(effective, o as Record<string, unknown>, options.includeObject ?? 'Metadata', now)),
   };
@@ -109,8 +117,7 @@ export function toTableRowForWatch(
   obj: object,
   options: Omit<TableOptions, 'listMeta'> = {},
 ): Table {
-  const rv = metadataOf(obj as Record<string, unknown>).resourceVersion;
-  return toTable(columns, [obj], { ...options, listMeta: typeof rv === 'string' ? { resourceVersion: rv } : {} });
+  return toTable(columns, [obj], options);
 }
 
 function listMetaOf(m: TableListMeta | undefined): TableListMeta {

@@ -81,6 +81,43 @@ export interface UpdateOptions {
   statusSubresource?: boolean;
 }
 
+/** The longest field manager name kube accepts. */
+export const fieldManagerMaxLength = 128;
+
+/**
+ * Why a `fieldManager` query parameter is invalid (as kube's ValidateFieldManager), or undefined.
+ */
+export function validateFieldManager(name: string): string | undefined {
+  if (name.length > fieldManagerMaxLength) {
+    return `fieldManager: Too long: may not be more than ${fieldManagerMaxLength} bytes`;
+  }
+  let i = 0;
+  for (const ch of name) {
+    if (!isPrintable(ch)) {
+      const cp = ch.codePointAt(0) ?? 0;
+      return `fieldManager: Invalid value: ${JSON.stringify(name)}: invalid character U+${cp.toString(16).toUpperCase().padStart(4, '0')} (at position ${i})`;
+    }
+    i += Buffer.byteLength(ch);
+  }
+  return undefined;
+}
+
+const isPrintable = (ch: string): boolean => !/^[\p{C}\p{Z}]$/u.test(ch) || ch === ' ';
+
+/**
+ * The manager kube records when a write names none: the User-Agent up to its first "/" without
+ * unprintable characters ("kubectl/v1.32.4 (linux/amd64)" → "kubectl"), at most 128 bytes.
+ */
+export function managerFromUserAgent(userAgent: string | undefined): string {
+  let out = '';
+  for (const ch of (userAgent ?? '').split('/')[0]) {
+    if (!isPrintable(ch)) continue;
+    if (Buffer.byteLength(out + ch) > fieldManagerMaxLength) break;
+    out += ch;
+  }
+  return out;
+}
+
 /** Kube caps Update entries at 10; older ones are merged into this manager. */
 export const ancientChangesManager = 'ancient-changes';
 const maxUpdateManagers = 10;

@@ -4,11 +4,13 @@ import {
   ApplyError,
   applyConflictStatus,
   listTypesFromSchema,
+  managerFromUserAgent,
   recordUpdate,
   serverSideApply,
   type ApplyConflict,
   type KubeObject,
   type ManagedFieldsEntry,
+  validateFieldManager,
 } from '../../../apiserver/apply/index.js';
 
 const apiVersion = 'compute.stratus.dev/v1alpha1';
@@ -492,4 +494,28 @@ describe('listTypesFromSchema', () => {
     });
     assert.deepEqual(r(['a', '[]', 'b', 'anything']), { type: 'set' });
   });
+});
+
+describe('field manager names', () => {
+  const fromUa: [string | undefined, string][] = [
+    ['kubectl/v1.32.4 (linux/amd64) kubernetes/59526cd', 'kubectl'],
+    ['node-fetch', 'node-fetch'],
+    ['bad\u0007name/1', 'badname'],
+    [undefined, ''],
+    ['x'.repeat(200), 'x'.repeat(128)],
+  ];
+  for (const [ua, want] of fromUa) {
+    it(`the manager of User-Agent ${JSON.stringify(ua)?.slice(0, 40)} is ${JSON.stringify(want.slice(0, 20))}`, () => {
+      assert.equal(managerFromUserAgent(ua), want);
+    });
+  }
+  const validation: [string, string | undefined][] = [
+    ['kubectl-client-side-apply', undefined],
+    ['with space', undefined],
+    ['x'.repeat(129), 'fieldManager: Too long: may not be more than 128 bytes'],
+    ['a\tb', 'fieldManager: Invalid value: "a\\tb": invalid character U+0009 (at position 1)'],
+  ];
+  for (const [name, want] of validation) {
+    it(`validateFieldManager(${JSON.stringify(name).slice(0, 30)})`, () => assert.equal(validateFieldManager(name), want));
+  }
 });

@@ -143,6 +143,12 @@ describe('Table list metadata', () => {
   it('omits empty list metadata', () => {
     assert.deepEqual(toTable(columns, [], { now }).metadata, {});
   });
+  it("a Table of one object without listMeta carries the object's resourceVersion (a GET)", () => {
+    assert.deepEqual(toTable(columns, [instance('a')], { now }).metadata, { resourceVersion: '42' });
+  });
+  it('listMeta wins over the object for a one-item list', () => {
+    assert.deepEqual(toTable(columns, [instance('a')], { now, listMeta: { resourceVersion: '50' } }).metadata, { resourceVersion: '50' });
+  });
 });
 
 describe('toTableRowForWatch', () => {
