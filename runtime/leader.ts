@@ -7,9 +7,11 @@
  * - "Expired" is judged on the candidate's own clock: `leaseDurationSeconds` after the
  *   moment it last *saw the Lease record change* — never by comparing the holder's
  *   timestamps with local time, so clock skew between hosts cannot cause two leaders.
- *   A candidate that has watched the Lease wakes up right at expiry, so a dead leader is
- *   replaced at most `leaseDuration + retryPeriod` after its last renewal (≈ 15–17 s with
- *   the defaults; one `leaseDuration` after the observer last saw it renew).
+ *   Candidates *watch* the Lease (an informer with `metadata.name=` field selector), so
+ *   they see each renewal as it happens and wake up right at expiry: a dead leader is
+ *   replaced about one `leaseDuration` after its last renewal (≤ 15 s after it died, with
+ *   the defaults, plus request latency). If the watch is unavailable, polling every
+ *   `retryPeriod` still works, up to one retry period later.
  * - The leader renews every `retryPeriodMs`. If no renewal succeeds for `renewDeadlineMs`
  *   (< leaseDuration, so it gives up *before* anyone else may take over), or the Lease
  *   shows another holder, it stops leading: `onStoppedLeading` runs (and must stop the
@@ -21,6 +23,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { log as rootLog, type Logger } from './log.js';
 import { CoreResources, isConflict, isNotFound, type KubeClient, type KubeObject, type ResourceClient } from './client.js';
+import { Informer } from './informer.js';
 
 export interface LeaseSpec {
   holderIdentity?: string | null;
@@ -76,6 +79,7 @@ export class LeaderElector {
   private abort: AbortController | undefined;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  private readonly watcher: Informer<Lease>;
 
   constructor(
     client: KubeClient,
@@ -93,6 +97,19 @@ export class LeaderElector {
     // A request must not outlive the time left to renew.
     this.leases = client.withRequestTimeout(Math.max(500, Math.min(this.retryPeriodMs, this.renewDeadlineMs / 2))).resource<Lease>(CoreResources.leases);
     this.log = log.child({ component: 'leader-election', lease: `${config.namespace}/${config.name}`, identity: this.identity });
+    this.watcher = new Informer<Lease>(client.resource<Lease>(CoreResources.leases), {
+      namespace: config.namespace,
+      fieldSelector: `metadata.name=${config.name}`,
+      log: this.log,
+    });
+    const seen = (lease: Lease): void => {
+      if (lease.metadata?.name !== config.name) return;
+      this.observe(lease);
+      // A released lease can be taken at once.
+      if (!this.leading && !lease.spec?.holderIdentity) this.wake?.();
+    };
+    this.watcher.on('add', seen);
+    this.watcher.on('update', (_old, lease) => seen(lease));
   }
 
   isLeader(): boolean {
@@ -107,6 +124,7 @@ export class LeaderElector {
   start(): void {
     if (this.loop) return;
     this.abort = new AbortController();
+    this.watcher.start();
     this.loop = this.run(this.abort.signal);
   }
 
@@ -116,6 +134,7 @@ export class LeaderElector {
     this.wake?.();
     await this.loop;
     this.loop = undefined;
+    await this.watcher.stop();
   }
 
   private async run(signal: AbortSignal): Promise<void> {
