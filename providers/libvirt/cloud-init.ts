@@ -11,7 +11,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -108,7 +108,7 @@ export async function buildSeedIso(files: SeedFiles): Promise<Buffer> {
   const dir = await mkdtemp(join(tmpdir(), 'stratus-seed-'));
   try {
     const root = join(dir, 'root');
-    await execFileP('mkdir', ['-p', root]);
+    await mkdir(root);
     for (const [name, content] of Object.entries(files)) {
       if (content !== undefined) await writeFile(join(root, name), content);
     }

@@ -53,6 +53,9 @@ export function asProviderError(err: unknown, context: string): Error {
   if ((err instanceof VirshError && err.connectionLost) || CONNECTION_LOST.test(message)) {
     return new ProviderError('NodeUnreachable', message, true);
   }
+  if (/Not enough free space|No space left on device/i.test(message)) {
+    return new ProviderError('InsufficientStorage', `${context}: ${message}`, true);
+  }
   return new ProviderError('LibvirtError', `${context}: ${message}`, true);
 }
 

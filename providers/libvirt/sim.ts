@@ -31,7 +31,8 @@ export function simNodeXml(poolPath = '/var/lib/stratus/sim/images'): string {
     `    <cores>${SIM_CAPACITY.cpus}</cores>\n    <threads>1</threads>\n    <active>${SIM_CAPACITY.cpus}</active>\n  </cpu>\n` +
     `  <memory>${SIM_CAPACITY.memoryMiB * 1024}</memory>\n` +
     `  <pool type='dir'>\n    <name>default</name>\n    <uuid>5d1f9d38-3c51-4b5e-9a6b-7f8d5e0c1a01</uuid>\n` +
-    `    <capacity unit='GiB'>500</capacity>\n    <allocation unit='GiB'>11</allocation>\n    <available unit='GiB'>489</available>\n` +
+    // The test driver sizes every pool at 100 GiB whatever this says; volumes are thin.
+    `    <capacity unit='GiB'>100</capacity>\n    <allocation unit='GiB'>2</allocation>\n    <available unit='GiB'>98</available>\n` +
     `    <target>\n      <path>${escapeXml(poolPath)}</path>\n    </target>\n${volumes}  </pool>\n` +
     `</node>\n`
   );

@@ -83,17 +83,19 @@ export async function createCowClone(sh: VirshShell, pool: string, name: string,
   if (existing) return existing;
   const xml =
     `<volume>\n  <name>${escapeXml(name)}</name>\n  <capacity unit='bytes'>${base.capacityBytes}</capacity>\n` +
+    `  <allocation unit='bytes'>0</allocation>\n` +
     `  <target><format type='qcow2'/></target>\n` +
     `  <backingStore><path>${escapeXml(base.path)}</path><format type='${escapeXml(base.format)}'/></backingStore>\n</volume>\n`;
   await withTempFile('volume.xml', xml, (file) => sh.run(['vol-create', '--pool', pool, '--file', file]));
   return (await volumeInfo(sh, pool, name)) ?? fail(`volume ${name} vanished after creation`);
 }
 
-/** An empty volume (`qcow2` or `raw`) of `bytes`. */
+/** An empty, thinly provisioned volume (`qcow2` or `raw`) of `bytes`. */
 export async function createVolume(sh: VirshShell, pool: string, name: string, bytes: number, format: 'qcow2' | 'raw'): Promise<VolumeInfo> {
   const existing = await volumeInfo(sh, pool, name);
   if (existing) return existing;
-  await sh.run(['vol-create-as', '--pool', pool, '--name', name, '--capacity', `${bytes}b`, '--format', format]);
+  // Thin: allocation 0, so nothing is preallocated (and the test driver's fixed 100 GiB pools last).
+  await sh.run(['vol-create-as', '--pool', pool, '--name', name, '--capacity', `${bytes}b`, '--allocation', '0', '--format', format]);
   return (await volumeInfo(sh, pool, name)) ?? fail(`volume ${name} vanished after creation`);
 }
 
