@@ -152,6 +152,7 @@ export class Controller<T extends KubeObject = KubeObject> {
     });
     this.queue = queue;
     for (const key of this.primary.keys()) queue.add(key);
+    this.metrics?.workers(this.concurrency);
     this.workers = Array.from({ length: this.concurrency }, () => this.worker(queue, abort.signal));
     this.running = Promise.all(this.workers).then(() => undefined);
     this.log.info({ workers: this.concurrency, keys: queue.length }, 'controller started');
@@ -187,6 +188,7 @@ export class Controller<T extends KubeObject = KubeObject> {
     const log = this.log.child({ key, reconcileID });
     const started = process.hrtime.bigint();
     let outcome: ReconcileOutcome;
+    this.metrics?.active(1);
     try {
       const res = await this.reconciler.reconcile(key, { log, reconcileID, signal });
       if (res?.requeueAfterMs !== undefined && res.requeueAfterMs > 0) {
@@ -213,6 +215,7 @@ export class Controller<T extends KubeObject = KubeObject> {
         else queue.forget(key);
       }
     }
+    this.metrics?.active(-1);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.metrics?.reconciled(outcome, seconds);
     log.debug({ outcome, seconds }, 'reconciled');

@@ -28,6 +28,9 @@ const QUEUE_BUCKETS = Array.from({ length: 10 }, (_, i) => 1e-8 * 10 ** i);
 export interface ControllerMetrics {
   reconciled(outcome: ReconcileOutcome, seconds: number): void;
   error(): void;
+  /** A worker started (+1) or finished (-1) a reconcile. */
+  active(delta: number): void;
+  workers(n: number): void;
 }
 
 export class RuntimeMetrics {
@@ -35,6 +38,8 @@ export class RuntimeMetrics {
   private readonly reconcileTotal: Counter<'controller' | 'result'>;
   private readonly reconcileErrors: Counter<'controller'>;
   private readonly reconcileTime: Histogram<'controller'>;
+  private readonly activeWorkers: Gauge<'controller'>;
+  private readonly maxConcurrent: Gauge<'controller'>;
   private readonly depth: Gauge<'name'>;
   private readonly adds: Counter<'name'>;
   private readonly retries: Counter<'name'>;
@@ -47,6 +52,8 @@ export class RuntimeMetrics {
     this.reconcileTotal = new Counter({ name: 'controller_runtime_reconcile_total', help: 'Total number of reconciliations per controller', labelNames: ['controller', 'result'], registers });
     this.reconcileErrors = new Counter({ name: 'controller_runtime_reconcile_errors_total', help: 'Total number of reconciliation errors per controller', labelNames: ['controller'], registers });
     this.reconcileTime = new Histogram({ name: 'controller_runtime_reconcile_time_seconds', help: 'Length of time per reconciliation per controller', labelNames: ['controller'], buckets: RECONCILE_BUCKETS, registers });
+    this.activeWorkers = new Gauge({ name: 'controller_runtime_active_workers', help: 'Number of currently used workers per controller', labelNames: ['controller'], registers });
+    this.maxConcurrent = new Gauge({ name: 'controller_runtime_max_concurrent_reconciles', help: 'Maximum number of concurrent reconciles per controller', labelNames: ['controller'], registers });
     this.depth = new Gauge({ name: 'workqueue_depth', help: 'Current depth of workqueue', labelNames: ['name'], registers });
     this.adds = new Counter({ name: 'workqueue_adds_total', help: 'Total number of adds handled by workqueue', labelNames: ['name'], registers });
     this.retries = new Counter({ name: 'workqueue_retries_total', help: 'Total number of retries handled by workqueue', labelNames: ['name'], registers });
@@ -59,7 +66,10 @@ export class RuntimeMetrics {
   controller(name: string): ControllerMetrics {
     for (const result of ['success', 'error', 'requeue', 'requeue_after'] as const) this.reconcileTotal.inc({ controller: name, result }, 0);
     this.reconcileErrors.inc({ controller: name }, 0);
+    this.activeWorkers.set({ controller: name }, 0);
     return {
+      active: (delta) => this.activeWorkers.inc({ controller: name }, delta),
+      workers: (n) => this.maxConcurrent.set({ controller: name }, n),
       reconciled: (outcome, seconds) => {
         this.reconcileTotal.inc({ controller: name, result: outcome });
         this.reconcileTime.observe({ controller: name }, seconds);

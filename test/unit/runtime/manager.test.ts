@@ -61,6 +61,8 @@ describe('Manager', () => {
     assert.match(text, /workqueue_queue_duration_seconds_count\{name="things"\} [1-9]/);
     assert.match(text, /workqueue_work_duration_seconds_count\{name="things"\} [1-9]/);
     assert.match(text, /process_cpu_seconds_total/);
+    assert.match(text, /controller_runtime_max_concurrent_reconciles\{controller="things"\} 2/);
+    assert.match(text, /controller_runtime_active_workers\{controller="things"\} 0/);
     assert.equal((await fetch(`${base}/nope`)).status, 404);
     rc.client.close();
   });
