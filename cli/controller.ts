@@ -44,13 +44,13 @@ export async function startControllerManager(opts: ControllerManagerOptions): Pr
         }
       : undefined,
   });
-  const { connections } = registerControllers(mgr);
+  const held = registerControllers(mgr);
   await mgr.start();
   return {
     mgr,
     async stop() {
       await mgr.stop();
-      await connections.closeAll();
+      await held.close();
     },
   };
 }

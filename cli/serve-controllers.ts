@@ -41,13 +41,13 @@ export const serveControllers: ServeComponent = async (server, options) => {
     return { close: async () => undefined };
   }
   const mgr = new Manager({ client });
-  const { connections } = registerControllers(mgr);
+  const held = registerControllers(mgr);
   await mgr.start();
   log.info({ component: 'serve', controllers: mgr.controllerNames() }, 'controllers running');
   return {
     async close() {
       await mgr.stop();
-      await connections.closeAll();
+      await held.close();
     },
   };
 };

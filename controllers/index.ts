@@ -15,6 +15,8 @@ import { InstanceReconciler, type InstanceEventReason } from './instance.js';
 import { ComputeNodeReconciler, type ComputeNodeEventReason } from './computenode.js';
 import { SchedulerReconciler, type SchedulerEventReason } from './scheduler.js';
 import { SSHKeyReconciler } from './sshkey.js';
+import { NetworkReconciler, type NetworkEventReason } from './network.js';
+import { OvsSwitches } from './switches.js';
 
 export interface ControllerSettings {
   /** Steady-state drift check of Instances. Default 30 s. */
@@ -23,6 +25,8 @@ export interface ControllerSettings {
   instanceTransitionMs?: number;
   /** Heartbeat of ComputeNodes that do not set `spec.heartbeatSeconds`. Default 10 s. */
   heartbeatMs?: number;
+  /** Re-ensure interval of Networks (drift, ovsdb restarts). Default 30 s. */
+  networkPollMs?: number;
   /** Instance reconciles in flight at once. Default 8. */
   instanceConcurrency?: number;
   /** Replaces the provider connection factories (tests, or a build without a provider). */
@@ -59,10 +63,18 @@ export function defaultProviders(): Partial<Record<NodeProvider, ConnectionFacto
   };
 }
 
-export function registerControllers(mgr: Manager, settings: ControllerSettings = {}): { connections: NodeConnections } {
+/** What the controllers hold open; close it after the manager stops. */
+export interface ControllerResources {
+  connections: NodeConnections;
+  switches: OvsSwitches;
+  close(): Promise<void>;
+}
+
+export function registerControllers(mgr: Manager, settings: ControllerSettings = {}): ControllerResources {
   const instances = mgr.resource<Instance>(Resources.instances);
   const nodes = mgr.resource<ComputeNode>(Resources.computeNodes);
   const sshKeys = mgr.resource<SSHKey>(Resources.sshKeys);
+  const networks = mgr.resource<Network>(Resources.networks);
   const secretsClient = mgr.resource<Secret>(Resources.secrets);
 
   const instanceCache = mgr.informer<Instance>(Resources.instances);
@@ -83,6 +95,7 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
     return out;
   };
   const connections = new NodeConnections(settings.providers ?? defaultProviders(), readSecret);
+  const switches = new OvsSwitches();
 
   // ComputeNodes: heartbeat, capacity, and what is bound to them.
   mgr
@@ -113,6 +126,16 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
     // capacity freed by a deleted Instance may fit one that waits
     .watches(instanceCache, (i) => (i.metadata?.deletionTimestamp && i.spec.nodeName ? scheduler.unboundKeys() : []));
 
+  // Networks follow nodes appearing, going and changing readiness (not every heartbeat).
+  const networkNodeReadiness = new Map<string, string>();
+  const nodeReadinessChanged = (n: ComputeNode): boolean => {
+    const name = n.metadata?.name ?? '';
+    const state = `${getCondition(n.status?.conditions, 'Ready')?.status ?? 'Unknown'}/${n.metadata?.deletionTimestamp ?? ''}/${JSON.stringify(n.spec.ovs ?? null)}`;
+    if (networkNodeReadiness.get(name) === state) return false;
+    networkNodeReadiness.set(name, state);
+    return true;
+  };
+
   // Instances: enqueue those on a node whose readiness changed (not on every heartbeat).
   const nodeReadiness = new Map<string, string>();
   const onNodeChange = (n: ComputeNode): string[] => {
@@ -133,6 +156,7 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
         sshKeyCache,
         networkCache,
         connections,
+        switches,
         recorder: mgr.eventRecorder<InstanceEventReason>('instance-controller'),
         ...(settings.instancePollMs !== undefined ? { pollIntervalMs: settings.instancePollMs } : {}),
         ...(settings.instanceTransitionMs !== undefined ? { transitionPollMs: settings.instanceTransitionMs } : {}),
@@ -147,5 +171,32 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
     .addController({ name: 'sshkey', concurrency: 1 }, sshKeyCache, sshKeyReconciler)
     .watches(sshKeyCache, (k) => sshKeyReconciler.sameKeyName(k));
 
-  return { connections };
+  // Networks: VLANs on every node with a switch; re-checked when nodes come and go.
+  mgr
+    .addController(
+      { name: 'network', concurrency: 2 },
+      networkCache,
+      new NetworkReconciler({
+        networks,
+        networkCache,
+        nodeCache,
+        instanceCache,
+        connections,
+        switches,
+        recorder: mgr.eventRecorder<NetworkEventReason>('network-controller'),
+        ...(settings.networkPollMs !== undefined ? { pollIntervalMs: settings.networkPollMs } : {}),
+      }),
+    )
+    .watches(nodeCache, (n) => (nodeReadinessChanged(n) ? networkCache.keys() : []))
+    // an attached Instance changing (running, deleted) changes the Network's ports
+    .watches(instanceCache, (i) => (i.spec.networks ?? []).map((n) => `${i.metadata?.namespace}/${n.name}`));
+
+  return {
+    connections,
+    switches,
+    async close() {
+      await connections.closeAll();
+      await switches.closeAll();
+    },
+  };
 }

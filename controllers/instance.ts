@@ -22,8 +22,10 @@ import { updateStatus } from '../runtime/status.js';
 import { getCondition, kubeTime, setCondition, type ConditionInput } from '../runtime/conditions.js';
 import type { EventRecorder } from '../runtime/events.js';
 import { ProviderError, type MachineObservation, type MachineSpec, type MachineState } from '../providers/machine.js';
+import { attachNamespace } from '../providers/ovs/netns.js';
 import { machineSpecFor } from './machinespec.js';
 import type { NodeConnections } from './connections.js';
+import { ovsDatabaseOf, type OvsSwitches } from './switches.js';
 
 export const INSTANCE_FINALIZER = 'compute.stratus.dev/instance';
 
@@ -45,6 +47,8 @@ export interface InstanceReconcilerDeps {
   sshKeyCache: Informer<SSHKey>;
   networkCache: Informer<Network>;
   connections: NodeConnections;
+  /** Open vSwitch sessions, for attaching containers to Networks. */
+  switches: OvsSwitches;
   recorder: EventRecorder<InstanceEventReason>;
   /** Steady-state drift check. Default 30 s. */
   pollIntervalMs?: number;
@@ -124,6 +128,7 @@ export class InstanceReconciler implements Reconciler {
         this.d.recorder.normal(inst, reason, `${reason.toLowerCase()} the machine on "${nodeName}" (was ${observed.state})`);
         observed = await provider.observe(spec);
       }
+      await this.attachContainerNetworks(node, spec, observed);
       await this.writeObserved(inst, observed, nodeName);
       return { requeueAfterMs: TRANSITIONAL.has(observed.state) || !observed.upToDate ? this.transitionMs : this.pollMs };
     } catch (err) {
@@ -146,12 +151,41 @@ export class InstanceReconciler implements Reconciler {
       await provider.delete(spec);
       const observed = await provider.observe(spec);
       if (observed.exists) return { done: false, requeueAfterMs: this.transitionMs };
+      const db = ovsDatabaseOf(node);
+      if (db && node.spec.provider === 'docker' && spec.networks.length > 0) await this.d.switches.get(db).removePortsOwnedBy(spec.uid);
       this.d.recorder.normal(inst, 'Deleted', `deleted the machine from "${nodeName}"`);
       ctx.log.info({ node: nodeName }, 'machine deleted');
       return { done: true };
     } catch (err) {
       const res = await this.failed(inst, node, err);
       return { done: false, requeueAfterMs: res.requeueAfterMs ?? this.transitionMs * 5 };
+    }
+  }
+
+  /**
+   * Containers join Networks through a veth pair per Network (`eth1`, `eth2`, ...): the host
+   * end is an access port of the Network's VLAN, the other end is inside the container's
+   * namespace with the Instance's address. Re-run on every observe, so a restarted
+   * container (a new namespace) or a retagged Network is repaired. VMs need none of this:
+   * libvirt plugs their interfaces into the Network's portgroup.
+   */
+  private async attachContainerNetworks(node: ComputeNode, spec: MachineSpec, observed: MachineObservation): Promise<void> {
+    const db = ovsDatabaseOf(node);
+    if (!db || node.spec.provider !== 'docker' || spec.networks.length === 0) return;
+    if (observed.state !== 'running' || !observed.pid) return;
+    const sw = this.d.switches.get(db);
+    for (const [i, n] of spec.networks.entries()) {
+      await attachNamespace(sw, {
+        bridge: n.bridge,
+        vlan: n.vlan,
+        ownerUid: spec.uid,
+        ...(n.uid ? { networkUid: n.uid } : {}),
+        target: { pid: observed.pid },
+        ifName: `eth${i + 1}`,
+        ...(n.address ? { address: n.address } : {}),
+        ...(n.mac ? { mac: n.mac } : {}),
+        ...(node.spec.ovs?.netns ? { switchNetns: node.spec.ovs.netns } : {}),
+      });
     }
   }
 

@@ -46,6 +46,7 @@ export function machineSpecFor(inst: Instance, lookups: Lookups, options: { leni
     const prefix = net.spec.cidr?.split('/')[1];
     networks.push({
       name: att.name,
+      ...(net.metadata?.uid ? { uid: net.metadata.uid } : {}),
       bridge: net.spec.bridge ?? 'br-stratus',
       vlan: net.spec.vlan,
       ...(att.ipAddress ? { address: prefix && !att.ipAddress.includes('/') ? `${att.ipAddress}/${prefix}` : att.ipAddress } : {}),

@@ -225,7 +225,7 @@ export interface ComputeNodeSpec {
     network?: string;
   };
   /**
-   * The node's Open vSwitch, which carries Networks (libvirt nodes).
+   * The node's Open vSwitch, which carries Networks (VM interfaces through libvirt, containers through veth pairs).
    */
   ovs?: {
     /**
@@ -234,6 +234,10 @@ export interface ComputeNodeSpec {
      * Default: "unix:/var/run/openvswitch/db.sock" (set by the API server when absent).
      */
     database?: string;
+    /**
+     * The network namespace ovs-vswitchd runs in, when it is not the host's (a userspace-datapath switch in its own namespace); the host ends of container veth pairs are moved there.
+     */
+    netns?: string;
   };
   /**
    * No new Instances are placed on the node; existing ones stay.

@@ -29,11 +29,15 @@ export interface MachinePort {
   containerPort: number;
   hostPort?: number;
   protocol: 'TCP' | 'UDP';
+  /** Host address a published port binds on (provider default when unset). */
+  hostIP?: string;
 }
 
 export interface MachineNetwork {
   /** The Network object's name. */
   name: string;
+  /** The Network object's uid: ports made for it carry it, so a VLAN change finds them. */
+  uid?: string;
   /** Where the network lives on the node. */
   bridge: string;
   vlan: number;
