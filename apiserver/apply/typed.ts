@@ -63,6 +63,15 @@ export class TypedSchema {
 
 export const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** `m[k]` when `k` is m's own key ("constructor" and the like are data here, not inherited). */
+const own = (m: Record<string, unknown> | undefined, k: string): unknown =>
+  m && Object.prototype.hasOwnProperty.call(m, k) ? m[k] : undefined;
+
+/** Sets a key even when it is "__proto__", which plain assignment would treat as the prototype. */
+function setOwn(o: Record<string, unknown>, k: string, v: unknown): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+}
+
 type Kind = 'none' | 'map' | 'list' | 'scalar';
 
 function kindOf(v: unknown): Kind {
@@ -196,8 +205,8 @@ export function compare(lhs: unknown, rhs: unknown, schema: TypedSchema): Compar
   const mapItems = (l: Record<string, unknown> | undefined, r: Record<string, unknown> | undefined, sp: string[], path: Path): void => {
     const keys = new Set([...Object.keys(l ?? {}), ...Object.keys(r ?? {})]);
     for (const k of keys) {
-      const lv = l?.[k];
-      const rv = r?.[k];
+      const lv = own(l, k);
+      const rv = own(r, k);
       if (lv === undefined && rv === undefined) continue;
       node(lv, rv, [...sp, k], [...path, field(k)]);
     }
@@ -287,8 +296,11 @@ export function merge(lhs: unknown, rhs: unknown, schema: TypedSchema): unknown 
       const rm = r as Record<string, unknown>;
       if (schema.mapIsAtomic(sp) || (Object.keys(lm).length === 0 && Object.keys(rm).length === 0)) return structuredClone(r);
       const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(lm)) out[k] = k in rm ? node(v, rm[k], [...sp, k]) : structuredClone(v);
-      for (const [k, v] of Object.entries(rm)) if (!(k in lm)) out[k] = structuredClone(v);
+      for (const [k, v] of Object.entries(lm)) {
+        const rv = own(rm, k);
+        setOwn(out, k, rv !== undefined ? node(v, rv, [...sp, k]) : structuredClone(v));
+      }
+      for (const [k, v] of Object.entries(rm)) if (own(lm, k) === undefined) setOwn(out, k, structuredClone(v));
       return out;
     }
     if (lk === 'list') {
@@ -382,7 +394,7 @@ export function removeItems(obj: unknown, set: FieldSet, schema: TypedSchema): u
         const pe = field(k);
         if (s.hasMember(pe)) continue;
         const sub = s.withPrefix(pe);
-        out[k] = sub ? walk(c, sub, [...sp, k], [...path, pe]) : c;
+        setOwn(out, k, sub ? walk(c, sub, [...sp, k], [...path, pe]) : c);
       }
       return out;
     }

@@ -308,6 +308,22 @@ describe('server-side apply', () => {
       assert.equal(spec(next).memoryMiB, 512);
     });
 
+    it('the last label going removes labels but keeps server-set metadata', () => {
+      const o = stored(applied(undefined, cfg({ cpus: 2 }, { metadata: { name: 'web', namespace: 'default', labels: { app: 'web' } } }), 'alice'));
+      const next = applied(o, cfg({ cpus: 2 }), 'alice');
+      const { managedFields: _mf, ...md } = next.metadata ?? {};
+      assert.deepEqual(md, { name: 'web', namespace: 'default', uid: 'uid-1', resourceVersion: '1', generation: 1, creationTimestamp: T0 });
+    });
+
+    it('fields named like Object.prototype members are plain data', () => {
+      const o = stored(applied(undefined, cfg({ env: { constructor: 'x', toString: 'y' } }), 'alice'));
+      const next = applied(o, cfg({ env: { constructor: 'x', ['__proto__']: 'z' } }), 'alice');
+      assert.deepEqual(Object.entries(spec(next).env as object), [
+        ['constructor', 'x'],
+        ['__proto__', 'z'],
+      ]);
+    });
+
     it('empty parents they leave behind go too', () => {
       const o = stored(applied(undefined, cfg({ cpus: 2, env: { A: '1' } }), 'alice'));
       const next = applied(o, cfg({ cpus: 2 }), 'alice');
