@@ -37,6 +37,11 @@ class Parser {
     if (s[this.pos] === '$' || s[this.pos] === '@') this.pos++;
     while (this.pos < s.length) {
       const c = s[this.pos];
+      if (c === ' ' || c === '\t') {
+        // Spaces between segments are ignored, as kube's parser does.
+        this.pos++;
+        continue;
+      }
       if (c === '.') {
         if (s[this.pos + 1] === '.') {
           this.pos += 2;

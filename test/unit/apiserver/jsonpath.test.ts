@@ -54,6 +54,8 @@ describe('evalJsonPath', () => {
     { name: 'a top-level wildcard', path: '[*]', want: Object.values(instance) },
     { name: 'a whole map', path: '.spec.env', want: [{ A: '1' }] },
     { name: 'the root', path: '.', want: [instance] },
+    { name: 'spaces inside braces are ignored', path: '{ .status.state }', want: ['running'] },
+    { name: 'spaces between segments are ignored', path: '.spec.disks[0] .name', want: ['root'] },
   ];
   for (const c of cases) {
     it(c.name, () => {
