@@ -7,6 +7,10 @@ import { packageVersion } from './version.js';
 import { registerServe, addServeComponent } from './serve.js';
 import { serveControllers } from './serve-controllers.js';
 import { registerController } from './controller.js';
+import { serveLegacy } from './serve-legacy.js';
+import { registerToken } from './token.js';
+import { registerUser } from './user.js';
+import { registerProxy } from './proxy.js';
 
 const program = new Command('stratus')
   .description('A declarative control plane for small and mid-sized clouds.')
@@ -22,8 +26,12 @@ program
   });
 
 addServeComponent(serveControllers);
+addServeComponent(serveLegacy);
 registerServe(program);
 registerController(program);
+registerToken(program);
+registerUser(program);
+registerProxy(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -22,6 +22,7 @@ export interface ServeOptions {
   crdDir: string;
   controllers: boolean;
   legacyListen: string;
+  legacyInsecure?: boolean;
   simNode: boolean;
 }
 
@@ -58,6 +59,7 @@ export function registerServe(program: Command): void {
     .option('--crd-dir <dir>', 'CustomResourceDefinitions registered at start', defaultCrdDir())
     .option('--no-controllers', 'serve the API only, without the controllers')
     .option('--legacy-listen <host:port>', 'address of the legacy REST proxy', '127.0.0.1:8080')
+    .option('--legacy-insecure', 'serve the DataCentred and clementine APIs without a token', false)
     .option('--sim-node', 'register a simulated compute node', false)
     .action(async (raw: Record<string, unknown>) => {
       const options: ServeOptions = {

@@ -1,0 +1,43 @@
+/**
+ * The legacy proxy as a `stratus serve` component: Cloud Brain, DataCentred, clementine and
+ * Brume on `--legacy-listen` (default 127.0.0.1:8080), talking to the API server through
+ * its kubeconfig like any external client. `--legacy-insecure` serves DataCentred and
+ * clementine without a token. `--legacy-listen off` (or an empty value) disables it.
+ *
+ * A legacy address already in use does not stop the control plane: the proxy is then not
+ * served, and an error says so (several `stratus serve` in tests or on a laptop would
+ * otherwise all fight over 8080).
+ */
+import { KubeClient } from '../runtime/client.js';
+import { log } from '../runtime/log.js';
+import { startLegacyProxy } from '../legacy/proxy.js';
+import type { ServeComponent, ServeOptions } from './serve.js';
+
+/** `ServeOptions.legacyInsecure` when `serve` passes it, else the flag on the command line. */
+function insecureOf(options: ServeOptions): boolean {
+  return options.legacyInsecure ?? process.argv.includes('--legacy-insecure');
+}
+
+export const serveLegacy: ServeComponent = async (server, options) => {
+  const listen = options.legacyListen.trim();
+  if (listen === '' || listen === 'off' || listen === 'none') return { close: async () => undefined };
+  const client = KubeClient.fromFile(server.kubeconfigPath);
+  const insecure = insecureOf(options);
+  try {
+    const proxy = await startLegacyProxy({ client, listen, insecure });
+    log.info({ component: 'legacy', url: proxy.url, insecure }, 'legacy APIs listening');
+    process.stdout.write(`stratus: legacy APIs at ${proxy.url}${insecure ? ' (DataCentred and clementine without authentication)' : ''}\n`);
+    return {
+      async close() {
+        await proxy.close();
+        client.close();
+      },
+    };
+  } catch (err) {
+    client.close();
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    log.error({ component: 'legacy', listen }, 'legacy APIs not served: the address is in use');
+    process.stderr.write(`stratus: legacy APIs not served: ${listen} is in use (choose another with --legacy-listen)\n`);
+    return { close: async () => undefined };
+  }
+};

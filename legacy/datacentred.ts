@@ -1,0 +1,192 @@
+/**
+ * The DataCentred staging compute agent: libvirt guests installed from the network and OVS
+ * VLAN networks for them. Answers are status codes; bodies are empty except errors, which
+ * are `{"error": "<message>"}`. A trailing slash on every path is optional.
+ *
+ *   GET  /host/<hostname>/                         204 the guest exists, 404 it does not
+ *   POST /host/<hostname>/ {memory, disks, networks, install, location, console}
+ *                                                  201 created, 409 exists, 400 malformed
+ *   GET  /host/<hostname>/network/<networkname>/   204 / 404
+ *   POST /host/<hostname>/network/<networkname>/ {bridge, vlan}   201 / 409 / 400
+ *
+ * A guest is an Instance (`provider: libvirt`, `memoryMiB` = memory MB, `disks` = one disk of
+ * each size in GB, in order, on virtio-scsi so the guest sees sda, sdb, ...; `networks` =
+ * the Networks of those names; `libvirt.location` = location, `libvirt.console` = serial
+ * when console is true). As in the original agent, `install: true` is required; stratus also
+ * needs `location`, the installer to boot. A network is a Network (`spec.bridge`,
+ * `spec.vlan`); the host in its path is recorded, not part of its identity (guests name
+ * networks without a host). Names that are not DNS-1123 labels map through `objectName`.
+ */
+import type { Instance, Network } from '../crds/types.js';
+import type { KubeClient, KubeObject } from '../runtime/client.js';
+import { isAlreadyExists } from '../runtime/client.js';
+import { Resources } from '../controllers/resources.js';
+import { badRequest, conflict, field, notFound, parseJsonObject, type Dialect, type JsonObject } from './http.js';
+import { guestHostname, LEGACY_API_LABEL, LEGACY_NAME_ANNOTATION, objectName } from './names.js';
+import type { LegacyApi } from './api.js';
+
+export const dataCentredDialect: Dialect = {
+  name: 'datacentred',
+  errorBody: (err) => ({ error: err.status === 401 ? 'unauthorized' : err.message }),
+  errorHeaders: (err): Record<string, string> => (err.status === 401 ? { 'www-authenticate': 'Token' } : {}),
+};
+
+export const HOST_ANNOTATION = 'legacy.stratus.dev/host';
+
+const LEGACY_NAME = /^[A-Za-z0-9][-A-Za-z0-9_.]{0,252}$/;
+const BRIDGE = /^[A-Za-z0-9][-A-Za-z0-9_.]{0,14}$/;
+
+function legacyName(kind: string, name: string): string {
+  if (!LEGACY_NAME.test(name)) throw notFound(`no such ${kind}`);
+  return name;
+}
+
+/** The object when it exists and was made for this legacy name (not a different name hashing alike). */
+async function lookup<T extends KubeObject>(client: KubeClient, ref: typeof Resources.instances | typeof Resources.networks, namespace: string, legacy: string): Promise<T | undefined> {
+  const name = objectName(legacy);
+  const obj = await client.resource<T>(ref).get(namespace, name);
+  if (!obj) return undefined;
+  const recorded = obj.metadata?.annotations?.[LEGACY_NAME_ANNOTATION];
+  return recorded === undefined ? (name === legacy ? obj : undefined) : recorded === legacy ? obj : undefined;
+}
+
+function intList(o: JsonObject, key: string, min: number, max: number, maxItems: number): number[] {
+  const v = o[key];
+  if (v === undefined || v === null) throw badRequest(`${key} is required`);
+  if (!Array.isArray(v)) throw badRequest(`${key} must be a list of integers`);
+  if (v.length > maxItems) throw badRequest(`${key} has more than ${maxItems} entries`);
+  return v.map((x, i) => {
+    if (typeof x !== 'number' || !Number.isInteger(x)) throw badRequest(`${key}[${i}] must be an integer`);
+    if (x < min || x > max) throw badRequest(`${key}[${i}] must be from ${min} to ${max}`);
+    return x;
+  });
+}
+
+function nameList(o: JsonObject, key: string, maxItems: number): string[] {
+  const v = o[key];
+  if (v === undefined || v === null) throw badRequest(`${key} is required`);
+  if (!Array.isArray(v)) throw badRequest(`${key} must be a list of names`);
+  if (v.length > maxItems) throw badRequest(`${key} has more than ${maxItems} entries`);
+  const seen = new Set<string>();
+  return v.map((x, i) => {
+    if (typeof x !== 'string' || !LEGACY_NAME.test(x)) throw badRequest(`${key}[${i}] must be a network name`);
+    if (seen.has(x)) throw badRequest(`${key}[${i}]: ${x} is listed twice`);
+    seen.add(x);
+    return x;
+  });
+}
+
+/** Validates a host request body into an Instance spec (throws 400 naming the field). */
+export function hostSpec(body: JsonObject): Instance['spec'] {
+  const memory = field.integer(body, 'memory', { required: true, min: 4, max: 4194304 })!;
+  const disks = intList(body, 'disks', 1, 65536, 16);
+  const networks = nameList(body, 'networks', 16);
+  const install = field.boolean(body, 'install');
+  const location = field.string(body, 'location', { max: 2048 });
+  const console = field.boolean(body, 'console');
+  if (install !== true) throw badRequest('install must be true: guests are installed from the network');
+  if (location === undefined) throw badRequest('location is required with install');
+  if (!/^(https?|ftp|nfs):\/\/\S+$/.test(location)) throw badRequest('location must be an http, https, ftp or nfs URL');
+  return {
+    provider: 'libvirt',
+    memoryMiB: memory,
+    disks: disks.map((sizeGiB, i) => ({ name: `disk${i}`, sizeGiB })),
+    networks: networks.map((n) => ({ name: objectName(n) })),
+    libvirt: { location, console: console ? 'serial' : 'none' },
+  };
+}
+
+/** Validates a network request body. */
+export function networkSpec(body: JsonObject): Network['spec'] {
+  const bridge = field.string(body, 'bridge', { required: true })!;
+  if (!BRIDGE.test(bridge)) throw badRequest('bridge must be an interface name (letters, digits, -_. ; at most 15)');
+  const vlan = field.integer(body, 'vlan', { required: true, min: 1, max: 4094 })!;
+  return { bridge, vlan };
+}
+
+export const dataCentredApi: LegacyApi = {
+  dialect: dataCentredDialect,
+  prefixes: ['/host/'],
+  routes: [
+    {
+      method: 'GET',
+      pattern: '/host/:hostname/',
+      auth: 'token-unless-insecure',
+      async handler(r, caller, client) {
+        const host = legacyName('host', r.params.hostname!);
+        if (!(await lookup<Instance>(client, Resources.instances, caller.namespace, host))) throw notFound('no such host');
+        return { status: 204 };
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/host/:hostname/',
+      auth: 'token-unless-insecure',
+      async handler(r, caller, client) {
+        const host = r.params.hostname!;
+        if (!LEGACY_NAME.test(host)) throw badRequest('hostname must be letters, digits, -_. (at most 253)');
+        const body = parseJsonObject(await r.body());
+        const spec = hostSpec(body);
+        const hostname = guestHostname(host);
+        if (hostname) spec.hostname = hostname;
+        const name = objectName(host);
+        if (await client.resource<Instance>(Resources.instances).get(caller.namespace, name)) throw conflict('host exists');
+        try {
+          await client.resource<Instance>(Resources.instances).create({
+            apiVersion: 'compute.stratus.dev/v1alpha1',
+            kind: 'Instance',
+            metadata: { name, namespace: caller.namespace, labels: { [LEGACY_API_LABEL]: 'datacentred' }, annotations: { [LEGACY_NAME_ANNOTATION]: host } },
+            spec,
+          });
+        } catch (err) {
+          if (isAlreadyExists(err)) throw conflict('host exists');
+          throw err;
+        }
+        return { status: 201 };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/host/:hostname/network/:networkname/',
+      auth: 'token-unless-insecure',
+      async handler(r, caller, client) {
+        legacyName('host', r.params.hostname!);
+        const net = legacyName('network', r.params.networkname!);
+        if (!(await lookup<Network>(client, Resources.networks, caller.namespace, net))) throw notFound('no such network');
+        return { status: 204 };
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/host/:hostname/network/:networkname/',
+      auth: 'token-unless-insecure',
+      async handler(r, caller, client) {
+        const host = r.params.hostname!;
+        const net = r.params.networkname!;
+        if (!LEGACY_NAME.test(host)) throw badRequest('hostname must be letters, digits, -_. (at most 253)');
+        if (!LEGACY_NAME.test(net)) throw badRequest('network name must be letters, digits, -_. (at most 253)');
+        const spec = networkSpec(parseJsonObject(await r.body()));
+        const name = objectName(net);
+        const networks = client.resource<Network>(Resources.networks);
+        if (await networks.get(caller.namespace, name)) throw conflict('network exists');
+        try {
+          await networks.create({
+            apiVersion: 'compute.stratus.dev/v1alpha1',
+            kind: 'Network',
+            metadata: {
+              name,
+              namespace: caller.namespace,
+              labels: { [LEGACY_API_LABEL]: 'datacentred' },
+              annotations: { [LEGACY_NAME_ANNOTATION]: net, [HOST_ANNOTATION]: host },
+            },
+            spec,
+          });
+        } catch (err) {
+          if (isAlreadyExists(err)) throw conflict('network exists');
+          throw err;
+        }
+        return { status: 201 };
+      },
+    },
+  ],
+};
