@@ -66,6 +66,9 @@ export interface Condition {
    * Type of condition in CamelCase.
    */
   type: string;
+  /**
+   * True, False or Unknown.
+   */
   status: 'True' | 'False' | 'Unknown';
   /**
    * A CamelCase machine-readable reason for the last transition.
@@ -79,10 +82,19 @@ export interface Condition {
    * When the status last changed.
    */
   lastTransitionTime?: string;
+  /**
+   * The metadata.generation the condition was computed for.
+   */
   observedGeneration?: number;
 }
 
+/**
+ * The token. `stratus create-token "DESCRIPTION"` creates one and prints ID-SECRET once.
+ */
 export interface AccessTokenSpec {
+  /**
+   * What the token is for, shown in listings.
+   */
   description?: string;
   /**
    * The numeric ID part of the token.
@@ -133,7 +145,13 @@ export interface AccessTokenSpec {
   expiresAt?: string;
 }
 
+/**
+ * What the controllers observed; written through the status subresource.
+ */
 export interface AccessTokenStatus {
+  /**
+   * When the token last authenticated a request.
+   */
   lastUsedTime?: string;
   /**
    * The metadata.generation this status reflects.
@@ -188,6 +206,9 @@ export interface ComputeNodeSpec {
      * A Secret with ca.pem, cert.pem and key.pem for mutual TLS (clementine's one CA, one client cert).
      */
     tlsSecretRef?: {
+      /**
+       * Name of the Secret.
+       */
       name: string;
       /**
        * Namespace of the Secret; default stratus-system.
@@ -199,6 +220,9 @@ export interface ComputeNodeSpec {
    * A Google Compute Engine zone of one project.
    */
   gce?: {
+    /**
+     * Google Cloud project ID.
+     */
     project: string;
     /**
      * e.g. europe-west1-b.
@@ -208,7 +232,13 @@ export interface ComputeNodeSpec {
      * A Secret with a service account key (key.json); absent means application default credentials.
      */
     credentialsSecretRef?: {
+      /**
+       * Name of the Secret.
+       */
       name: string;
+      /**
+       * Namespace of the Secret; default stratus-system.
+       */
       namespace?: string;
     };
     /**
@@ -249,7 +279,13 @@ export interface ComputeNodeSpec {
    * Advertise this capacity instead of what the node reports.
    */
   capacityOverride?: {
+    /**
+     * CPUs the scheduler may hand out.
+     */
     cpus?: number;
+    /**
+     * Memory in MiB the scheduler may hand out.
+     */
     memoryMiB?: number;
   };
   /**
@@ -258,27 +294,51 @@ export interface ComputeNodeSpec {
   heartbeatSeconds?: number;
 }
 
+/**
+ * What the controllers observed; written through the status subresource.
+ */
 export interface ComputeNodeStatus {
   /**
    * What the node reports.
    */
   capacity?: {
+    /**
+     * CPUs.
+     */
     cpus?: number;
+    /**
+     * Memory in MiB.
+     */
     memoryMiB?: number;
   };
   /**
    * What the scheduler may hand out (capacityOverride, else capacity).
    */
   allocatable?: {
+    /**
+     * CPUs.
+     */
     cpus?: number;
+    /**
+     * Memory in MiB.
+     */
     memoryMiB?: number;
   };
   /**
    * Sum of the Instances bound to the node.
    */
   allocated?: {
+    /**
+     * CPUs requested by the bound Instances.
+     */
     cpus?: number;
+    /**
+     * Memory in MiB requested by the bound Instances.
+     */
     memoryMiB?: number;
+    /**
+     * Number of bound Instances.
+     */
     instances?: number;
   };
   /**
@@ -329,26 +389,52 @@ export interface DeploymentSpec {
   artifact?: string;
 }
 
+/**
+ * What the controllers observed; written through the status subresource.
+ */
 export interface DeploymentStatus {
+  /**
+   * Pending until a worker picks it up, Running, then Succeeded, Failed, or RolledBack when a stage failed and the previous release was restored.
+   */
   phase?: 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'RolledBack';
   /**
    * The release directory this deployment creates, e.g. 20261122T031500Z-3f2a9c1.
    */
   releaseID?: string;
+  /**
+   * The commit spec.commit or spec.ref resolved to.
+   */
   resolvedCommit?: string;
   /**
+   * Progress of each pipeline stage, in order.
+   *
    * @maxItems 32
    */
   stages?: {
+    /**
+     * archive, release-sync, configure, build, reconfigure, activate, upgrade, bundle, post_install, rollback or notification.
+     */
     name: string;
+    /**
+     * Pending, Running, Succeeded, Failed or Skipped.
+     */
     state: 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Skipped';
+    /**
+     * When the stage started.
+     */
     startTime?: string;
+    /**
+     * When the stage ended.
+     */
     completionTime?: string;
     /**
      * Last lines of the stage's output.
      */
     outputTail?: string;
   }[];
+  /**
+   * The stage that failed, when phase is Failed or RolledBack.
+   */
   failedStage?: string;
   /**
    * The guests this deployment released onto.
@@ -356,7 +442,13 @@ export interface DeploymentStatus {
    * @maxItems 64
    */
   guests?: string[];
+  /**
+   * When the pipeline started.
+   */
   startTime?: string;
+  /**
+   * When the pipeline ended.
+   */
   completionTime?: string;
   /**
    * The metadata.generation this status reflects.
@@ -377,6 +469,8 @@ export interface Deployment extends KubeObject {
 }
 
 /**
+ * The address wanted and where it should route.
+ *
  * Default: {} (set by the API server when absent).
  */
 export interface ElasticIPSpec {
@@ -388,10 +482,16 @@ export interface ElasticIPSpec {
    * The Instance (same namespace) the address should be bound to; absent means unbound.
    */
   instanceRef?: {
+    /**
+     * Name of the Instance.
+     */
     name: string;
   };
 }
 
+/**
+ * What the controllers observed; written through the status subresource.
+ */
 export interface ElasticIPStatus {
   /**
    * The allocated address.
@@ -420,9 +520,14 @@ export interface ElasticIP extends KubeObject {
 }
 
 /**
+ * Members and their shared quota.
+ *
  * Default: {} (set by the API server when absent).
  */
 export interface GroupSpec {
+  /**
+   * What the group is for.
+   */
   description?: string;
   /**
    * Names of User objects (same namespace).
@@ -434,10 +539,16 @@ export interface GroupSpec {
    * The Quota (same namespace) that bounds what the members create together.
    */
   quotaRef?: {
+    /**
+     * Name of the Quota.
+     */
     name: string;
   };
 }
 
+/**
+ * What the controllers observed; written through the status subresource.
+ */
 export interface GroupStatus {
   /**
    * The metadata.generation this status reflects.
@@ -540,6 +651,8 @@ export interface InstanceSpec {
      */
     hostIP?: string;
     /**
+     * TCP or UDP.
+     *
      * Default: "TCP" (set by the API server when absent).
      */
     protocol?: 'TCP' | 'UDP';
@@ -554,7 +667,13 @@ export interface InstanceSpec {
    * @maxItems 256
    */
   env?: {
+    /**
+     * Variable name.
+     */
     name: string;
+    /**
+     * Variable value; absent means empty.
+     */
     value?: string;
   }[];
   /**
@@ -634,10 +753,14 @@ export interface InstanceSpec {
    */
   docker?: {
     /**
+     * Docker's restart policy for the container.
+     *
      * Default: "no" (set by the API server when absent).
      */
     restartPolicy?: 'no' | 'always' | 'unless-stopped' | 'on-failure';
     /**
+     * Named volumes and bind mounts.
+     *
      * @maxItems 64
      */
     volumes?: {
@@ -654,6 +777,8 @@ export interface InstanceSpec {
        */
       containerPath: string;
       /**
+       * Mount read-only.
+       *
        * Default: false (set by the API server when absent).
        */
       readOnly?: boolean;
@@ -681,6 +806,9 @@ export interface InstanceSpec {
      * e.g. pd-balanced.
      */
     diskType?: string;
+    /**
+     * A preemptible (spot) VM: cheaper, may be stopped by Google at any time.
+     */
     preemptible?: boolean;
   };
 }
@@ -698,10 +826,18 @@ export interface InstanceStatus {
    */
   ipAddress?: string;
   /**
+   * Every address of the machine.
+   *
    * @maxItems 32
    */
   addresses?: {
+    /**
+     * InternalIP, ExternalIP or Hostname.
+     */
     type: 'InternalIP' | 'ExternalIP' | 'Hostname';
+    /**
+     * The address.
+     */
     address: string;
   }[];
   /**
@@ -738,6 +874,9 @@ export interface Instance extends KubeObject {
   status?: InstanceStatus;
 }
 
+/**
+ * The VLAN and the bridge that carries it.
+ */
 export interface NetworkSpec {
   /**
    * OVS bridge (a Linux interface name, at most 15 characters); created when missing.
@@ -765,9 +904,15 @@ export interface NetworkSpec {
    * OVS datapath of the bridge when stratus creates it (netdev needs no kernel module); absent means system.
    */
   datapathType?: 'system' | 'netdev';
+  /**
+   * MTU of the ports; absent means the bridge default.
+   */
   mtu?: number;
 }
 
+/**
+ * What the controllers observed; written through the status subresource.
+ */
 export interface NetworkStatus {
   /**
    * OVS ports of the network.
@@ -787,6 +932,9 @@ export interface NetworkStatus {
      * The ComputeNode the port is on.
      */
     node?: string;
+    /**
+     * The VLAN tag OVS reports on the port.
+     */
     tag?: number;
   }[];
   /**
@@ -817,11 +965,17 @@ export interface Network extends KubeObject {
   status?: NetworkStatus;
 }
 
+/**
+ * Where the code comes from and how it is released.
+ */
 export interface ProjectSpec {
   /**
    * Where the code comes from; exactly one of git or artifact.
    */
   source: {
+    /**
+     * A Git repository and the ref to follow.
+     */
     git?: {
       /**
        * Repository URL (https://, ssh://, git://, file://, user@host:path or an absolute path).
@@ -846,6 +1000,8 @@ export interface ProjectSpec {
    */
   mode?: 'editable' | 'cooking' | 'final';
   /**
+   * dev, staging or prod: passed to the configure and build stages.
+   *
    * Default: "dev" (set by the API server when absent).
    */
   environment?: 'dev' | 'staging' | 'prod';
@@ -872,6 +1028,9 @@ export interface ProjectSpec {
      * @maxItems 64
      */
     command?: string[];
+    /**
+     * An HTTP GET from each guest.
+     */
     httpGet?: {
       /**
        * A 2xx answer is healthy.
@@ -879,6 +1038,8 @@ export interface ProjectSpec {
       url: string;
     };
     /**
+     * How long the check may take.
+     *
      * Default: 30 (set by the API server when absent).
      */
     timeoutSeconds?: number;
@@ -896,10 +1057,16 @@ export interface ProjectSpec {
    * A Secret with the private key (ssh-privatekey) the pipeline uses to reach the guests and the git remote.
    */
   sshSecretRef?: {
+    /**
+     * Name of the Secret.
+     */
     name: string;
   };
 }
 
+/**
+ * What the controllers observed; written through the status subresource.
+ */
 export interface ProjectStatus {
   /**
    * The newest commit seen on the followed ref.
@@ -919,9 +1086,21 @@ export interface ProjectStatus {
    * @maxItems 100
    */
   releases?: {
+    /**
+     * Release ID, also the directory name on the guests.
+     */
     id: string;
+    /**
+     * The commit released.
+     */
     commit?: string;
+    /**
+     * The Deployment that made it.
+     */
     deployment?: string;
+    /**
+     * When it was made.
+     */
     createdAt?: string;
   }[];
   /**
@@ -942,22 +1121,64 @@ export interface Project extends KubeObject {
   status?: ProjectStatus;
 }
 
+/**
+ * The hard limits.
+ */
 export interface QuotaSpec {
+  /**
+   * Limits; an absent one is unlimited.
+   */
   hard: {
+    /**
+     * Instances.
+     */
     instances?: number;
+    /**
+     * Sum of spec.cpus of the Instances.
+     */
     cpus?: number;
+    /**
+     * Sum of spec.memoryMiB of the Instances.
+     */
     memoryMiB?: number;
+    /**
+     * ElasticIPs.
+     */
     elasticIPs?: number;
+    /**
+     * Sum of the Instances' disk sizes in GiB.
+     */
     diskGiB?: number;
   };
 }
 
+/**
+ * What the controllers observed; written through the status subresource.
+ */
 export interface QuotaStatus {
+  /**
+   * What is counted against the limits now.
+   */
   used?: {
+    /**
+     * Instances.
+     */
     instances?: number;
+    /**
+     * CPUs.
+     */
     cpus?: number;
+    /**
+     * Memory in MiB.
+     */
     memoryMiB?: number;
+    /**
+     * ElasticIPs.
+     */
     elasticIPs?: number;
+    /**
+     * Disk in GiB.
+     */
     diskGiB?: number;
   };
   /**
@@ -978,6 +1199,9 @@ export interface Quota extends KubeObject {
   status?: QuotaStatus;
 }
 
+/**
+ * The public key.
+ */
 export interface SSHKeySpec {
   /**
    * One public key in OpenSSH authorized_keys format: "TYPE BASE64 [comment]".
@@ -989,11 +1213,17 @@ export interface SSHKeySpec {
   keyName?: string;
 }
 
+/**
+ * What the controllers observed; written through the status subresource.
+ */
 export interface SSHKeyStatus {
   /**
    * SHA256 fingerprint as ssh-keygen -l prints it, e.g. SHA256:...
    */
   fingerprint?: string;
+  /**
+   * Key algorithm, e.g. ssh-ed25519.
+   */
   keyType?: string;
   /**
    * The metadata.generation this status reflects.
@@ -1013,8 +1243,17 @@ export interface SSHKey extends KubeObject {
   status?: SSHKeyStatus;
 }
 
+/**
+ * Who the user is, their groups and where their signing secret lives.
+ */
 export interface UserSpec {
+  /**
+   * Full name.
+   */
   displayName?: string;
+  /**
+   * Contact address.
+   */
   email?: string;
   /**
    * Names of Group objects (same namespace).
@@ -1026,8 +1265,13 @@ export interface UserSpec {
    * The Secret (same namespace) holding the request-signing secret under key; the legacy proxy reads it to verify HMAC-SHA256(body, secret).
    */
   secretRef?: {
+    /**
+     * Name of the Secret.
+     */
     name: string;
     /**
+     * Key in the Secret holding the signing secret.
+     *
      * Default: "secret" (set by the API server when absent).
      */
     key?: string;
@@ -1040,7 +1284,13 @@ export interface UserSpec {
   disabled?: boolean;
 }
 
+/**
+ * What the controllers observed; written through the status subresource.
+ */
 export interface UserStatus {
+  /**
+   * When a request signed by the user was last accepted.
+   */
   lastLoginTime?: string;
   /**
    * The metadata.generation this status reflects.

@@ -120,11 +120,15 @@ describe('crds/', () => {
     }
   });
 
-  test('every kind describes itself for kubectl explain and has spec and status', () => {
+  test('every field of every spec and status has a description (what kubectl explain shows)', () => {
     for (const crd of crds) {
       const root = schemaOf(crd);
       assert.ok((root.description ?? '').length > 20, `${crd.metadata.name} root description`);
-      for (const k of ['spec', 'status'] as const) assert.equal(root.properties?.[k]?.type, 'object', `${crd.metadata.name}.${k}`);
+      for (const k of ['spec', 'status'] as const) {
+        const part = root.properties?.[k];
+        assert.equal(part?.type, 'object', `${crd.metadata.name}.${k}`);
+        walk(part, `${crd.spec.names.kind}.${k}`, (s, path) => assert.ok(s.description || /(\[\]|\{\})$/.test(path), `${path} has no description`));
+      }
     }
   });
 
