@@ -21,6 +21,11 @@ export interface LibvirtConnectOptions {
   domainType?: string;
   /** Graceful shutdown budget before `update` destroys a domain (default 60 s; `libvirt.shutdownTimeoutSeconds` overrides). */
   shutdownTimeoutMs?: number;
+  /**
+   * libvirt network for machines whose spec has no networks (default `default`, as
+   * virt-install does), used only when it exists on the node at create time; `null`: none.
+   */
+  defaultNetwork?: string | null;
   /** Longest a single virsh command may take before the shell is restarted (default 60 s). */
   commandTimeoutMs?: number;
 }
@@ -97,7 +102,10 @@ export function connectLibvirt(options: LibvirtConnectOptions): LibvirtNodeConne
       return session.domainType;
     },
     machines: () => {
-      machines ??= new LibvirtMachines(conn, { shutdownTimeoutMs: options.shutdownTimeoutMs ?? 60_000 });
+      machines ??= new LibvirtMachines(conn, {
+        shutdownTimeoutMs: options.shutdownTimeoutMs ?? 60_000,
+        defaultNetwork: options.defaultNetwork === undefined ? 'default' : options.defaultNetwork,
+      });
       return machines;
     },
     async describe(): Promise<NodeDescription> {

@@ -72,8 +72,11 @@ export interface DomainPlan {
   boot?: DiskFile;
   data: DiskFile[];
   seed?: DiskFile;
-  /** One per spec network, in order. */
-  interfaces: { network: string; portgroup: string; mac: string }[];
+  /**
+   * One per spec network, in order (OVS: portgroup + openvswitch virtualport); or a single
+   * plain interface on the node's default network (no portgroup) when the spec has none.
+   */
+  interfaces: { network: string; portgroup?: string; mac: string }[];
   settings: LibvirtSettings;
 }
 
@@ -142,8 +145,10 @@ export function buildDomainXml(spec: MachineSpec, plan: DomainPlan): string {
       (i) =>
         `    <interface type='network'>\n` +
         `      <mac address='${escapeXml(i.mac)}'/>\n` +
-        `      <source network='${escapeXml(i.network)}' portgroup='${escapeXml(i.portgroup)}'/>\n` +
-        `      <virtualport type='openvswitch'/>\n` +
+        (i.portgroup
+          ? `      <source network='${escapeXml(i.network)}' portgroup='${escapeXml(i.portgroup)}'/>\n` +
+            `      <virtualport type='openvswitch'/>\n`
+          : `      <source network='${escapeXml(i.network)}'/>\n`) +
         `      <model type='virtio'/>\n` +
         `    </interface>\n`,
     )

@@ -87,12 +87,14 @@ function desiredShape(spec: MachineSpec, bootName: string | undefined): Shape {
   };
 }
 
-function shapeDiff(have: Shape, want: Shape): string[] {
+function shapeDiff(have: Shape, want: Shape, defaultNetwork: string | null): string[] {
   const diff: string[] = [];
+  // A machine without networks may sit on the node's default network (if it existed at create).
+  const onDefault = !want.nics.length && defaultNetwork !== null && have.nics.join(',') === `${defaultNetwork}/`;
   if (have.memoryMiB !== want.memoryMiB) diff.push(`memoryMiB ${have.memoryMiB} → ${want.memoryMiB}`);
   if (have.cpus !== want.cpus) diff.push(`cpus ${have.cpus} → ${want.cpus}`);
   if (have.disks.join(',') !== want.disks.join(',')) diff.push('disks');
-  if (have.nics.join(',') !== want.nics.join(',')) diff.push('networks');
+  if (have.nics.join(',') !== want.nics.join(',') && !onDefault) diff.push('networks');
   return diff;
 }
 
@@ -139,7 +141,7 @@ export class LibvirtMachines implements MachineProvider {
 
   constructor(
     private readonly host: MachineHost,
-    private readonly options: { shutdownTimeoutMs: number },
+    private readonly options: { shutdownTimeoutMs: number; defaultNetwork: string | null },
   ) {}
 
   private get domains(): DomainBackend {
@@ -161,8 +163,8 @@ export class LibvirtMachines implements MachineProvider {
       }
       const owned = readOwnedDomain(live);
       const want = desiredShape(spec, spec.image ? bootVolumeName(uid) : undefined);
-      const definitionDiff = shapeDiff(shapeOf(persistent), want);
-      const restartDiff = ACTIVE.includes(run) && run !== 'crashed' ? shapeDiff(shapeOf(live), want) : [];
+      const definitionDiff = shapeDiff(shapeOf(persistent), want, this.options.defaultNetwork);
+      const restartDiff = ACTIVE.includes(run) && run !== 'crashed' ? shapeDiff(shapeOf(live), want, this.options.defaultNetwork) : [];
       const { state, detail } = this.machineState(uid, run, spec);
       const powerOk = spec.powerState === 'Running' ? state === 'running' : state === 'stopped';
       const messages = [detail];
@@ -180,7 +182,7 @@ export class LibvirtMachines implements MachineProvider {
       for (const a of owned?.addresses ?? []) add(a.cidr.split('/')[0] ?? a.cidr);
       let pid: number | undefined;
       if (state === 'running' || state === 'stopping') {
-        for (const a of await this.discoverAddresses(uid)) add(a);
+        for (const a of await this.discoverAddresses(uid, live)) add(a);
         if (isLocalUri(this.host.uri)) pid = await findQemuPid(uid);
       }
       const obs: MachineObservation = {
@@ -220,9 +222,22 @@ export class LibvirtMachines implements MachineProvider {
     }
   }
 
-  /** DHCP leases, then the host's ARP table, then the guest agent; the test driver has none (and crashes on it). */
-  private async discoverAddresses(uid: string): Promise<string[]> {
-    if ((await this.host.domainType()) === 'test') return [];
+  /**
+   * DHCP leases, then the host's ARP table, then the guest agent. On the test driver only for
+   * domains without OVS interfaces: libvirt 9.0's test driver segfaults on `domifaddr` for
+   * networks without an IP (bridge mode), which would take the shell — and its world — down.
+   */
+  private async discoverAddresses(uid: string, liveXml: string): Promise<string[]> {
+    if ((await this.host.domainType()) === 'test') {
+      const nics = childrenNamed(child(parseXml(liveXml), 'devices'), 'interface');
+      if (!nics.length) return [];
+      for (const n of nics) {
+        const net = child(n, 'source')?.attrs.network;
+        if (n.attrs.type !== 'network' || !net || child(n, 'virtualport')) return [];
+        const netXml = await this.host.shell().runOrAbsent(['net-dumpxml', net], /Network not found|no network with matching|failed to get network/i);
+        if (!netXml || !child(parseXml(netXml), 'ip')) return [];
+      }
+    }
     const sh = this.host.shell();
     for (const source of ['lease', 'arp', 'agent']) {
       try {
@@ -288,13 +303,23 @@ export class LibvirtMachines implements MachineProvider {
       ...(boot ? { boot: { path: boot.path, format: fmt(boot) } } : {}),
       data: data.map((v) => ({ path: v.path, format: fmt(v) })),
       seed: { path: seed.path, format: 'raw' },
-      interfaces: spec.networks.map((n, i) => ({
-        network: libvirtNetworkName(n.name),
-        portgroup: vlanPortgroup(n.vlan),
-        mac: (n.mac ?? derivedMac(uid, i)).toLowerCase(),
-      })),
+      interfaces: spec.networks.length
+        ? spec.networks.map((n, i) => ({
+            network: libvirtNetworkName(n.name),
+            portgroup: vlanPortgroup(n.vlan),
+            mac: (n.mac ?? derivedMac(uid, i)).toLowerCase(),
+          }))
+        : (await this.defaultNetworkExists())
+          ? [{ network: this.options.defaultNetwork ?? '', mac: derivedMac(uid, 0) }]
+          : [],
       settings,
     };
+  }
+
+  private async defaultNetworkExists(): Promise<boolean> {
+    const name = this.options.defaultNetwork;
+    if (name === null) return false;
+    return (await this.host.shell().runOrAbsent(['net-info', name], /Network not found|no network with matching|failed to get network/i)) !== undefined;
   }
 
   async create(spec: MachineSpec): Promise<void> {
@@ -336,12 +361,12 @@ export class LibvirtMachines implements MachineProvider {
       if (!run) return;
       const want = desiredShape(spec, spec.image ? bootVolumeName(uid) : undefined);
       const persistent = await this.domains.xml(uid, true);
-      if (persistent && shapeDiff(shapeOf(persistent), want).length) {
+      if (persistent && shapeDiff(shapeOf(persistent), want, this.options.defaultNetwork).length) {
         const plan = await this.prepare(spec, settings, [], false);
         await this.domains.define(buildDomainXml(spec, plan));
       }
       const live = ACTIVE.includes(run) && run !== 'crashed' ? await this.domains.xml(uid) : undefined;
-      const needsRestart = !!live && shapeDiff(shapeOf(live), want).length > 0;
+      const needsRestart = !!live && shapeDiff(shapeOf(live), want, this.options.defaultNetwork).length > 0;
       const power = needsRestart ? 'Stopped' : spec.powerState;
       if (power === 'Running') {
         this.shutdownRequested.delete(uid);

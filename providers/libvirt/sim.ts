@@ -1,7 +1,8 @@
 /**
  * The `sim` node: libvirt's test driver loaded from a node description stratus writes, so
  * `make run` and the README quick start reach `running` on any machine without a hypervisor.
- * The node has 8 CPUs, 16 GiB and an image pool `default` holding a few named base images.
+ * The node has 8 CPUs, 16 GiB, an image pool `default` holding a few named base images and
+ * a NAT network `default` (machines without networks join it and get a 192.168.122.x address).
  * Its state lives in the process that opens it (see `connectLibvirt`).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -34,6 +35,10 @@ export function simNodeXml(poolPath = '/var/lib/stratus/sim/images'): string {
     // The test driver sizes every pool at 100 GiB whatever this says; volumes are thin.
     `    <capacity unit='GiB'>100</capacity>\n    <allocation unit='GiB'>2</allocation>\n    <available unit='GiB'>98</available>\n` +
     `    <target>\n      <path>${escapeXml(poolPath)}</path>\n    </target>\n${volumes}  </pool>\n` +
+    `  <network>\n    <name>default</name>\n    <uuid>5d1f9d38-3c51-4b5e-9a6b-7f8d5e0c1a02</uuid>\n` +
+    `    <forward mode='nat'/>\n    <bridge name='virbr0'/>\n` +
+    `    <ip address='192.168.122.1' netmask='255.255.255.0'>\n      <dhcp>\n` +
+    `        <range start='192.168.122.2' end='192.168.122.254'/>\n      </dhcp>\n    </ip>\n  </network>\n` +
     `</node>\n`
   );
 }

@@ -111,6 +111,9 @@ describe('libvirt provider on the test driver', () => {
     assert.equal(obs.upToDate, true);
     assert.equal(obs.providerID, `libvirt://${spec.uid}`);
     assert.deepEqual(await m.listOwned(), [spec.uid]);
+    // No networks in the spec: one NIC on the node's NAT network `default`, address from its DHCP.
+    assert.match(obs.ipAddress ?? '', /^192\.168\.122\.\d+$/);
+    assert.deepEqual(obs.addresses, [{ type: 'InternalIP', address: obs.ipAddress }]);
 
     const xml = (await conn.shell().run(['dumpxml', '--domain', spec.uid])) ?? '';
     const root = parseXml(xml);
@@ -136,6 +139,10 @@ describe('libvirt provider on the test driver', () => {
     assert.match(disks[2]?.file ?? '', new RegExp(`${spec.uid}-seed\\.iso$`));
     assert.equal(child(root, 'memory')?.text, String(512 * 1024));
     assert.equal(child(root, 'vcpu')?.text, '1');
+    assert.deepEqual(
+      childrenNamed(devices, 'interface').map((i) => [i.attrs.type, child(i, 'source')?.attrs.network, child(i, 'virtualport')]),
+      [['network', 'default', undefined]],
+    );
 
     const boot = await conn.shell().run(['vol-dumpxml', '--pool', 'default', `${spec.uid}-boot.qcow2`]);
     const bootXml = parseXml(boot);

@@ -102,6 +102,15 @@ describe('domain XML', () => {
     assert.equal(childrenNamed(child(root, 'devices'), 'console').length, 1);
   });
 
+  it('puts a machine without networks on the default network as a plain interface', () => {
+    const s = spec({ networks: [] });
+    const root = parseXml(buildDomainXml(s, plan(s, { interfaces: [{ network: 'default', mac: derivedMac(UID, 0) }] })));
+    const nics = childrenNamed(child(root, 'devices'), 'interface');
+    assert.equal(nics.length, 1);
+    assert.deepEqual(child(nics[0], 'source')?.attrs, { network: 'default' });
+    assert.equal(child(nics[0], 'virtualport'), undefined);
+  });
+
   it('boots a kernel and initrd on the node when asked', () => {
     const s = spec({ providerSpec: { kernel: '/boot/vmlinuz', initrd: '/boot/initrd.img', cmdline: 'console=ttyS0 url=<x>' } });
     const os = child(parseXml(buildDomainXml(s, plan(s))), 'os');
