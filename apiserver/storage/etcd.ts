@@ -13,7 +13,7 @@
  * - A compacted revision surfaces as etcd's "required revision has been compacted" (reads)
  *   or a canceled watcher (watches); both become `TooOldError`.
  */
-import { Etcd3, CompareResult, CompareTarget, type IKeyValue, type IOptions, type IResponseHeader, type IWatchResponse, type Watcher } from 'etcd3';
+import { Etcd3, CompareResult, CompareTarget, isRecoverableError, type IKeyValue, type IOptions, type IResponseHeader, type IWatchResponse, type Watcher } from 'etcd3';
 import { log } from '../../runtime/log.js';
 import {
   ConflictError,
@@ -40,6 +40,12 @@ export interface EtcdStoreOptions {
   prefix?: string;
   /** How long to wait for a connection (default 5 s). */
   dialTimeoutMs?: number;
+  /**
+   * Deadline of each request (default 10 s). A request caught by a leader loss otherwise
+   * hangs until etcd's own timeout; on expiry it fails with `UnavailableError` (the write
+   * may or may not have been applied, as with any timeout).
+   */
+  requestTimeoutMs?: number;
 }
 
 type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
@@ -49,6 +55,41 @@ class WatchReconnectBackoff {
   constructor(readonly duration = 100) {}
   next(): WatchReconnectBackoff {
     return new WatchReconnectBackoff(Math.min(this.duration * 2, 2000));
+  }
+}
+
+type HostPolicy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
+type PolicyContext = Parameters<Parameters<HostPolicy['execute']>[0]>[0];
+
+/** Thrown instead of calling a host that failed moments ago; etcd3 then tries the next host. */
+class HostResting extends Error {}
+
+/**
+ * Per-endpoint fault handling replacing etcd3's default (a circuit that stays open 5 s
+ * after 3 failures): after a connection-level failure the host is skipped for `restMs`,
+ * and only then tried again. The default lets a rolling member restart open every
+ * host's circuit at once (a new leader election makes the survivors fail too), and the
+ * client then refuses all calls for seconds although a quorum is up.
+ */
+class RestingHost implements HostPolicy {
+  declare readonly _altReturn: never;
+  private restingUntil = 0;
+  readonly onSuccess: HostPolicy['onSuccess'] = () => ({ dispose: () => undefined });
+  readonly onFailure: HostPolicy['onFailure'] = () => ({ dispose: () => undefined });
+
+  constructor(
+    private readonly host: string,
+    private readonly restMs = 1000,
+  ) {}
+
+  async execute<T>(fn: (context: PolicyContext) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> {
+    if (Date.now() < this.restingUntil) throw new HostResting(`etcd endpoint ${this.host} failed recently`);
+    try {
+      return await fn({ signal: signal ?? new AbortController().signal });
+    } catch (err) {
+      if (err instanceof Error && isRecoverableError(err)) this.restingUntil = Date.now() + this.restMs;
+      throw err;
+    }
   }
 }
 
@@ -64,10 +105,12 @@ export class EtcdStore implements Store {
   constructor(options: EtcdStoreOptions) {
     if (options.endpoints.length === 0) throw new StoreError('EtcdStore needs at least one endpoint');
     const backoff: WatchBackoff = new WatchReconnectBackoff();
+    const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.client = new Etcd3({
       hosts: options.endpoints,
       dialTimeout: options.dialTimeoutMs ?? 5000,
-      faultHandling: { watchBackoff: backoff },
+      defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
+      faultHandling: { watchBackoff: backoff, host: (host) => new RestingHost(host) },
     });
     this.prefix = Buffer.from(options.prefix ?? '/stratus');
   }

@@ -1,6 +1,7 @@
 /**
- * A real single-member etcd for tests, in a private temp dir on free loopback ports.
- * `restart()` keeps the data dir and the ports, so clients reconnect to the same endpoint.
+ * Real etcd for tests, in private temp dirs on free loopback ports: one member
+ * (`startEtcd`) or a cluster (`startEtcdCluster`). `restart()` keeps the data dir and the
+ * ports, so clients reconnect to the same endpoint.
  */
 import { join } from 'node:path';
 import { requireBinary, tempDir, removeDir, freePort, startDaemon, waitFor, type Daemon } from './process.js';
@@ -89,4 +90,93 @@ export async function startEtcd(): Promise<EtcdInstance> {
       await launch();
     },
   };
+}
+
+export interface EtcdCluster {
+  /** Client URLs of every member. */
+  endpoints: string[];
+  members: EtcdInstance[];
+  /** Stops every member and removes their data dirs. */
+  stop(): Promise<void>;
+}
+
+/** A cluster of `size` members on loopback; resolves once every member is healthy. */
+export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
+  const bin = requireBinary('etcd');
+  const root = await tempDir('etcd-cluster');
+  const specs: Array<{ name: string; client: string; peer: string; dataDir: string }> = [];
+  for (let i = 0; i < size; i++) {
+    specs.push({
+      name: `m${i}`,
+      client: `http://127.0.0.1:${await freePort()}`,
+      peer: `http://127.0.0.1:${await freePort()}`,
+      dataDir: join(root, `m${i}`),
+    });
+  }
+  const initialCluster = specs.map((m) => `${m.name}=${m.peer}`).join(',');
+  const members: EtcdInstance[] = [];
+  const daemons: Array<Daemon | undefined> = [];
+  const argsOf = (m: (typeof specs)[number]): string[] => [
+    '--name', m.name,
+    '--data-dir', m.dataDir,
+    '--listen-client-urls', m.client,
+    '--advertise-client-urls', m.client,
+    '--listen-peer-urls', m.peer,
+    '--initial-advertise-peer-urls', m.peer,
+    '--initial-cluster', initialCluster,
+    '--initial-cluster-state', 'new',
+    '--initial-cluster-token', root,
+    // quick leader elections so member failures in tests resolve fast
+    '--heartbeat-interval', '50',
+    '--election-timeout', '500',
+    '--auto-compaction-retention', '0',
+    '--log-level', 'warn',
+  ];
+  const healthy = (i: number): Promise<unknown> => {
+    const m = specs[i]!;
+    return waitFor(
+      `etcd member ${m.name} on ${m.client}`,
+      async () => {
+        const d = daemons[i];
+        if (d && (d.child.exitCode !== null || d.child.signalCode !== null)) throw new Error(`etcd ${m.name} exited:\n${d.output()}`);
+        const res = await fetch(`${m.client}/health`);
+        const body = (await res.json()) as { health?: string };
+        return res.ok && body.health === 'true';
+      },
+      30_000,
+    );
+  };
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(daemons.map((d) => d?.stop()));
+    await removeDir(root);
+  };
+  try {
+    specs.forEach((m, i) => (daemons[i] = startDaemon(bin, argsOf(m))));
+    // Members only report healthy once a quorum is up, so all start before any is awaited.
+    await Promise.all(specs.map((_, i) => healthy(i)));
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  specs.forEach((m, i) => {
+    members.push({
+      endpoint: m.client,
+      dataDir: m.dataDir,
+      get pid() {
+        return daemons[i]?.pid ?? -1;
+      },
+      async stop() {
+        await daemons[i]?.stop();
+      },
+      async kill() {
+        await daemons[i]?.kill();
+      },
+      async restart() {
+        await daemons[i]?.stop();
+        daemons[i] = startDaemon(bin, argsOf(m));
+        await healthy(i);
+      },
+    });
+  });
+  return { endpoints: specs.map((m) => m.client), members, stop: stopAll };
 }
