@@ -93,12 +93,33 @@ export async function observeOvsNetwork(conn: VirshAccess, name: string): Promis
   return { ...parseNetworkXml(xml), active: flag('Active'), autostart: flag('Autostart') };
 }
 
+/** Per shell (= per node) and network name: one ensure/remove at a time, in call order. */
+const locks = new WeakMap<VirshShell, Map<string, Promise<unknown>>>();
+
+function serialized<T>(sh: VirshShell, name: string, fn: () => Promise<T>): Promise<T> {
+  let byName = locks.get(sh);
+  if (!byName) locks.set(sh, (byName = new Map()));
+  const prev = byName.get(name) ?? Promise.resolve();
+  const next = prev.then(fn, fn);
+  const tail = next.catch(() => undefined);
+  byName.set(name, tail);
+  void tail.then(() => {
+    if (byName.get(name) === tail) byName.delete(name);
+  });
+  return next;
+}
+
 /**
  * Makes the network exist exactly as specified (bridge, openvswitch virtualport, one
  * portgroup per VLAN), started and autostarted. Idempotent; a changed definition is
  * applied by stopping, redefining and starting the network, which briefly takes it down.
  */
-export async function ensureOvsNetwork(conn: VirshAccess, spec: OvsNetworkSpec): Promise<void> {
+export function ensureOvsNetwork(conn: VirshAccess, spec: OvsNetworkSpec): Promise<void> {
+  check(spec);
+  return serialized(conn.shell(), spec.name, () => ensureUnlocked(conn, spec));
+}
+
+async function ensureUnlocked(conn: VirshAccess, spec: OvsNetworkSpec): Promise<void> {
   const vlans = check(spec);
   const sh = conn.shell();
   let cur = await observeOvsNetwork(conn, spec.name);
@@ -114,17 +135,25 @@ export async function ensureOvsNetwork(conn: VirshAccess, spec: OvsNetworkSpec):
   if (!cur?.autostart) await sh.run(['net-autostart', spec.name]);
 }
 
-/** Adds the VLANs a machine needs to a network, creating it when absent; never removes VLANs. */
-export async function ensureOvsNetworkCarries(conn: VirshAccess, spec: OvsNetworkSpec): Promise<void> {
-  const cur = await observeOvsNetwork(conn, spec.name);
-  const vlans = [...new Set([...(cur?.ovs && cur.bridge === spec.bridge ? cur.vlans : []), ...spec.vlans])];
-  if (cur && cur.ovs && cur.bridge === spec.bridge && spec.vlans.every((v) => cur.vlans.includes(v)) && cur.active && cur.autostart) return;
-  await ensureOvsNetwork(conn, { ...spec, vlans });
+/**
+ * Adds the VLANs a machine needs to a network, creating it when absent; never removes VLANs.
+ * Concurrent calls for one network (machines created in parallel) end with the union.
+ */
+export function ensureOvsNetworkCarries(conn: VirshAccess, spec: OvsNetworkSpec): Promise<void> {
+  check(spec);
+  return serialized(conn.shell(), spec.name, async () => {
+    const cur = await observeOvsNetwork(conn, spec.name);
+    const vlans = [...new Set([...(cur?.ovs && cur.bridge === spec.bridge ? cur.vlans : []), ...spec.vlans])];
+    if (cur && cur.ovs && cur.bridge === spec.bridge && spec.vlans.every((v) => cur.vlans.includes(v)) && cur.active && cur.autostart) return;
+    await ensureUnlocked(conn, { ...spec, vlans });
+  });
 }
 
 /** Stops and undefines the network; absent is success. */
-export async function removeOvsNetwork(conn: VirshAccess, name: string): Promise<void> {
+export function removeOvsNetwork(conn: VirshAccess, name: string): Promise<void> {
   const sh = conn.shell();
-  await sh.runOrAbsent(['net-destroy', name], new RegExp(`${NETWORK_ABSENT.source}|not active|is not running`, 'i'));
-  await sh.runOrAbsent(['net-undefine', name], NETWORK_ABSENT);
+  return serialized(sh, name, async () => {
+    await sh.runOrAbsent(['net-destroy', name], new RegExp(`${NETWORK_ABSENT.source}|not active|is not running`, 'i'));
+    await sh.runOrAbsent(['net-undefine', name], NETWORK_ABSENT);
+  });
 }

@@ -395,6 +395,16 @@ describe('libvirt provider on the test driver', () => {
     assert.deepEqual(obs.addresses, [{ type: 'InternalIP', address: '10.20.0.5' }]);
   });
 
+  it('machines created in parallel on one network all get their VLAN portgroup', async () => {
+    const conn = await freshNode();
+    const m = conn.machines();
+    const specs = [100, 101, 102, 103, 104].map((vlan) => machineSpec({ networks: [{ name: 'shared', bridge: 'br-int', vlan }] }));
+    await Promise.all(specs.map((s) => m.create(s)));
+    assert.deepEqual((await observeOvsNetwork(conn, libvirtNetworkName('shared')))?.vlans, [100, 101, 102, 103, 104]);
+    for (const s of specs) assert.equal((await m.observe(s)).state, 'running');
+    assert.equal((await domainUuids(conn)).length, specs.length);
+  });
+
   it('an unreachable node is NodeUnreachable with libvirt\'s message', async () => {
     const conn = connectLibvirt({ uri: `qemu+unix:///session?socket=${join(dir, 'no-such-dir', 'sock')}` });
     open.push(conn);
