@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { describe, test } from 'node:test';
@@ -44,7 +44,7 @@ const EXPECTED: Record<string, { group: string; plural: string; namespaced: bool
 describe('crds/', () => {
   test('holds exactly one CRD per kind of the resource model, in <plural>.<group>.yaml', () => {
     assert.deepEqual([...byKind.keys()].sort(), Object.keys(EXPECTED).sort());
-    const files = readdirSync(crdDir).filter((f) => f.endsWith('.yaml')).sort();
+    const files = readdirSync(crdDir).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml').sort();
     assert.deepEqual(files, crds.map((c) => `${c.metadata.name}.yaml`).sort());
     for (const [kind, want] of Object.entries(EXPECTED)) {
       const crd = byKind.get(kind) as CustomResourceDefinition;
@@ -52,6 +52,13 @@ describe('crds/', () => {
       assert.equal(crd.spec.names.plural, want.plural, kind);
       assert.equal(crd.spec.scope, want.namespaced ? 'Namespaced' : 'Cluster', kind);
     }
+  });
+
+  test('crds/kustomization.yaml, where present, lists every CRD file and nothing else', () => {
+    const path = join(crdDir, 'kustomization.yaml');
+    if (!existsSync(path)) return;
+    const k = parse(readFileSync(path, 'utf8')) as { resources?: string[] };
+    assert.deepEqual([...(k.resources ?? [])].sort(), crds.map((c) => `${c.metadata.name}.yaml`).sort());
   });
 
   for (const crd of crds) {
