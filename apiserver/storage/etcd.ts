@@ -66,10 +66,12 @@ class HostResting extends Error {}
 
 /**
  * Per-endpoint fault handling replacing etcd3's default (a circuit that stays open 5 s
- * after 3 failures): after a connection-level failure the host is skipped for `restMs`,
- * and only then tried again. The default lets a rolling member restart open every
- * host's circuit at once (a new leader election makes the survivors fail too), and the
- * client then refuses all calls for seconds although a quorum is up.
+ * after 3 failures): after a connection-level failure a host rests for `restMs` — calls go
+ * to the other hosts meanwhile — unless every host is resting, in which case it is tried
+ * anyway. The default lets a rolling member restart open every host's circuit at once (a
+ * new leader election makes the survivors fail too), and the client then refuses all calls
+ * for seconds although a quorum is up; with a single endpoint it refuses calls for 5 s
+ * after every restart.
  */
 class RestingHost implements HostPolicy {
   declare readonly _altReturn: never;
@@ -79,11 +81,21 @@ class RestingHost implements HostPolicy {
 
   constructor(
     private readonly host: string,
+    private readonly all: RestingHost[],
     private readonly restMs = 1000,
-  ) {}
+  ) {
+    all.push(this);
+  }
+
+  resting(now: number): boolean {
+    return now < this.restingUntil;
+  }
 
   async execute<T>(fn: (context: PolicyContext) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> {
-    if (Date.now() < this.restingUntil) throw new HostResting(`etcd endpoint ${this.host} failed recently`);
+    const now = Date.now();
+    if (this.resting(now) && this.all.some((h) => !h.resting(now))) {
+      throw new HostResting(`etcd endpoint ${this.host} failed recently`);
+    }
     try {
       return await fn({ signal: signal ?? new AbortController().signal });
     } catch (err) {
@@ -106,11 +118,12 @@ export class EtcdStore implements Store {
     if (options.endpoints.length === 0) throw new StoreError('EtcdStore needs at least one endpoint');
     const backoff: WatchBackoff = new WatchReconnectBackoff();
     const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    const hosts: RestingHost[] = [];
     this.client = new Etcd3({
       hosts: options.endpoints,
       dialTimeout: options.dialTimeoutMs ?? 5000,
       defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
-      faultHandling: { watchBackoff: backoff, host: (host) => new RestingHost(host) },
+      faultHandling: { watchBackoff: backoff, host: (host) => new RestingHost(host, hosts) },
     });
     this.prefix = Buffer.from(options.prefix ?? '/stratus');
   }
