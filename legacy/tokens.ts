@@ -9,7 +9,7 @@
  * wrong secret, revoked, expired — is the same `undefined`, and an unknown ID still costs one
  * scrypt, so neither the answer nor its timing says which.
  */
-import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import type { AccessToken } from '../crds/types.js';
 import { isAlreadyExists, isNotFound, type KubeClient, type ResourceClient } from '../runtime/client.js';
 import { Resources } from '../controllers/resources.js';
@@ -126,6 +126,12 @@ export class TokenAuthenticator {
   private readonly tokens: ResourceClient<AccessToken>;
   /** Burns one scrypt for unknown IDs, so they cost what a wrong secret costs. */
   private readonly dummySalt = randomBytes(16);
+  /**
+   * SHA-256 of tokens that verified → the AccessToken version they verified against. scrypt
+   * costs ~0.1 s of CPU by design; a token is only re-derived when its object changed.
+   * Revocation still takes effect at once: the object is read on every request.
+   */
+  private readonly verified = new Map<string, string>();
 
   constructor(client: KubeClient) {
     this.tokens = client.resource<AccessToken>(Resources.accessTokens);
@@ -144,12 +150,18 @@ export class TokenAuthenticator {
       await scryptHash(parsed.secret, this.dummySalt, DEFAULT_SCRYPT);
       return undefined;
     }
-    let found: AccessToken | undefined;
-    // Every candidate is checked (IDs are unique unless created by hand), always to the end.
-    for (const t of candidates) {
-      if (await matches(t, parsed.secret)) found ??= t;
+    const digest = createHash('sha256').update(`${parsed.id}-${parsed.secret}`).digest('base64');
+    const version = (t: AccessToken): string => `${t.metadata?.uid}/${t.metadata?.resourceVersion}`;
+    let found = candidates.find((t) => this.verified.get(digest) === version(t));
+    if (!found) {
+      // Every candidate is checked (IDs are unique unless created by hand), always to the end.
+      for (const t of candidates) {
+        if (await matches(t, parsed.secret)) found ??= t;
+      }
+      if (!found) return undefined;
+      if (this.verified.size >= 1024) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(digest, version(found));
     }
-    if (!found) return undefined;
     if (found.spec.revoked === true) return undefined;
     if (found.spec.expiresAt) {
       const exp = Date.parse(found.spec.expiresAt);
