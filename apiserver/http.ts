@@ -22,6 +22,7 @@ import { aggregatedDiscovery, apiGroupDoc, apiGroupList, apiResourceList, apiVer
 import type { ApiMetrics, RequestLabels } from './metrics.js';
 import { isPlainObject } from './objects.js';
 import { openApiV2Doc, openApiV3Doc, openApiV3Root } from './openapi.js';
+import { decodeKubeProtobuf, ProtobufError } from './protobuf.js';
 import type { DeleteOptions, FieldValidation, ListOptions, PatchType, Registry, Target, WriteOptions } from './registry.js';
 import { groupVersion, type KubeObject, type ResourceCatalog } from './resources.js';
 import { toTable, toTableRowForWatch } from './table.js';
@@ -190,11 +191,19 @@ function parseYamlBody(buf: Buffer): unknown {
   }
 }
 
-/** A POST or PUT body: JSON or YAML. */
+/** A POST, PUT or DELETE body: JSON, YAML, or protobuf for the built-in kinds. */
 function decodeObjectBody(req: IncomingMessage, buf: Buffer): unknown {
   const type = mediaTypeOf(req);
   if (type === '' || type === 'application/json' || type === '*/*') return parseJson(buf);
   if (type === 'application/yaml' || type === 'application/x-yaml' || type === 'text/yaml') return parseYamlBody(buf);
+  if (type === 'application/vnd.kubernetes.protobuf') {
+    try {
+      return decodeKubeProtobuf(buf);
+    } catch (err) {
+      if (err instanceof ProtobufError) throw new ApiError(415, 'UnsupportedMediaType', `cannot decode the protobuf body: ${err.message}`);
+      throw err;
+    }
+  }
   throw unsupportedMediaType(type);
 }
 

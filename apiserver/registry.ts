@@ -700,7 +700,7 @@ export class Registry {
       status.phase = m.deletionTimestamp ? 'Terminating' : 'Active';
       obj.status = status;
     } else if (r.group === '' && r.plural === 'secrets') {
-      if (obj.type === undefined) obj.type = old?.type ?? 'Opaque';
+      if (obj.type === undefined || obj.type === '') obj.type = old?.type ?? 'Opaque';
       if (isPlainObject(obj.stringData)) {
         const data = isPlainObject(obj.data) ? obj.data : {};
         for (const [k, v] of Object.entries(obj.stringData)) if (typeof v === 'string') data[k] = Buffer.from(v).toString('base64');

@@ -5,6 +5,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { kubectl, kubectlBackground, type KubectlResult, type StratusServe } from '../harness/apiserver.js';
 import { repoRoot } from '../harness/paths.js';
@@ -104,7 +105,7 @@ export function kubectlSuite(name: string, backend: SuiteBackend): void {
     });
 
     it('get supports -o yaml|json|wide, -l, -A and --chunk-size', async () => {
-      await ok(['create', 'namespace', 'chunks'], undefined).catch(async () => ok(['apply', '-f', '-'], 'apiVersion: v1\nkind: Namespace\nmetadata: {name: chunks}\n'));
+      await ok(['create', 'namespace', 'chunks']);
       for (let i = 0; i < 5; i++) await ok(['apply', '-f', '-'], instance(`c-${i}`, { namespace: 'chunks', labels: { tier: i % 2 ? 'odd' : 'even' } }));
       const yaml = await ok(['get', 'instance', 'c-0', '-n', 'chunks', '-o', 'yaml']);
       assert.match(yaml, /kind: Instance/);
@@ -217,7 +218,10 @@ export function kubectlSuite(name: string, backend: SuiteBackend): void {
     });
 
     it('apply -f crds/ is idempotent and a new CRD is served at once', async () => {
-      const out = await ok(['apply', '-f', join(repoRoot(), 'crds')]);
+      // Every CRD manifest of crds/ (a kustomization.yaml there is for `-k`, not a resource).
+      const dir = join(repoRoot(), 'crds');
+      const files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && !/^kustomization\.ya?ml$/.test(f));
+      const out = await ok(['apply', ...files.flatMap((f) => ['-f', join(dir, f)])]);
       assert.match(out, /instances\.compute\.stratus\.dev (unchanged|configured)/);
       const crd = `apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -254,6 +258,22 @@ spec:
       await ok(['delete', 'crd', 'widgets.example.com']);
       const gone = await k(['get', 'widgets.example.com']);
       assert.notEqual(gone.code, 0);
+    });
+
+    it('imperative create, label and annotate work for built-in kinds (protobuf request bodies)', async () => {
+      await ok(['create', 'namespace', 'imperative']);
+      await ok(['create', 'configmap', 'settings', '-n', 'imperative', '--from-literal=a=1', '--from-literal=b=2']);
+      await ok(['create', 'secret', 'generic', 'creds', '-n', 'imperative', '--from-literal=user=admin']);
+      await ok(['label', 'configmap', 'settings', '-n', 'imperative', 'tier=gold']);
+      await ok(['annotate', 'namespace', 'imperative', 'owner=ops']);
+      const cm = await json(['get', 'configmap', 'settings', '-n', 'imperative']);
+      assert.deepEqual(cm.data, { a: '1', b: '2' });
+      assert.equal((meta(cm).labels as Record<string, string>).tier, 'gold');
+      const secret = await json(['get', 'secret', 'creds', '-n', 'imperative']);
+      assert.deepEqual(secret.data, { user: Buffer.from('admin').toString('base64') });
+      assert.equal(secret.type, 'Opaque');
+      assert.match(await ok(['get', 'secrets', '-n', 'imperative']), /creds\s+Opaque/);
+      assert.equal((meta(await json(['get', 'namespace', 'imperative'])).annotations as Record<string, string>).owner, 'ops');
     });
 
     it('deleting a namespace deletes what is in it', async () => {
