@@ -160,6 +160,15 @@ interface RequestSpec {
   signal?: AbortSignal;
 }
 
+const DEFAULT_USER_AGENT = 'stratus';
+
+export interface ClientOptions {
+  /** Plain requests give up after this many ms (default 30 s). */
+  requestTimeoutMs?: number;
+  /** `User-Agent` header (default `stratus`). */
+  userAgent?: string;
+}
+
 /** Connection to one API server: auth from a KubeConfig, one keep-alive agent. */
 export class KubeClient {
   readonly server: string;
@@ -170,6 +179,8 @@ export class KubeClient {
   private constructor(
     readonly kubeConfig: KubeConfig,
     readonly requestTimeoutMs = 30_000,
+    /** Sent as `User-Agent`, so the API server's request log tells clients apart. */
+    readonly userAgent = DEFAULT_USER_AGENT,
   ) {
     const cluster = kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig has no current cluster');
@@ -178,19 +189,19 @@ export class KubeClient {
     this.usesProxy = Boolean(cluster.proxyUrl);
   }
 
-  static fromFile(path: string, opts: { requestTimeoutMs?: number } = {}): KubeClient {
+  static fromFile(path: string, opts: ClientOptions = {}): KubeClient {
     const kc = new KubeConfig();
     kc.loadFromFile(path);
-    return new KubeClient(kc, opts.requestTimeoutMs);
+    return new KubeClient(kc, opts.requestTimeoutMs, opts.userAgent);
   }
 
-  static fromKubeConfig(kc: KubeConfig, opts: { requestTimeoutMs?: number } = {}): KubeClient {
-    return new KubeClient(kc, opts.requestTimeoutMs);
+  static fromKubeConfig(kc: KubeConfig, opts: ClientOptions = {}): KubeClient {
+    return new KubeClient(kc, opts.requestTimeoutMs, opts.userAgent);
   }
 
   /** A client on the same kubeconfig whose plain requests give up after `ms` (leases). */
   withRequestTimeout(ms: number): KubeClient {
-    return new KubeClient(this.kubeConfig, ms);
+    return new KubeClient(this.kubeConfig, ms, this.userAgent);
   }
 
   resource<T extends KubeObject = KubeObject>(ref: ResourceRef): ResourceClient<T> {
@@ -278,10 +289,17 @@ export class KubeClient {
 
   private async open(spec: RequestSpec, timeoutMs: number): Promise<{ req: http.ClientRequest; res: http.IncomingMessage }> {
     const opts: https.RequestOptions = { headers: {} };
-    await this.kubeConfig.applyToHTTPSOptions(opts);
+    try {
+      await this.kubeConfig.applyToHTTPSOptions(opts);
+    } catch (err) {
+      // client-node refuses http:// unless insecure-skip-tls-verify is set; it fails while
+      // building its agent, after the auth headers are in `opts`. kubectl accepts plain
+      // http (there is no TLS to skip), and so do we: our own agent is used anyway.
+      if (this.isHttps || !(err instanceof Error && /HTTP protocol is not allowed/.test(err.message))) throw err;
+    }
     const url = new URL(this.server + spec.path);
     for (const [k, v] of Object.entries(spec.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const headers: http.OutgoingHttpHeaders = { ...(opts.headers as http.OutgoingHttpHeaders), accept: 'application/json' };
+    const headers: http.OutgoingHttpHeaders = { ...(opts.headers as http.OutgoingHttpHeaders), accept: 'application/json', 'user-agent': this.userAgent };
     let payload: Buffer | undefined;
     if (spec.body !== undefined) {
       payload = Buffer.from(JSON.stringify(spec.body));

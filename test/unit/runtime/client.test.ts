@@ -92,6 +92,15 @@ describe('KubeClient against a fake API server', () => {
     assert.deepEqual(splitKey('n'), { namespace: undefined, name: 'n' });
   });
 
+  test('a plain http:// server works without insecure-skip-tls-verify, as with kubectl', async () => {
+    const path = join(dir, 'kubeconfig-plain');
+    writeFileSync(path, `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: '${api.url}'}\nusers:\n- name: u\n  user: {token: plain}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n`);
+    const plain = KubeClient.fromFile(path);
+    assert.deepEqual(await plain.resource(CoreResources.secrets).list('nothing-here'), []);
+    assert.equal(api.lastAuth.authorization, 'Bearer plain', 'the token is still sent');
+    plain.close();
+  });
+
   test('a refused connection rejects with the network error', async () => {
     const kc = api.kubeConfig();
     kc.clusters[0] = { ...kc.clusters[0], name: 'fake', server: 'http://127.0.0.1:1', skipTLSVerify: true };
