@@ -10,11 +10,12 @@ import { randomUUID } from 'node:crypto';
 import { chown, mkdir, open as openFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { connectLibvirt, findQemuPid, type LibvirtNodeConnection } from '../../../providers/libvirt/index.js';
 import type { MachineObservation, MachineSpec } from '../../../providers/machine.js';
 import { startLibvirtd, processesMentioning, type PrivateLibvirtd } from '../../harness/libvirtd.js';
-import { execFileP, pidAlive, requireBinary, waitFor } from '../../harness/process.js';
+import { execFileP, pidAlive, requireBinary, startDaemon, waitFor } from '../../harness/process.js';
 
 let daemon: PrivateLibvirtd | undefined;
 let conn: LibvirtNodeConnection | undefined;
@@ -201,6 +202,44 @@ describe('libvirt provider on a real libvirtd (qemu:///session, TCG)', () => {
     const obs = await reconcileUntil(s, (o) => o.state === 'running' && o.pid !== undefined, 'the installer domain to run');
     assert.ok(pidAlive(obs.pid!));
     await waitFor('qemu to read the ISO over http', () => requests.some((r) => r.startsWith('GET /images/installer.iso')), 10_000);
+    await m.delete(s);
+    await waitFor('the qemu process to exit', () => !pidAlive(obs.pid!), 10_000);
+    assert.deepEqual(await readdir(poolDir), ['tiny.qcow2']);
+  });
+
+  it('a create killed (SIGKILL) right after define leaves exactly one domain once create runs again', async () => {
+    const c = conn!;
+    const m = c.machines();
+    const s = spec();
+    const self = fileURLToPath(import.meta.url);
+    const childFile = join(self, '..', `create-child${extname(self)}`);
+    const loaders: string[] = [];
+    process.execArgv.forEach((a, i) => {
+      if ((a === '--import' || a === '--require' || a === '--loader') && process.execArgv[i + 1]) loaders.push(a, process.execArgv[i + 1] ?? '');
+      else if (/^--(import|require|loader)=/.test(a)) loaders.push(a);
+    });
+    const child = startDaemon(process.execPath, [...loaders, childFile, daemon!.uri, POOL, JSON.stringify(s)]);
+    try {
+      await waitFor(
+        'the child to define the domain',
+        async () => {
+          if (child.child.exitCode !== null) throw new Error(`child exited early: ${child.output()}`);
+          return (await c.domains().state(s.uid)) !== undefined;
+        },
+        30_000,
+        5,
+      );
+    } finally {
+      await child.kill();
+    }
+    assert.doesNotMatch(child.output(), /created/, 'the child was killed inside create');
+
+    await m.create(s);
+    await m.create(s);
+    const obs = await reconcileUntil(s, (o) => o.state === 'running' && o.pid !== undefined, 'the domain to run');
+    assert.ok(pidAlive(obs.pid!));
+    assert.deepEqual((await c.domains().list()).filter((u) => u === s.uid), [s.uid]);
+    assert.equal((await processesMentioning(s.uid)).length, 1);
     await m.delete(s);
     await waitFor('the qemu process to exit', () => !pidAlive(obs.pid!), 10_000);
     assert.deepEqual(await readdir(poolDir), ['tiny.qcow2']);
