@@ -81,6 +81,25 @@ export interface UpdateOptions {
   statusSubresource?: boolean;
 }
 
+/** Deeper objects are refused (400) rather than risk the stack in the recursive walks. */
+export const maxNestingDepth = 1000;
+
+/** Throws ApplyError when `v` nests maps and lists deeper than maxNestingDepth (checked without recursion). */
+function checkDepth(v: unknown): void {
+  if (tooDeep(v, maxNestingDepth)) throw new ApplyError(`the object is nested more than ${maxNestingDepth} levels deep`);
+}
+
+function tooDeep(v: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[v, 0]];
+  while (stack.length > 0) {
+    const [x, d] = stack.pop()!;
+    if (d > limit) return true;
+    if (Array.isArray(x)) for (const c of x) stack.push([c, d + 1]);
+    else if (isMap(x)) for (const c of Object.values(x)) stack.push([c, d + 1]);
+  }
+  return false;
+}
+
 /** The longest field manager name kube accepts. */
 export const fieldManagerMaxLength = 128;
 
@@ -176,6 +195,8 @@ export function decodeManagedFields(entries: unknown): Managers {
   const out: Managers = new Map();
   if (entries === undefined || entries === null) return out;
   if (!Array.isArray(entries)) throw new FieldsV1Error('managedFields must be a list');
+  // FieldsV1 mirrors the object's shape (a few levels deeper); anything deeper is not ours.
+  if (tooDeep(entries, maxNestingDepth + 8)) throw new FieldsV1Error('managedFields are nested too deep');
   for (const e of entries) {
     if (!isMap(e)) throw new FieldsV1Error('a managedFields entry must be an object');
     const operation = e.operation;
@@ -269,10 +290,24 @@ function capUpdateManagers(managers: Managers): void {
   }
 }
 
+/**
+ * A shallow view of `obj` without metadata.managedFields (which a client may fill with anything),
+ * so its depth can be checked before anything recursive touches it.
+ */
+function withoutManagedFieldsView(obj: KubeObject): Record<string, unknown> {
+  const view: Record<string, unknown> = { ...obj };
+  if (isMap(view.metadata)) {
+    const { managedFields: _mf, ...md } = view.metadata;
+    view.metadata = md;
+  }
+  return view;
+}
+
+/** A deep copy of `obj` without metadata.managedFields; ApplyError when it nests too deep. */
 function withoutManagedFields(obj: KubeObject): Record<string, unknown> {
-  const out = structuredClone(obj) as Record<string, unknown>;
-  if (isMap(out.metadata)) delete out.metadata.managedFields;
-  return out;
+  const view = withoutManagedFieldsView(obj);
+  checkDepth(view);
+  return structuredClone(view);
 }
 
 /** The result of the ownership bookkeeping kube does on every write (SMD's Updater.update). */
@@ -457,7 +492,7 @@ function allowedByLastApplied(liveObj: Record<string, unknown>, schema: TypedSch
   } catch {
     return undefined;
   }
-  if (!isMap(last) || last.apiVersion !== liveObj.apiVersion) return undefined;
+  if (!isMap(last) || last.apiVersion !== liveObj.apiVersion || tooDeep(last, maxNestingDepth)) return undefined;
   const cmp = compare(last, liveObj, schema);
   return toFieldSet(last, schema).difference(cmp.modified).difference(cmp.added).difference(cmp.removed);
 }
@@ -492,6 +527,7 @@ type ApplyOnceResult = { object: KubeObject } | { conflicts: { conflict: ApplyCo
 function applyOnce(live: KubeObject | undefined, applied: KubeObject, options: ApplyOptions, force: boolean): ApplyOnceResult {
   const md = applied.metadata as Record<string, unknown> | undefined;
   if (md && md.managedFields !== undefined && md.managedFields !== null) throw new ApplyError('metadata.managedFields must be nil');
+  checkDepth(applied);
   const statusSubresource = options.statusSubresource ?? true;
   const subresource = options.subresource || undefined;
   const schema = new TypedSchema(options.listTypes);

@@ -98,6 +98,13 @@ function entry(o: KubeObject, manager: string, operation: 'Apply' | 'Update' = '
 
 const spec = (o: KubeObject): Record<string, unknown> => o.spec as Record<string, unknown>;
 
+/** A spec `depth` maps deep ({a: {a: ... 1}}); with the object and spec around it, depth + 2 levels. */
+function nested(depth: number): Record<string, unknown> {
+  let v: unknown = 1;
+  for (let i = 0; i < depth; i++) v = { a: v };
+  return v as Record<string, unknown>;
+}
+
 describe('managedFields after create and update', () => {
   it('a create records an Update entry owning every field set, in FieldsV1', () => {
     const o = created(cfg({ cpus: 2, disks: [{ name: 'root', sizeGiB: 10 }], sshKeys: ['a'] }, { metadata: { name: 'web', namespace: 'default', labels: { app: 'web' } } }), 'kubectl-client-side-apply');
@@ -185,6 +192,24 @@ describe('managedFields after create and update', () => {
     const cleared = updated(o, (x) => ((x.metadata as Record<string, unknown>).managedFields = []), 'client');
     assert.equal(cleared.metadata?.managedFields, undefined);
     const kept = updated(o, (x) => ((x.metadata as Record<string, unknown>).managedFields = [{ operation: 'Bogus' }]), 'client');
+    assert.deepEqual(entries(kept), entries(o));
+  });
+
+  it('an object nested far too deep is a 400, never a stack overflow', () => {
+    let deep: Record<string, unknown> = {};
+    for (let i = 0; i < 50000; i++) deep = { a: deep };
+    const o: KubeObject = { apiVersion, kind: 'Instance', metadata: { name: 'web' }, spec: deep };
+    assert.throws(() => recordUpdate(undefined, o, { manager: 'm', operation: 'Update', time: T0 }), ApplyError);
+    assert.throws(() => recordUpdate(created(cfg({ cpus: 1 }), 'creator'), o, { manager: 'm', operation: 'Update', time: T0 }), ApplyError);
+    assert.throws(() => serverSideApply(undefined, o, { manager: 'm', force: false, time: T0 }), ApplyError);
+  });
+
+  it('absurdly deep managedFields from a client are ignored like malformed ones', () => {
+    const o = created(cfg({ cpus: 2 }), 'creator');
+    let deep: Record<string, unknown> = {};
+    for (let i = 0; i < 20000; i++) deep = { 'f:a': deep };
+    const sent = [{ manager: 'x', operation: 'Update', apiVersion, time: T1, fieldsType: 'FieldsV1', fieldsV1: deep }];
+    const kept = updated(o, (x) => ((x.metadata as Record<string, unknown>).managedFields = sent), 'client');
     assert.deepEqual(entries(kept), entries(o));
   });
 
@@ -463,12 +488,19 @@ describe('server-side apply', () => {
         want: /^\.spec\.disks: element 0: associative list with keys has an element that omits key field "name"/,
       },
       { name: 'duplicate values in a set', config: cfg({ sshKeys: ['a', 'a'] }), want: /duplicate entries for key \[="a"\]/ },
+      { name: 'an object nested too deep', config: cfg(nested(1000)), want: /^the object is nested more than 1000 levels deep$/ },
     ];
     for (const c of cases) {
       it(c.name, () => {
         assert.throws(() => apply(undefined, c.config, 'alice'), (e: unknown) => e instanceof ApplyError && c.want.test(e.message));
       });
     }
+    it('an update of an object nested too deep is refused too, one just within the limit is not', () => {
+      assert.throws(() => created(cfg(nested(1000)), 'creator'), ApplyError);
+      const o = created(cfg(nested(997)), 'creator');
+      assert.equal(entries(o).length, 1);
+      assert.equal(entries(applied(o, cfg(nested(997)), 'alice')).length, 2);
+    });
   });
 });
 
