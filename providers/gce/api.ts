@@ -1,0 +1,376 @@
+/**
+ * The Compute API as the GCE provider uses it: the official `@google-cloud/compute` clients
+ * (REST transport) behind one call wrapper that
+ *
+ * - gives every request a deadline (`requestTimeoutMs`; `zoneOperations.wait`, which the
+ *   server may hold for up to 2 minutes, gets `waitTimeoutMs`) and turns off the client's own
+ *   retries (by default get/list retry for up to 600 s, which would stall a reconcile);
+ * - aborts everything in flight on `close()`;
+ * - translates failures into `ProviderError`s: 429 → `Throttled`, 5xx → `ProviderUnavailable`,
+ *   transport failures → `NodeUnreachable` (all retryable, with backoff), 403 `quotaExceeded` /
+ *   `rateLimitExceeded` → `QuotaExceeded` (retryable, ~30 s), other 403 / 401 →
+ *   `PermissionDenied` (not retryable), 400 → `InvalidSpec`; 404 / 409 / 412 reach the caller
+ *   as `GceApiError` to interpret (absent instance, adoption, stale fingerprint);
+ * - backs off: after a 429, a 5xx or an unreachable endpoint no request is sent until the
+ *   server's `Retry-After` (else an exponential delay) has passed — calls in that window fail
+ *   at once with the same reason and the remaining delay as `retryAfterMs`.
+ *
+ * The client classes are loaded from the package's `v1` module rather than its root: the root
+ * also loads the `v1beta` and `v1small` surfaces (30 MB of generated code, ~5 s at start-up).
+ */
+import { GoogleAuth, PassThroughClient, type AuthClient, type JWTInput } from 'google-auth-library';
+import type { protos } from '@google-cloud/compute';
+import { ImagesClient, InstancesClient, RegionsClient, ZoneOperationsClient, ZonesClient } from '@google-cloud/compute/build/src/v1/index.js';
+import { ProviderError } from '../machine.js';
+import type { Instance, Operation } from './spec.js';
+
+export type Image = protos.google.cloud.compute.v1.IImage;
+export type Zone = protos.google.cloud.compute.v1.IZone;
+export type Region = protos.google.cloud.compute.v1.IRegion;
+
+type ClientOptions = NonNullable<ConstructorParameters<typeof InstancesClient>[0]>;
+
+const SCOPES = ['https://www.googleapis.com/auth/compute'];
+
+export interface ComputeApiOptions {
+  project: string;
+  zone: string;
+  endpoint?: string;
+  credentialsJson?: string;
+  requestTimeoutMs: number;
+  waitTimeoutMs: number;
+}
+
+/** An HTTP error the Compute API answered that the caller interprets (404, 409, 412, ...). */
+export class GceApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = 'GceApiError';
+  }
+}
+
+interface ErrorBody {
+  error?: { code?: number; message?: string; status?: string; errors?: { reason?: string; message?: string }[] };
+}
+
+interface TransportError {
+  name?: string;
+  message?: string;
+  code?: unknown;
+  status?: unknown;
+  response?: { status?: number; headers?: unknown; data?: unknown };
+}
+
+function header(headers: unknown, name: string): string | undefined {
+  if (!headers) return undefined;
+  if (typeof (headers as Headers).get === 'function') return (headers as Headers).get(name) ?? undefined;
+  const v = (headers as Record<string, unknown>)[name];
+  return typeof v === 'string' ? v : Array.isArray(v) && typeof v[0] === 'string' ? v[0] : undefined;
+}
+
+/** `Retry-After` as delay-seconds or an HTTP date, in ms. */
+export function retryAfterMs(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+(\.\d+)?$/.test(value.trim())) return Math.round(Number(value) * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+function parseBody(e: TransportError): ErrorBody | undefined {
+  for (const candidate of [e.response?.data, e.message]) {
+    if (typeof candidate === 'object' && candidate !== null && 'error' in candidate) return candidate as ErrorBody;
+    if (typeof candidate === 'string' && candidate.trim().startsWith('{')) {
+      try {
+        const parsed = JSON.parse(candidate) as unknown;
+        if (typeof parsed === 'object' && parsed !== null && 'error' in parsed) return parsed as ErrorBody;
+      } catch {
+        // not JSON
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The HTTP status, API reason and message of a failed call; `status` 0 when nothing answered. */
+export function describeFailure(err: unknown): { status: number; reason: string; message: string; retryAfterMs?: number } {
+  const e = (typeof err === 'object' && err !== null ? err : { message: String(err) }) as TransportError;
+  const status = e.response?.status ?? (typeof e.status === 'number' ? e.status : undefined) ?? (typeof e.code === 'number' && e.code >= 100 ? e.code : 0);
+  const body = parseBody(e);
+  const reason = body?.error?.errors?.[0]?.reason ?? '';
+  const text = body?.error?.message ?? (status > 0 ? String(e.message ?? '').slice(0, 300) : String(e.message ?? err));
+  const ra = retryAfterMs(header(e.response?.headers, 'retry-after'));
+  return { status, reason, message: text.trim() || `HTTP ${status}`, ...(ra !== undefined ? { retryAfterMs: ra } : {}) };
+}
+
+/** Parses `endpoint` (`http(s)://host[:port][/]`) into what the client wants. */
+export function parseEndpoint(endpoint: string): { apiEndpoint: string; port: number; protocol: 'http' | 'https' } {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new ProviderError('InvalidSpec', `gce endpoint ${JSON.stringify(endpoint)} is not a URL (http(s)://host:port)`, false);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || (url.pathname !== '/' && url.pathname !== '') || url.search) {
+    throw new ProviderError('InvalidSpec', `gce endpoint ${endpoint}: only http(s)://host[:port] is supported (no path)`, false);
+  }
+  const protocol = url.protocol === 'http:' ? 'http' : 'https';
+  return { apiEndpoint: url.hostname.replace(/^\[|\]$/g, ''), port: url.port ? Number(url.port) : protocol === 'http' ? 80 : 443, protocol };
+}
+
+interface Clients {
+  instances: InstancesClient;
+  operations: ZoneOperationsClient;
+  zones: ZonesClient;
+  regions: RegionsClient;
+  images: ImagesClient;
+}
+
+/** Backoff after a throttled or failed call; shared by every call on the connection. */
+interface Gate {
+  until: number;
+  reason: string;
+  message: string;
+  failures: number;
+}
+
+export class ComputeApi {
+  readonly project: string;
+  readonly zone: string;
+  private readonly closing = new AbortController();
+  private clients?: Promise<Clients>;
+  private gate: Gate = { until: 0, reason: '', message: '', failures: 0 };
+
+  constructor(private readonly options: ComputeApiOptions) {
+    this.project = options.project;
+    this.zone = options.zone;
+    if (options.endpoint) parseEndpoint(options.endpoint);
+  }
+
+  get closed(): boolean {
+    return this.closing.signal.aborted;
+  }
+
+  close(): void {
+    this.closing.abort();
+  }
+
+  /** ms until the backoff window closes (0 when calls may go out). */
+  backoffRemainingMs(): number {
+    return Math.max(0, this.gate.until - Date.now());
+  }
+
+  private async authClient(timeoutMs: number): Promise<AuthClient> {
+    let client: AuthClient;
+    if (this.options.credentialsJson) {
+      let credentials: JWTInput;
+      try {
+        credentials = JSON.parse(this.options.credentialsJson) as JWTInput;
+      } catch (err) {
+        throw new ProviderError('InvalidCredentials', `the service-account key is not JSON: ${(err as Error).message}`, false);
+      }
+      if (typeof credentials !== 'object' || credentials === null || typeof credentials.type !== 'string') {
+        throw new ProviderError('InvalidCredentials', 'the service-account key has no "type" (expected a key file of type service_account)', false);
+      }
+      try {
+        client = (await new GoogleAuth({ credentials, scopes: SCOPES }).getClient()) as AuthClient;
+      } catch (err) {
+        throw new ProviderError('InvalidCredentials', `cannot use the service-account key: ${(err as Error).message}`, false);
+      }
+    } else if (this.options.endpoint) {
+      client = new PassThroughClient();
+    } else {
+      try {
+        client = (await new GoogleAuth({ scopes: SCOPES }).getClient()) as AuthClient;
+      } catch (err) {
+        throw new ProviderError('InvalidCredentials', `no credentials: give the ComputeNode a service-account key Secret or run with Application Default Credentials (${(err as Error).message})`, false);
+      }
+    }
+    const transporter = client.transporter;
+    transporter.defaults = { ...transporter.defaults, timeout: timeoutMs, retry: false };
+    const closing = this.closing.signal;
+    transporter.interceptors.request.add({
+      resolved: async (config) => {
+        config.signal = config.signal ? AbortSignal.any([config.signal, closing]) : closing;
+        return config;
+      },
+    });
+    return client;
+  }
+
+  private async build(): Promise<Clients> {
+    const [quick, waiting] = await Promise.all([this.authClient(this.options.requestTimeoutMs), this.authClient(this.options.waitTimeoutMs)]);
+    const where = this.options.endpoint ? parseEndpoint(this.options.endpoint) : {};
+    // google-gax bundles its own google-auth-library; the AuthClient interface is the same.
+    const opts = (authClient: AuthClient): ClientOptions => ({ ...where, authClient: authClient as unknown as ClientOptions['authClient'] });
+    return {
+      instances: new InstancesClient(opts(quick)),
+      operations: new ZoneOperationsClient(opts(waiting)),
+      zones: new ZonesClient(opts(quick)),
+      regions: new RegionsClient(opts(quick)),
+      images: new ImagesClient(opts(quick)),
+    };
+  }
+
+  private api(): Promise<Clients> {
+    this.clients ??= this.build().catch((err: unknown) => {
+      this.clients = undefined;
+      throw err;
+    });
+    return this.clients;
+  }
+
+  /** Per-call options: no client-side retries (the controller retries), no auto-pagination. */
+  private static readonly CALL = { retry: null, autoPaginate: false } as const;
+
+  /**
+   * Runs one API call under the backoff gate. Throws `ProviderError` for what the caller cannot
+   * act on, and `GceApiError` for HTTP answers it may interpret (404, 409, 412, 400).
+   */
+  async call<T>(what: string, fn: (c: Clients) => Promise<T>): Promise<T> {
+    if (this.closed) throw new ProviderError('NodeUnreachable', `cannot ${what}: the connection is closed`);
+    const remaining = this.backoffRemainingMs();
+    if (remaining > 0) {
+      throw new ProviderError(this.gate.reason, `cannot ${what}: backing off for ${remaining} ms after: ${this.gate.message}`, true, remaining);
+    }
+    const clients = await this.api();
+    try {
+      const result = await fn(clients);
+      this.gate.failures = 0;
+      return result;
+    } catch (err) {
+      if (err instanceof ProviderError) throw err;
+      throw this.translate(err, what);
+    }
+  }
+
+  private backoff(reason: string, message: string, serverDelayMs: number | undefined, baseMs: number, maxMs: number): ProviderError {
+    this.gate.failures++;
+    const delay = serverDelayMs ?? Math.min(maxMs, baseMs * 2 ** (this.gate.failures - 1));
+    this.gate = { ...this.gate, until: Date.now() + delay, reason, message };
+    return new ProviderError(reason, message, true, delay);
+  }
+
+  private translate(err: unknown, what: string): Error {
+    const f = describeFailure(err);
+    const text = `cannot ${what}: ${f.message}`;
+    if (f.status === 0) {
+      if (this.closed) return new ProviderError('NodeUnreachable', `cannot ${what}: the connection is closed`);
+      const e = err as TransportError;
+      const timedOut = e.name === 'AbortError' || e.name === 'TimeoutError' || /aborted|timeout/i.test(String(e.message));
+      const where = this.options.endpoint ?? 'compute.googleapis.com';
+      return this.backoff(
+        'NodeUnreachable',
+        timedOut ? `cannot ${what}: ${where} did not answer in time` : `cannot ${what}: ${where} is unreachable (${String(e.code ?? e.message)})`,
+        undefined,
+        1000,
+        30_000,
+      );
+    }
+    if (f.status === 429) return this.backoff('Throttled', `GCE throttled the request to ${what}: ${f.message}`, f.retryAfterMs, 1000, 60_000);
+    if (f.status >= 500) return this.backoff('ProviderUnavailable', `GCE failed to ${what} (HTTP ${f.status}): ${f.message}`, f.retryAfterMs, 1000, 30_000);
+    if (f.status === 403 && (f.reason === 'quotaExceeded' || f.reason === 'rateLimitExceeded' || f.reason === 'userRateLimitExceeded')) {
+      if (f.reason !== 'quotaExceeded') return this.backoff('QuotaExceeded', text, f.retryAfterMs ?? 30_000, 30_000, 30_000);
+      return new ProviderError('QuotaExceeded', text, true, f.retryAfterMs ?? 30_000);
+    }
+    if (f.status === 401) return new ProviderError('PermissionDenied', `${text} (the credentials were refused)`, false);
+    if (f.status === 403) return new ProviderError('PermissionDenied', text, false);
+    return new GceApiError(f.status, f.reason, text, f.retryAfterMs);
+  }
+
+  // ----- the calls the provider makes -------------------------------------------------------
+
+  /** instances.get; undefined when the instance does not exist. */
+  async getInstance(name: string): Promise<Instance | undefined> {
+    try {
+      return await this.call(`get instance ${name}`, async (c) => (await c.instances.get({ project: this.project, zone: this.zone, instance: name }, ComputeApi.CALL))[0]);
+    } catch (err) {
+      if (err instanceof GceApiError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** instances.list in the zone, every page. */
+  async listInstances(filter?: string): Promise<Instance[]> {
+    const out: Instance[] = [];
+    let pageToken: string | undefined;
+    do {
+      const [items, , raw] = await this.call('list instances', (c) =>
+        c.instances.list(
+          { project: this.project, zone: this.zone, maxResults: 500, ...(filter ? { filter } : {}), ...(pageToken ? { pageToken } : {}) },
+          ComputeApi.CALL,
+        ),
+      );
+      out.push(...items);
+      pageToken = raw?.nextPageToken ?? undefined;
+    } while (pageToken);
+    return out;
+  }
+
+  async insertInstance(body: Instance, requestId: string): Promise<Operation> {
+    return this.call(`insert instance ${body.name}`, async (c) => {
+      const [lro, raw] = await c.instances.insert({ project: this.project, zone: this.zone, instanceResource: body, requestId }, ComputeApi.CALL);
+      return raw ?? (lro.latestResponse as unknown as Operation);
+    });
+  }
+
+  async instanceAction(action: 'start' | 'stop' | 'resume' | 'delete', name: string): Promise<Operation> {
+    return this.call(`${action} instance ${name}`, async (c) => {
+      const req = { project: this.project, zone: this.zone, instance: name };
+      const [lro, raw] =
+        action === 'start'
+          ? await c.instances.start(req, ComputeApi.CALL)
+          : action === 'stop'
+            ? await c.instances.stop(req, ComputeApi.CALL)
+            : action === 'resume'
+              ? await c.instances.resume(req, ComputeApi.CALL)
+              : await c.instances.delete(req, ComputeApi.CALL);
+      return raw ?? (lro.latestResponse as unknown as Operation);
+    });
+  }
+
+  async setLabels(name: string, labels: Record<string, string>, labelFingerprint: string): Promise<Operation> {
+    return this.call(`set labels of instance ${name}`, async (c) => {
+      const [lro, raw] = await c.instances.setLabels(
+        { project: this.project, zone: this.zone, instance: name, instancesSetLabelsRequestResource: { labels, labelFingerprint } },
+        ComputeApi.CALL,
+      );
+      return raw ?? (lro.latestResponse as unknown as Operation);
+    });
+  }
+
+  /** zoneOperations.wait: returns when the operation is DONE or the server's deadline passes. */
+  async waitOperation(name: string): Promise<Operation> {
+    return this.call(`wait for operation ${name}`, async (c) => (await c.operations.wait({ project: this.project, zone: this.zone, operation: name }, ComputeApi.CALL))[0]);
+  }
+
+  async getOperation(name: string): Promise<Operation> {
+    return this.call(`get operation ${name}`, async (c) => (await c.operations.get({ project: this.project, zone: this.zone, operation: name }, ComputeApi.CALL))[0]);
+  }
+
+  /** images.get, or images.getFromFamily with `family`; undefined when absent. */
+  async getImage(project: string, name: string, family = false): Promise<Image | undefined> {
+    try {
+      return await this.call(`get image ${project}/${family ? 'family/' : ''}${name}`, async (c) =>
+        family
+          ? (await c.images.getFromFamily({ project, family: name }, ComputeApi.CALL))[0]
+          : (await c.images.get({ project, image: name }, ComputeApi.CALL))[0],
+      );
+    } catch (err) {
+      if (err instanceof GceApiError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async getZone(): Promise<Zone> {
+    return this.call(`get zone ${this.zone}`, async (c) => (await c.zones.get({ project: this.project, zone: this.zone }, ComputeApi.CALL))[0]);
+  }
+
+  async getRegion(region: string): Promise<Region> {
+    return this.call(`get region ${region}`, async (c) => (await c.regions.get({ project: this.project, region }, ComputeApi.CALL))[0]);
+  }
+}
