@@ -289,6 +289,8 @@ export function createRequestHandler(deps: HttpDeps): (req: IncomingMessage, res
       .finally(() => {
         if (!isWatch) done();
         else {
+          // A watch is logged when it starts (it may run for hours), like kube's audit stage RequestReceived.
+          log.info({ component: 'apiserver', verb: ex.labels.verb, uri: req.url, code: 200, userAgent: req.headers['user-agent'] }, 'request');
           deps.metrics.inflight.dec();
           deps.metrics.watchers.inc();
           res.once('close', () => {

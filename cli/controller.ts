@@ -11,6 +11,7 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
+import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../runtime/client.js';
 import { Manager } from '../runtime/manager.js';
 import { log } from '../runtime/log.js';
@@ -55,11 +56,26 @@ export async function startControllerManager(opts: ControllerManagerOptions): Pr
   };
 }
 
+/** The API client from `--in-cluster` or `--kubeconfig`; one of them is required. */
+function controllerClient(raw: Record<string, unknown>): KubeClient {
+  const options = { userAgent: 'stratus-controller' };
+  if (raw.inCluster === true) {
+    const kc = new KubeConfig();
+    kc.loadFromCluster();
+    return KubeClient.fromKubeConfig(kc, options);
+  }
+  if (typeof raw.kubeconfig !== 'string' || raw.kubeconfig === '') {
+    throw new Error('stratus controller needs --kubeconfig FILE (or $KUBECONFIG), or --in-cluster inside a Pod');
+  }
+  return KubeClient.fromFile(raw.kubeconfig, options);
+}
+
 export function registerController(program: Command): void {
   program
     .command('controller')
     .description('run the stratus controllers against a Kubernetes API (a real cluster or `stratus serve`)')
-    .requiredOption('--kubeconfig <file>', 'kubeconfig of the API server', process.env.KUBECONFIG)
+    .option('--kubeconfig <file>', 'kubeconfig of the API server (default $KUBECONFIG)', process.env.KUBECONFIG)
+    .option('--in-cluster', 'use the Pod\'s service account (running inside Kubernetes)', false)
     .option('--leader-elect', 'run the controllers only while holding a coordination.k8s.io Lease', false)
     .option('--lease-namespace <ns>', 'namespace of the leader election Lease', 'default')
     .option('--lease-name <name>', 'name of the leader election Lease', 'stratus-controller')
@@ -67,7 +83,7 @@ export function registerController(program: Command): void {
     .option('--metrics-listen <host:port>', 'serve /metrics, /healthz and /readyz here')
     .action(async (raw: Record<string, unknown>) => {
       const running = await startControllerManager({
-        client: KubeClient.fromFile(String(raw.kubeconfig)),
+        client: controllerClient(raw),
         leaderElect: raw.leaderElect === true,
         leaseNamespace: String(raw.leaseNamespace),
         leaseName: String(raw.leaseName),

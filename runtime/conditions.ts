@@ -37,6 +37,12 @@ export interface ConditionInput {
   message?: string;
 }
 
+const MAX_MESSAGE = 32_768;
+
+function truncateMessage(m: string): string {
+  return m.length > MAX_MESSAGE ? m.slice(0, MAX_MESSAGE - 3) + '...' : m;
+}
+
 /** `metav1.Time` format: RFC 3339 without fractional seconds. */
 export function kubeTime(d: Date = new Date()): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -60,7 +66,8 @@ export function setCondition<C extends ConditionLike>(
     type: c.type,
     status: c.status,
     reason: c.reason,
-    message: c.message ?? '',
+    // The CRDs bound condition messages at 32 KiB; a longer provider error must not make the status write fail.
+    message: truncateMessage(c.message ?? ''),
     lastTransitionTime: prev && prev.status === c.status && prev.lastTransitionTime ? prev.lastTransitionTime : kubeTime(now),
     observedGeneration,
   };
