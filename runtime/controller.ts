@@ -91,7 +91,11 @@ export class Controller<T extends KubeObject = KubeObject> {
     primary.on('delete', enqueue);
   }
 
-  /** Enqueues the keys `map` returns for every change of `informer`'s objects. */
+  /**
+   * Enqueues the keys `map` returns for every change of `informer`'s objects. On an update
+   * `map` is called with the old object first, then the new one (an Instance moving from
+   * node A to B enqueues both), so a stateful `map` sees every version in order.
+   */
   watches<U extends KubeObject>(informer: Informer<U>, map: (obj: U) => string[]): this {
     this.sources.push(informer as unknown as Informer<KubeObject>);
     const enqueue = (obj: U): void => {
