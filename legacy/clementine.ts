@@ -20,8 +20,8 @@
  *
  * A container is an Instance (`provider: docker`). `POST /apiv1/container` schedules an
  * image config: `count` Instances in the placement group `name`; `type: unique` sets
- * `placement.unique` (at most one per engine; without `count`, one on every schedulable
- * engine), `multi` (default) lets the scheduler stack them. `bind_ports` is
+ * `placement.unique` (at most one per engine; without `count`, one on every engine that is
+ * up), `multi` (default) lets the scheduler stack them. `bind_ports` is
  * `{"80/tcp": 8080}` or `["8080:80", "5353:53/udp"]` (host:container). `<cid>` may be the
  * container's name, its Instance uid or its Docker id (12+ hex characters).
  */
@@ -389,8 +389,12 @@ export const clementineApi: LegacyApi = {
         const vars = env(body.env);
         if (type === 'unique') {
           const schedulable = (await dockerEngines(client)).filter((e) => !e.spec.unschedulable);
-          if (count === undefined) count = Math.max(1, schedulable.length);
-          else if (count > schedulable.length) throw conflict(`a unique config runs at most once per engine: ${schedulable.length} engines for ${count} containers`);
+          if (count === undefined) {
+            count = schedulable.filter((e) => engineStatus(e).status === 'up').length;
+            if (count === 0) throw conflict('no engine is up to run a unique config on');
+          } else if (count > schedulable.length) {
+            throw conflict(`a unique config runs at most once per engine: ${schedulable.length} engines for ${count} containers`);
+          }
         }
         count ??= 1;
         const instances = client.resource<Instance>(Resources.instances);
