@@ -2,7 +2,12 @@
  * `connectLibvirt`: one connection per libvirt URI in this process. Handles for the same URI
  * share one session — one virsh shell and one domain backend — which matters for `test:///`
  * URIs, whose state lives in the process that opened them: two sessions would be two
- * different worlds. The session closes when its last handle does.
+ * different worlds.
+ *
+ * A daemon URI's session closes with its last handle. A `test:///` session outlives its
+ * handles — closing and reopening a node's connection (the controllers do that when a
+ * ComputeNode's spec changes) must not wipe the simulated node — until
+ * `closeLibvirtSessions()` (or process exit, which ends the virsh child through its stdin).
  */
 import type { MachineProvider, NodeConnection, NodeDescription } from '../machine.js';
 import { ProviderError } from '../machine.js';
@@ -127,11 +132,23 @@ export function connectLibvirt(options: LibvirtConnectOptions): LibvirtNodeConne
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
-      if (--session.refs > 0) return;
-      sessions.delete(session.uri);
-      await session.domains.close();
-      await session.shell.close();
+      if (--session.refs > 0 || isTestUri(session.uri)) return;
+      await endSession(session);
     },
   };
   return conn;
+}
+
+async function endSession(session: Session): Promise<void> {
+  if (sessions.get(session.uri) === session) sessions.delete(session.uri);
+  await session.domains.close();
+  await session.shell.close();
+}
+
+/**
+ * Ends every libvirt session of this process, open handles or not, and with them the
+ * `test:///` worlds: for process shutdown and for tests' cleanup.
+ */
+export async function closeLibvirtSessions(): Promise<void> {
+  await Promise.all([...sessions.values()].map(endSession));
 }

@@ -11,7 +11,7 @@
  *   await machines.delete(spec);                 // domain, volumes, seed ISO
  *   await conn.close();
  */
-export { connectLibvirt, type LibvirtConnectOptions, type LibvirtNodeConnection } from './connection.js';
+export { connectLibvirt, closeLibvirtSessions, type LibvirtConnectOptions, type LibvirtNodeConnection } from './connection.js';
 export { LibvirtMachines, findQemuPid } from './machines.js';
 export { ensureOvsNetwork, removeOvsNetwork, observeOvsNetwork, ovsNetworkXml, type OvsNetworkSpec, type OvsNetworkObservation } from './networks.js';
 export { libvirtNetworkName, vlanPortgroup, domainName, buildDomainXml, readOwnedDomain, STRATUS_XMLNS } from './domain-xml.js';

@@ -10,6 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   connectLibvirt,
+  closeLibvirtSessions,
   simNodeUri,
   simNodeXml,
   SIM_IMAGES,
@@ -23,7 +24,7 @@ import {
 } from '../../../providers/libvirt/index.js';
 import { ProviderError, type MachineSpec } from '../../../providers/machine.js';
 import { parseXml, child, childrenNamed } from '../../../providers/libvirt/xml.js';
-import { removeDir, requireBinary, tempDir } from '../../harness/process.js';
+import { pidAlive, removeDir, requireBinary, tempDir, waitFor } from '../../harness/process.js';
 
 function machineSpec(over: Partial<MachineSpec> = {}): MachineSpec {
   return {
@@ -94,6 +95,7 @@ before(async () => {
 
 after(async () => {
   for (const c of open) await c.close();
+  await closeLibvirtSessions();
   await removeDir(dir);
 });
 
@@ -338,6 +340,24 @@ describe('libvirt provider on the test driver', () => {
     assert.equal(b.shell(), a.shell());
     await b.machines().delete(spec);
     assert.equal((await a.machines().observe(spec)).exists, false);
+  });
+
+  it('a test:/// world survives closing and reopening its connection until closeLibvirtSessions', async () => {
+    const a = await freshNode();
+    const spec = machineSpec();
+    await a.machines().create(spec);
+    const shellPid = a.shell().pid;
+    assert.ok(shellPid !== undefined && pidAlive(shellPid));
+    await a.close();
+    const b = connectLibvirt({ uri: a.uri });
+    open.push(b);
+    assert.equal((await b.machines().observe(spec)).state, 'running');
+    await b.close();
+    await closeLibvirtSessions();
+    await waitFor('the virsh shell to exit', () => !pidAlive(shellPid), 10_000);
+    const c = connectLibvirt({ uri: a.uri });
+    open.push(c);
+    assert.equal((await c.machines().observe(spec)).exists, false, 'a new session loads the node file afresh');
   });
 
   it('ensureOvsNetwork defines, starts and autostarts a bridge network with VLAN portgroups, idempotently', async () => {
