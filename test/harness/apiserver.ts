@@ -4,6 +4,8 @@
  * server tests see only what they do themselves.
  */
 import { spawn } from 'node:child_process';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import { stratusBin } from './paths.js';
 import { freePort, removeDir, requireBinary, startDaemon, tempDir, waitFor, type Daemon } from './process.js';
@@ -15,6 +17,8 @@ export interface StratusServeOptions {
   /** Run the controllers too (default: `--no-controllers`). */
   controllers?: boolean;
   env?: Record<string, string>;
+  /** Receives everything the server prints (stdout and stderr), unbounded, as it comes. */
+  onOutput?: (chunk: string) => void;
 }
 
 export interface StratusServe {
@@ -40,7 +44,7 @@ export async function startStratusServe(options: StratusServeOptions = {}): Prom
   const root = await tempDir('serve');
   const dataDir = join(root, 'data');
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const args = [
     stratusBin(),
     'serve',
@@ -50,6 +54,10 @@ export async function startStratusServe(options: StratusServeOptions = {}): Prom
     `127.0.0.1:${port}`,
     ...(options.etcdServers?.length ? ['--etcd-servers', options.etcdServers.join(',')] : []),
     ...(options.controllers ? [] : ['--no-controllers']),
+    ...(options.tls ? ['--tls-cert-file', options.tls.certFile, '--tls-private-key-file', options.tls.keyFile] : []),
+    // a free port for the legacy proxy, so servers of several tests never collide (args may override)
+    '--legacy-listen',
+    `127.0.0.1:${await freePort()}`,
     ...(options.args ?? []),
   ];
   let daemon: Daemon | undefined;
@@ -60,6 +68,11 @@ export async function startStratusServe(options: StratusServeOptions = {}): Prom
       env: { ...process.env, STRATUS_LOG_LEVEL: process.env.STRATUS_LOG_LEVEL ?? 'warn', ...options.env },
     });
     daemon = d;
+    if (options.onOutput) {
+      const forward = (b: Buffer): void => options.onOutput?.(b.toString());
+      d.child.stdout?.on('data', forward);
+      d.child.stderr?.on('data', forward);
+    }
     void d.exited.then((code) => {
       exitCode = code;
     });
@@ -77,8 +90,7 @@ export async function startStratusServe(options: StratusServeOptions = {}): Prom
           async () => {
             if (exited) return true;
             if (!d.output().includes('serving the Kubernetes API at')) return false;
-            const r = await fetch(`${url}/readyz`);
-            return r.ok;
+            return (await probe(`${url}/readyz`)) === 200;
           },
           30_000,
           50,
@@ -125,6 +137,17 @@ export async function startStratusServe(options: StratusServeOptions = {}): Prom
       await launch();
     },
   };
+}
+
+/** GET a URL (http or https, certificate not verified); resolves to the status code. */
+export function probe(target: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = (target.startsWith('https:') ? httpsGet : httpGet)(target, { rejectUnauthorized: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+  });
 }
 
 export interface KubectlResult {

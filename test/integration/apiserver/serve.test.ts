@@ -6,9 +6,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
-import { startStratusServe, type StratusServe } from '../../harness/apiserver.js';
+import { join } from 'node:path';
+import { kubectl, probe, startStratusServe, type StratusServe } from '../../harness/apiserver.js';
 import { stratusBin } from '../../harness/paths.js';
-import { execFileP, removeDir, tempDir } from '../../harness/process.js';
+import { execFileP, removeDir, requireBinary, tempDir } from '../../harness/process.js';
 
 describe('stratus serve', () => {
   let serve: StratusServe;
@@ -47,6 +48,31 @@ describe('stratus serve', () => {
       );
     } finally {
       await removeDir(dir);
+    }
+  });
+
+  it('serves HTTPS with --tls-cert-file/--tls-private-key-file, and kubectl uses its kubeconfig', async () => {
+    const dir = await tempDir('serve-tls');
+    let tls: StratusServe | undefined;
+    const cache = await tempDir('kubectl-cache');
+    try {
+      const certFile = join(dir, 'tls.crt');
+      const keyFile = join(dir, 'tls.key');
+      await execFileP(requireBinary('openssl'), [
+        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+        '-subj', '/CN=stratus-test', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+        '-keyout', keyFile, '-out', certFile,
+      ]);
+      tls = await startStratusServe({ tls: { certFile, keyFile } });
+      assert.match(tls.url, /^https:/);
+      assert.equal(await probe(`${tls.url}/healthz`), 200);
+      const r = await kubectl(tls.kubeconfig, cache, ['get', 'namespaces', '-o', 'name']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /namespace\/default/);
+    } finally {
+      await tls?.stop();
+      await removeDir(dir);
+      await removeDir(cache);
     }
   });
 
