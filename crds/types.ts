@@ -747,6 +747,10 @@ export interface InstanceSpec {
      * libosinfo short id, e.g. debian12.
      */
     osVariant?: string;
+    /**
+     * How long a graceful (ACPI) shutdown may take before the domain is destroyed when powerState becomes Stopped (default 60).
+     */
+    shutdownTimeoutSeconds?: number;
   };
   /**
    * Docker-only settings.
