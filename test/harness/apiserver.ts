@@ -17,6 +17,8 @@ export interface StratusServeOptions {
   /** Run the controllers too (default: `--no-controllers`). */
   controllers?: boolean;
   env?: Record<string, string>;
+  /** Serve HTTPS with this certificate and key (the readiness probe skips verification). */
+  tls?: { certFile: string; keyFile: string };
   /** Receives everything the server prints (stdout and stderr), unbounded, as it comes. */
   onOutput?: (chunk: string) => void;
 }
