@@ -8,7 +8,8 @@
  * - A token bucket per involved object (burst 25, one token per 5 minutes, as kube's
  *   spam filter) drops floods; dropped events are counted in `dropped`.
  * - Recording never throws and never blocks a reconcile: writes go out in order on a
- *   background chain; a failed write is logged. `flush()` waits for the chain.
+ *   background chain; a failed write is logged. `flush()` waits for the chain. While the
+ *   API is slow or down at most `maxPending` writes wait; more are dropped (`dropped`).
  *
  * Events of cluster-scoped objects go to the `default` namespace, as kube does.
  * Reasons are typed: `new EventRecorder<'Created' | 'CreateFailed'>(...)`.
@@ -40,6 +41,8 @@ export interface EventRecorderOptions {
   refillMs?: number;
   /** Remembered aggregation keys (oldest forgotten first). Default 4096. */
   cacheSize?: number;
+  /** Writes allowed to wait for the API at once. Default 1000. */
+  maxPending?: number;
   now?: () => Date;
   log?: Logger;
 }
@@ -60,6 +63,8 @@ export class EventRecorder<Reason extends string = string> {
   private readonly burst: number;
   private readonly refillMs: number;
   private readonly cacheSize: number;
+  private readonly maxPending: number;
+  private pending = 0;
   private readonly now: () => Date;
   private readonly log: Logger;
   private readonly host = hostname();
@@ -75,6 +80,7 @@ export class EventRecorder<Reason extends string = string> {
     this.burst = opts.burst ?? 25;
     this.refillMs = opts.refillMs ?? 300_000;
     this.cacheSize = opts.cacheSize ?? 4096;
+    this.maxPending = opts.maxPending ?? 1000;
     this.now = opts.now ?? (() => new Date());
     this.log = (opts.log ?? rootLog).child({ component: 'events', source: component });
   }
@@ -89,6 +95,10 @@ export class EventRecorder<Reason extends string = string> {
 
   /** Records an event; returns at once (see `flush`). */
   event(obj: KubeObject, type: EventType, reason: Reason, message: string): void {
+    if (this.pending >= this.maxPending) {
+      this.dropped++;
+      return;
+    }
     const md = obj.metadata ?? {};
     const objId = `${obj.apiVersion}/${obj.kind}/${md.namespace ?? ''}/${md.name}/${md.uid ?? ''}`;
     if (!this.take(objId)) {
@@ -98,10 +108,15 @@ export class EventRecorder<Reason extends string = string> {
     const msg = message.length > MAX_MESSAGE ? message.slice(0, MAX_MESSAGE - 3) + '...' : message;
     const aggKey = `${objId}\u0000${type}\u0000${reason}\u0000${msg}`;
     const at = this.now();
+    this.pending++;
     this.chain = this.chain.then(() =>
-      this.write(obj, type, reason, msg, aggKey, at).catch((err: unknown) => {
-        this.log.warn({ err: err instanceof Error ? err.message : String(err), reason }, 'cannot write event');
-      }),
+      this.write(obj, type, reason, msg, aggKey, at)
+        .catch((err: unknown) => {
+          this.log.warn({ err: err instanceof Error ? err.message : String(err), reason }, 'cannot write event');
+        })
+        .finally(() => {
+          this.pending--;
+        }),
     );
   }
 

@@ -6,6 +6,7 @@ import { ensureFinalizer, removeFinalizer, reconcileWithFinalizer, type CleanupR
 import { updateStatus, deepEqual } from '../../../runtime/status.js';
 import { EventRecorder, type CoreEvent } from '../../../runtime/events.js';
 import { FakeApiServer } from './fakeapi.js';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 
 const T0 = new Date('2026-01-01T00:00:00.000Z');
 const T1 = new Date('2026-01-01T00:05:00.000Z');
@@ -181,5 +182,23 @@ describe('helpers against a fake API server', () => {
     rec.warning(obj, 'Failed', 'over the limit');
     await rec.flush();
     assert.equal(rec.dropped, 1, 'a token refills after the refill period');
+  });
+
+  test('EventRecorder drops events beyond maxPending while the API does not answer', async () => {
+    // A server that accepts connections and never answers.
+    const sockets: Socket[] = [];
+    const hang = createServer((sock) => sockets.push(sock));
+    await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
+    const kc = api.kubeConfig();
+    kc.clusters[0] = { ...kc.clusters[0], name: 'fake', server: `http://127.0.0.1:${(hang.address() as AddressInfo).port}`, skipTLSVerify: true };
+    const slow = KubeClient.fromKubeConfig(kc, { requestTimeoutMs: 200 });
+    const rec = new EventRecorder(slow, 'hung', { maxPending: 2 });
+    const obj: Widget = { apiVersion: 'v1', kind: 'Widget', metadata: { name: 'h', namespace: 'ev', uid: 'u2' } };
+    for (let i = 0; i < 5; i++) rec.normal(obj, 'Tick', `tick ${i}`);
+    assert.equal(rec.dropped, 3, 'two wait for the API, three are dropped at once');
+    await rec.flush();
+    slow.close();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => hang.close(() => r()));
   });
 });
