@@ -36,7 +36,7 @@ const logger = log.child({ component: 'storage', backend: 'etcd' });
 export interface EtcdStoreOptions {
   /** Client URLs, e.g. `http://127.0.0.1:2379`. */
   endpoints: string[];
-  /** Every key is stored under this prefix (default `/stratus`). */
+  /** Every key is stored under this prefix (default `/stratus`); store keys start with `/`. */
   prefix?: string;
   /** How long to wait for a connection (default 5 s). */
   dialTimeoutMs?: number;
@@ -137,7 +137,7 @@ export class EtcdStore implements Store {
   }
 
   async list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
-    const from = this.full(prefix);
+    const from = this.fullPrefix(prefix);
     const end = rangeEnd(from);
     let start = from;
     if (options.startAfter !== undefined) {
@@ -158,7 +158,7 @@ export class EtcdStore implements Store {
   }
 
   async count(prefix: string): Promise<number> {
-    const key = this.full(prefix);
+    const key = this.fullPrefix(prefix);
     const res = await this.call(() => this.client.kv.range({ key, range_end: rangeEnd(key), count_only: true }));
     return Number(res.count);
   }
@@ -268,7 +268,7 @@ export class EtcdStore implements Store {
 
   /** @internal used by EtcdWatch */
   watchBuilder(prefix: string, startRevision: number): Watcher {
-    const key = this.full(prefix);
+    const key = this.fullPrefix(prefix);
     return this.client.watch().inRange({ start: key, end: rangeEnd(key) }).startRevision(String(startRevision)).withPreviousKV().watcher();
   }
 
@@ -312,6 +312,15 @@ export class EtcdStore implements Store {
   }
 
   // ---- helpers -----------------------------------------------------------------------
+
+  /**
+   * The etcd key range a store prefix stands for. Store keys start with `/`, so the empty
+   * prefix means `<prefix>/` — not `<prefix>` itself, whose range would also take in a
+   * neighbour's keys (`/stratus` would cover `/stratus-staging/...`).
+   */
+  private fullPrefix(prefix: string): Buffer {
+    return this.full(prefix === '' ? '/' : prefix);
+  }
 
   private full(key: string): Buffer {
     return Buffer.concat([this.prefix, Buffer.from(key)]);

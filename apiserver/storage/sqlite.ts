@@ -43,6 +43,7 @@ import {
   NotFoundError,
   StoreError,
   TooOldError,
+  UnavailableError,
   type KeyValue,
   type ListOptions,
   type ListResult,
@@ -385,7 +386,7 @@ export class SqliteStore implements Store {
       this.rev = before;
       const error = err instanceof Error ? err : new Error(String(err));
       logger.error({ err: error, writes: batch.length }, 'write batch failed; nothing was committed');
-      for (const w of batch) w.reject(new StoreError(`write failed: ${error.message}`, w.op.key));
+      for (const w of batch) w.reject(new UnavailableError(`write failed: ${error.message}`, w.op.key));
       return;
     }
     const events: WatchEvent[] = [];
