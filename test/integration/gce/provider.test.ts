@@ -1,0 +1,279 @@
+/**
+ * The GCE provider (`connectGce`) driven like the Instance controller drives it, against the
+ * fake Compute API: the machine lifecycle with the fake's clock stepped by hand, idempotent
+ * create and adoption, quota failures inside operations, throttling with Retry-After, and
+ * the errors a user can act on (missing image, missing permission, foreign VM).
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { connectGce, instanceName, type GceNodeConnection } from '../../../providers/gce/index.js';
+import { ProviderError, type MachineObservation, type MachineSpec, type MachineState } from '../../../providers/machine.js';
+import { startFakeGce, type FakeGce } from '../../fakes/gce/index.js';
+import { waitFor } from '../../harness/process.js';
+
+const PROJECT = 'provider-project';
+const ZONE = 'us-central1-a';
+const STEP = 60_000; // the fake's clock only moves when a test advances it
+
+let counter = 0;
+function spec(over: Partial<MachineSpec> = {}): MachineSpec {
+  counter++;
+  const uid = `7f3c9a10-0000-4000-8000-${String(counter).padStart(12, '0')}`;
+  return {
+    uid,
+    namespace: 'default',
+    name: `vm-${counter}`,
+    hostname: `vm-${counter}`,
+    image: 'debian-12',
+    cpus: 2,
+    memoryMiB: 4096,
+    disks: [{ name: 'data', sizeGiB: 20 }],
+    networks: [],
+    sshAuthorizedKeys: [],
+    env: {},
+    ports: [],
+    labels: { 'app.kubernetes.io/name': 'Web' },
+    powerState: 'Running',
+    providerSpec: { externalAddress: true },
+    ...over,
+  };
+}
+
+const isProviderError =
+  (reason: string, retryable?: boolean) =>
+  (err: unknown): boolean =>
+    err instanceof ProviderError && err.reason === reason && (retryable === undefined || err.retryable === retryable);
+
+describe('GCE provider against the fake Compute API', () => {
+  let gce: FakeGce;
+  let node: GceNodeConnection;
+
+  before(async () => {
+    gce = await startFakeGce({ project: PROJECT, stepMs: STEP, waitDeadlineMs: 300 });
+    node = connectGce({
+      project: PROJECT,
+      zone: ZONE,
+      endpoint: gce.endpoint,
+      imageProject: 'debian-cloud',
+      requestTimeoutMs: 5000,
+      waitTimeoutMs: 5000,
+      operationPollMs: 10,
+    });
+  });
+
+  after(async () => {
+    await node.close();
+    await gce.close();
+  });
+
+  it('describe reports the CPUS quota, the zone and the machines stratus owns', async () => {
+    const d = await node.describe();
+    assert.deepEqual(d, { capacity: { cpus: 24, memoryMiB: 24 * 8192 }, version: `GCE ${ZONE}`, machineCount: 0 });
+  });
+
+  it('a machine goes creating → starting → running with an IP, stops, starts and is deleted', async () => {
+    gce.inject.slowOperations(STEP);
+    const m = node.machines();
+    const s = spec();
+    const seen: MachineState[] = [];
+    const observe = async (): Promise<MachineObservation> => {
+      const o = await m.observe(s);
+      if (seen.at(-1) !== o.state) seen.push(o.state);
+      return o;
+    };
+    assert.equal((await observe()).exists, false);
+    const before = gce.requests.length;
+    await m.create(s);
+    const sent = gce.requests.slice(before).map((r) => `${r.method} ${r.path}`);
+    assert.deepEqual(sent, [
+      'GET /compute/v1/projects/debian-cloud/global/images/debian-12',
+      'GET /compute/v1/projects/debian-cloud/global/images/family/debian-12',
+      `POST /compute/v1/projects/${PROJECT}/zones/${ZONE}/instances`,
+    ]);
+    const body = gce.requests.find((r) => r.method === 'POST' && r.path.endsWith('/instances'))?.body as Record<string, unknown>;
+    assert.equal(body.machineType, `zones/${ZONE}/machineTypes/e2-standard-2`);
+    assert.deepEqual(body.labels, { app_kubernetes_io_name: 'web', 'stratus-uid': s.uid, 'stratus-namespace': 'default', 'stratus-name': s.name });
+
+    let o = await observe();
+    assert.equal(o.exists, true, 'an insert in flight counts as existing');
+    assert.equal(o.state, 'creating');
+    await m.create(s); // idempotent while the insert runs
+    assert.equal(gce.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/instances')).length, 1);
+
+    gce.advance(STEP); // op RUNNING, instance PROVISIONING
+    o = await observe();
+    assert.equal(o.state, 'creating');
+    assert.ok(o.addresses.some((a) => a.type === 'InternalIP'));
+
+    gce.advance(STEP); // STAGING, op DONE, external address assigned
+    o = await waitFor('the insert to finish', async () => {
+      const x = await observe();
+      return x.message === undefined ? x : undefined;
+    });
+    assert.equal(o.state, 'starting');
+
+    gce.advance(STEP); // RUNNING
+    o = await observe();
+    assert.equal(o.state, 'running');
+    assert.equal(o.upToDate, true);
+    assert.equal(o.providerID, `gce://${PROJECT}/${ZONE}/${instanceName(s.uid)}`);
+    const ext = o.addresses.find((a) => a.type === 'ExternalIP')?.address;
+    assert.match(ext ?? '', /^203\.0\.113\.\d+$/);
+    assert.equal(o.ipAddress, ext);
+    assert.match(o.addresses.find((a) => a.type === 'InternalIP')?.address ?? '', /^10\.128\./);
+    assert.deepEqual(seen, ['pending', 'creating', 'starting', 'running']);
+    assert.equal((await node.describe()).machineCount, 1);
+    assert.deepEqual(await m.listOwned(), [s.uid]);
+
+    // Stop.
+    const stopped: MachineSpec = { ...s, powerState: 'Stopped' };
+    o = await m.observe(stopped);
+    assert.equal(o.upToDate, false);
+    await m.update(stopped, o);
+    o = await m.observe(stopped);
+    assert.equal(o.state, 'stopping');
+    assert.equal(o.upToDate, true, 'a stop in flight is where the spec wants it');
+    gce.advance(STEP);
+    gce.advance(STEP);
+    o = await waitFor('the stop to finish', async () => {
+      const x = await m.observe(stopped);
+      return x.state === 'stopped' && x.message === undefined ? x : undefined;
+    });
+    assert.equal(o.upToDate, true);
+    assert.equal(o.addresses.find((a) => a.type === 'ExternalIP'), undefined, 'the ephemeral address went with the stop');
+    assert.equal(o.ipAddress, o.addresses.find((a) => a.type === 'InternalIP')?.address);
+
+    // Start.
+    o = await m.observe(s);
+    assert.equal(o.upToDate, false);
+    await m.update(s, o);
+    assert.equal((await m.observe(s)).state, 'starting');
+    gce.advance(STEP);
+    gce.advance(STEP);
+    o = await waitFor('the start to finish', async () => {
+      const x = await m.observe(s);
+      return x.state === 'running' && x.message === undefined ? x : undefined;
+    });
+    assert.ok(o.addresses.some((a) => a.type === 'ExternalIP'));
+
+    // Delete.
+    await m.delete(s);
+    assert.equal((await m.observe(s)).state, 'terminating');
+    await m.delete(s); // idempotent while the delete runs
+    assert.equal(gce.requests.filter((r) => r.method === 'DELETE').length, 1);
+    gce.advance(STEP);
+    gce.advance(STEP);
+    await waitFor('the VM to be gone', async () => !(await m.observe(s)).exists);
+    await m.delete(s); // absent is success
+    assert.deepEqual(await m.listOwned(), []);
+    assert.ok(!gce.state.listInstances(ZONE).some((i) => i.name === instanceName(s.uid)));
+  });
+
+  it('create adopts a VM that already carries the uid (409 on insert) and refuses a foreign one', async () => {
+    gce.inject.slowOperations(5);
+    const m = node.machines();
+    const s = spec();
+    gce.state.addInstance(ZONE, { name: instanceName(s.uid), machineType: 'e2-standard-2', labels: { 'stratus-uid': s.uid } });
+    const n = gce.requests.length;
+    await m.create(s);
+    assert.ok(gce.requests.slice(n).some((r) => r.method === 'POST' && r.status === 409), 'the insert met alreadyExists');
+    const o = await m.observe(s);
+    assert.equal(o.exists, true);
+    assert.equal(o.state, 'running');
+    assert.equal(o.upToDate, false, 'labels differ from the spec');
+    await m.update(s, o);
+    await waitFor('labels repaired', async () => (await m.observe(s)).upToDate && !(await m.observe(s)).message);
+    assert.equal(gce.state.getInstance(ZONE, instanceName(s.uid)).labels['stratus-name'], s.name);
+
+    const foreign = spec();
+    gce.state.addInstance(ZONE, { name: instanceName(foreign.uid), labels: { owner: 'someone-else' } });
+    await assert.rejects(m.observe(foreign), isProviderError('NameConflict', false));
+    await assert.rejects(m.create(foreign), isProviderError('NameConflict', false));
+    await m.delete(foreign);
+    assert.ok(gce.state.instances.has(`${ZONE}/${instanceName(foreign.uid)}`), 'a foreign VM is never deleted');
+    await m.delete(s);
+    await waitFor('adopted VM deleted', async () => !(await m.observe(s)).exists);
+  });
+
+  it('QUOTA_EXCEEDED in the insert operation surfaces as QuotaExceeded and clears when the quota returns', async () => {
+    gce.inject.slowOperations(5);
+    const m = node.machines();
+    const s = spec({ cpus: 4, memoryMiB: 8192 });
+    gce.inject.quota('us-central1', 'CPUS', 2);
+    try {
+      await m.create(s);
+      const err = await waitFor('the quota failure', async () => {
+        try {
+          await m.observe(s);
+          return undefined;
+        } catch (e) {
+          return e;
+        }
+      });
+      assert.ok(err instanceof ProviderError);
+      assert.equal(err.reason, 'QuotaExceeded');
+      assert.equal(err.retryable, true);
+      assert.equal(err.retryAfterMs, 30_000);
+      assert.match(err.message, /QUOTA_EXCEEDED: Quota 'CPUS' exceeded/);
+      const after1 = await m.observe(s);
+      assert.equal(after1.exists, false, 'nothing was created');
+      // The controller retries: still over quota.
+      await m.create(s);
+      await waitFor('the second quota failure', async () => m.observe(s).then(() => undefined, (e: unknown) => isProviderError('QuotaExceeded')(e)));
+    } finally {
+      gce.inject.quota('us-central1', 'CPUS', 24);
+    }
+    await m.create(s);
+    const o = await waitFor('running once the quota returned', async () => {
+      const x = await m.observe(s);
+      return x.state === 'running' ? x : undefined;
+    });
+    assert.ok(o.ipAddress);
+    const body = gce.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/instances')).at(-1)?.body as Record<string, unknown>;
+    assert.equal(body.machineType, `zones/${ZONE}/machineTypes/e2-standard-4`);
+    await m.delete(s);
+    await waitFor('deleted', async () => !(await m.observe(s)).exists);
+  });
+
+  it('a 429 means Throttled with the server Retry-After, and no hammering while throttled', async () => {
+    const m = node.machines();
+    const s = spec();
+    gce.inject.rateLimit({ forMs: 60_000, retryAfterSeconds: 1 });
+    const start = gce.requests.length;
+    const errors: ProviderError[] = [];
+    const t0 = Date.now();
+    try {
+      // A tight loop of reconciles for ~2.5 s: without backoff this would be hundreds of requests.
+      while (Date.now() - t0 < 2500) {
+        try {
+          await m.observe(s);
+        } catch (err) {
+          if (!(err instanceof ProviderError)) throw err;
+          errors.push(err);
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    } finally {
+      gce.inject.clear();
+    }
+    const sent = gce.requests.length - start;
+    assert.ok(errors.length > 50, `many calls were made (${errors.length})`);
+    assert.ok(errors.every((e) => e.reason === 'Throttled' && e.retryable), 'every call reports Throttled');
+    assert.equal(errors[0]?.retryAfterMs, 1000, "the first carries the server's Retry-After");
+    assert.ok(errors.every((e) => (e.retryAfterMs ?? 0) > 0 && (e.retryAfterMs ?? 0) <= 1000));
+    assert.ok(sent >= 2 && sent <= 4, `at most one request per Retry-After window went out (${sent})`);
+    await waitFor('the backoff to end', async () => (await m.observe(s)).exists === false, 5000);
+  });
+
+  it('a missing image is ImageNotFound and a refused insert is PermissionDenied, neither retryable', async () => {
+    const m = node.machines();
+    const n = gce.requests.length;
+    await assert.rejects(m.create(spec({ image: 'no-such-image' })), isProviderError('ImageNotFound', false));
+    assert.ok(!gce.requests.slice(n).some((r) => r.method === 'POST'), 'nothing was inserted');
+    await assert.rejects(m.create(spec({ image: 'projects/debian-cloud/global/images/debian-9-old' })), isProviderError('ImageNotFound', false));
+    await assert.rejects(m.create(spec({ image: 'Not An Image!' })), isProviderError('InvalidSpec', false));
+    gce.inject.forbidden({ count: 1, match: (r) => r.method === 'POST' });
+    await assert.rejects(m.create(spec()), isProviderError('PermissionDenied', false));
+    await assert.rejects(m.create(spec({ providerSpec: { machineType: 'e2-nonexistent-7' } })), isProviderError('InvalidSpec', false));
+  });
+});
