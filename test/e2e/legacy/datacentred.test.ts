@@ -98,7 +98,7 @@ describe('DataCentred staging compute agent API through the legacy proxy', () =>
 
   it('requires a token unless --legacy-insecure; a bad one is 401', async () => {
     const before = await counts();
-    for (const headers of [{}, { authorization: 'token 1-00000000000000000000000000000000' }]) {
+    for (const headers of [{}, { authorization: 'token 1-00000000000000000000000000000000' }] as Record<string, string>[]) {
       assert.equal((await http('GET', `${env.legacy}/host/ns.example.com/`, { headers })).status, 401);
       const r = await http('POST', `${env.legacy}/host/other.example.com/`, { headers, body: JSON.stringify(EXAMPLE_HOST) });
       assert.equal(r.status, 401);
