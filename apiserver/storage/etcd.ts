@@ -390,10 +390,9 @@ class EtcdWatch implements WatchHandle {
       try {
         await this.store.list(this.prefix, { revision: this.last, limit: 1 });
       } catch (err) {
+        // A future revision is fine (events arrive when it is reached); an unreachable
+        // etcd is left to the watcher, which keeps reconnecting.
         if (err instanceof TooOldError) return this.fail(err);
-        if (!(err instanceof StoreError && err.message.includes(FUTURE))) {
-          return this.fail(err instanceof Error ? err : new Error(String(err)));
-        }
       }
     }
     if (this.closed) return;
