@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { UnavailableError } from './storage/store.js';
 import { log } from '../runtime/log.js';
 import {
   ApiError,
@@ -14,6 +15,7 @@ import {
   internalError,
   methodNotAllowed,
   notAcceptable,
+  serviceUnavailable,
   tooLarge,
   unsupportedMediaType,
   type Status,
@@ -281,6 +283,9 @@ export function createRequestHandler(deps: HttpDeps): (req: IncomingMessage, res
       .catch((err: unknown) => {
         if (err instanceof ApiError) {
           ex.sendStatus(err);
+        } else if (err instanceof UnavailableError) {
+          ex.res.setHeader('Retry-After', '1');
+          ex.sendStatus(serviceUnavailable(`storage is unavailable: ${err.message}`));
         } else {
           log.error({ component: 'apiserver', err: err instanceof Error ? err.stack : String(err), uri: req.url }, 'internal error');
           ex.sendStatus(internalError(err instanceof Error ? err.message : String(err)));

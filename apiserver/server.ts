@@ -14,7 +14,7 @@ import { isIP, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { stringify as stringifyYaml } from 'yaml';
 import { log } from '../runtime/log.js';
-import { openStore, type Store } from './storage/index.js';
+import { instrumentStore, openStore, type Store } from './storage/index.js';
 import { loadCrdDir } from './schema/validate.js';
 import type { CustomResourceDefinition } from './schema/types.js';
 import { ApiError } from './errors.js';
@@ -85,11 +85,16 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     );
   }
   mkdirSync(options.dataDir, { recursive: true });
-  const store = openStore({ dataDir: options.dataDir, ...(options.etcdServers?.length ? { etcdServers: options.etcdServers } : {}) });
+  const metrics = new ApiMetrics();
+  const useEtcd = Boolean(options.etcdServers?.length);
+  const store = instrumentStore(
+    openStore({ dataDir: options.dataDir, ...(useEtcd ? { etcdServers: options.etcdServers } : {}) }),
+    metrics.registry,
+    useEtcd ? 'etcd' : 'sqlite',
+  );
   const catalog = new ResourceCatalog();
   const registry = new Registry(store, catalog);
   const caches = new WatchCaches(store);
-  const metrics = new ApiMetrics();
   const openWatches: WatchRegistry = new Set();
   const crdRes = catalog.all().find((r) => r.group === crdResource.group && r.plural === crdResource.plural) as Resource;
   const crdTarget: Target = { resource: crdRes, version: storageVersion(crdRes) };

@@ -235,6 +235,22 @@ describe('API server HTTP semantics', () => {
     assert.ok(spec.components.schemas['dev.stratus.compute.v1alpha1.Instance']?.properties?.spec);
   });
 
+  it('N watchers of a resource cost one store watch (the watch cache fans out)', async () => {
+    const storeWatches = async (): Promise<number> => {
+      const text = await (await fetch(url('/metrics'))).text();
+      const m = /^stratus_storage_watches\{[^}]*\} (\d+)/m.exec(text);
+      return Number(m?.[1] ?? 0);
+    };
+    const path = '/apis/compute.stratus.dev/v1alpha1/namespaces/default/networks';
+    const warm = new EventReader(await fetch(url(`${path}?watch=true&timeoutSeconds=10`)));
+    const before = await storeWatches();
+    assert.ok(before >= 1, 'the cache holds a store watch for the resource');
+    const readers = await Promise.all(Array.from({ length: 20 }, async () => new EventReader(await fetch(url(`${path}?watch=true&timeoutSeconds=10`)))));
+    await send('POST', path, { apiVersion: 'compute.stratus.dev/v1alpha1', kind: 'Network', metadata: { name: 'fanout' }, spec: { vlan: 10 } });
+    for (const r of [warm, ...readers]) await r.until('the event reaches every watcher', (es) => es.some((e) => e.object.metadata.name === 'fanout'));
+    assert.equal(await storeWatches(), before, 'no store watch per HTTP watcher');
+  });
+
   it('no client mistake on a route yields a 5xx; errors are Status objects', async () => {
     const cases: [string, string, unknown, string][] = [
       ['POST', instances, '{not json', 'application/json'],
