@@ -1,0 +1,137 @@
+/**
+ * Instances on a real libvirtd (qemu:///session under TCG, started by this test) driven by
+ * `stratus controller` as a separate process against `stratus serve --no-controllers`:
+ * a real qemu process runs, stops and starts; deletion leaves no process and no volume; and
+ * a controller killed with SIGKILL between defining a domain and writing status leaves
+ * exactly one domain once it is restarted.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chown, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ComputeNode, Instance } from '../../crds/types.js';
+import { KubeClient } from '../../runtime/client.js';
+import { Resources } from '../../controllers/resources.js';
+import { startStratusServe, type StratusServe } from '../harness/apiserver.js';
+import { startLibvirtd, processesMentioning, type PrivateLibvirtd } from '../harness/libvirtd.js';
+import { execFileP, pidAlive, requireBinary, startDaemon, waitFor, type Daemon } from '../harness/process.js';
+import { stratusBin } from '../harness/paths.js';
+
+const POOL = 'stratus-e2e-images';
+let daemon: PrivateLibvirtd | undefined;
+let serve: StratusServe | undefined;
+let controller: Daemon | undefined;
+let client: KubeClient;
+let poolDir = '';
+
+const virsh = async (...args: string[]): Promise<string> => (await execFileP(requireBinary('virsh'), ['-q', '-c', daemon!.uri, ...args])).stdout;
+const instances = () => client.resource<Instance>(Resources.instances);
+
+function startController(): Daemon {
+  return startDaemon(process.execPath, [stratusBin(), 'controller', '--kubeconfig', serve!.kubeconfig], { env: { ...process.env, STRATUS_LOG_LEVEL: 'warn' } });
+}
+
+before(async () => {
+  requireBinary('qemu-img');
+  daemon = await startLibvirtd();
+  poolDir = join(daemon.dir, 'images');
+  await mkdir(poolDir);
+  await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', join(poolDir, 'tiny.qcow2'), '64M']);
+  for (const p of [poolDir, join(poolDir, 'tiny.qcow2')]) await chown(p, 65534, 65534);
+  await virsh('pool-define-as', '--name', POOL, '--type', 'dir', '--target', poolDir);
+  await virsh('pool-start', POOL);
+  serve = await startStratusServe();
+  client = KubeClient.fromFile(serve.kubeconfig);
+  await client.resource<ComputeNode>(Resources.computeNodes).create({
+    apiVersion: 'compute.stratus.dev/v1alpha1',
+    kind: 'ComputeNode',
+    metadata: { name: 'qemu-1' },
+    spec: { provider: 'libvirt', libvirt: { uri: daemon.uri, imagePool: POOL }, heartbeatSeconds: 2 },
+  });
+  controller = startController();
+});
+
+after(async () => {
+  try {
+    for (const i of await instances().list().catch(() => [])) await instances().delete(i.metadata?.namespace, i.metadata?.name ?? '').catch(() => undefined);
+    await waitFor('instances gone', async () => (await instances().list()).length === 0, 30_000).catch(() => undefined);
+  } finally {
+    await controller?.stop();
+    client?.close();
+    await serve?.stop();
+    await daemon?.stop();
+  }
+});
+
+function vm(name: string): Instance {
+  return {
+    apiVersion: 'compute.stratus.dev/v1alpha1',
+    kind: 'Instance',
+    metadata: { name, namespace: 'default' },
+    spec: { provider: 'libvirt', image: 'tiny', cpus: 1, memoryMiB: 64, disks: [{ name: 'data', sizeGiB: 1 }], libvirt: { shutdownTimeoutSeconds: 1 } },
+  };
+}
+
+async function waitState(name: string, state: string): Promise<Instance> {
+  return waitFor(`${name} ${state}`, async () => {
+    const i = await instances().get('default', name);
+    return i?.status?.state === state && i.status.observedGeneration === i.metadata?.generation ? i : undefined;
+  }, 60_000, 100);
+}
+
+test('an Instance runs as a real qemu process, stops and starts, and deletion leaves no process and no volume', async () => {
+  await instances().create(vm('real'));
+  const running = await waitState('real', 'running');
+  const uid = running.metadata!.uid!;
+  const pids = await processesMentioning(uid);
+  assert.equal(pids.length, 1, 'one qemu process carries the domain uuid');
+  assert.ok(pidAlive(pids[0]!));
+  assert.match(await virsh('vol-list', POOL), new RegExp(`${uid}-boot`));
+
+  await instances().mergePatch('default', 'real', { spec: { powerState: 'Stopped' } });
+  await waitState('real', 'stopped');
+  await waitFor('qemu gone after stop', async () => (await processesMentioning(uid)).length === 0, 20_000);
+
+  await instances().mergePatch('default', 'real', { spec: { powerState: 'Running' } });
+  await waitState('real', 'running');
+  const restarted = await processesMentioning(uid);
+  assert.equal(restarted.length, 1);
+  assert.notEqual(restarted[0], pids[0]);
+
+  await instances().delete('default', 'real');
+  await waitFor('real deleted', async () => (await instances().get('default', 'real')) === undefined, 60_000, 100);
+  assert.deepEqual(await processesMentioning(uid), []);
+  assert.doesNotMatch(await virsh('vol-list', POOL), new RegExp(uid));
+  assert.doesNotMatch(await virsh('list', '--all', '--uuid'), new RegExp(uid));
+});
+
+test('a controller killed between defining a domain and writing status leaves exactly one domain after restart', async () => {
+  // Listen for libvirt's own "Defined" event and SIGKILL the controller the moment it comes.
+  const events = startDaemon(requireBinary('virsh'), ['-c', daemon!.uri, 'event', '--all', '--loop']);
+  let killed = false;
+  events.child.stdout?.on('data', (b: Buffer) => {
+    if (!killed && /'default-crash-[0-9a-f]{8}': Defined/.test(b.toString())) {
+      killed = true;
+      controller?.child.kill('SIGKILL');
+    }
+  });
+  try {
+    await waitFor('event listener up', () => pidAlive(events.pid), 5000);
+    await new Promise((r) => setTimeout(r, 300));
+    await instances().create(vm('crash'));
+    await waitFor('the controller killed right after define', () => killed, 60_000, 10);
+    await controller!.exited;
+  } finally {
+    await events.stop();
+  }
+  const uid = (await instances().get('default', 'crash'))!.metadata!.uid!;
+  const before = await instances().get('default', 'crash');
+  assert.equal(before?.status?.providerID, undefined, 'the status was not written before the kill');
+  assert.match(await virsh('list', '--all', '--uuid'), new RegExp(uid), 'the domain was defined');
+
+  controller = startController();
+  await waitState('crash', 'running');
+  const domains = (await virsh('list', '--all', '--uuid')).split('\n').map((s) => s.trim()).filter((s) => s !== '');
+  assert.deepEqual(domains, [uid], 'exactly one domain, the Instance\'s');
+  assert.equal((await processesMentioning(uid)).length, 1, 'one qemu process');
+});
