@@ -228,7 +228,8 @@ export class GarbageCollector {
   private async ownerExists(ref: OwnerReference, namespace: string | undefined): Promise<boolean> {
     const group = ref.apiVersion.includes('/') ? (ref.apiVersion.split('/')[0] ?? '') : '';
     const r = this.catalog.byKind(group, ref.kind);
-    if (!r) return false;
+    // An owner of a kind this server does not serve cannot be checked: never collect on a guess.
+    if (!r) return true;
     try {
       const obj = await this.registry.get({ resource: r, version: storageVersion(r), ...(r.namespaced ? { namespace } : {}) }, ref.name);
       return (obj.metadata as ObjectMeta | undefined)?.uid === ref.uid;
