@@ -124,7 +124,7 @@ test('the first release failing has nothing to roll back to: Failed', async () =
 
 test('keepReleases 2 prunes the third-oldest release and its archives; data survives; upgrade runs once', async () => {
   const root = join(dir, 'keep');
-  const plans = [];
+  const plans: ReleasePlan[] = [];
   for (const v of ['k1', 'k2', 'k3']) {
     const p = plan(root, await tree(v, app(v)), 'cooking', { keepReleases: 2 });
     plans.push(p);
