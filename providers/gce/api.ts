@@ -155,8 +155,15 @@ export class ComputeApi {
     return this.closing.signal.aborted;
   }
 
+  /** Aborts every request in flight and releases the clients; later calls fail with `NodeUnreachable`. */
   close(): void {
     this.closing.abort();
+    const clients = this.clients;
+    this.clients = undefined;
+    void clients?.then(
+      (c) => Promise.allSettled([c.instances.close(), c.operations.close(), c.zones.close(), c.regions.close(), c.images.close()]),
+      () => undefined,
+    );
   }
 
   /** ms until the backoff window closes (0 when calls may go out). */
