@@ -437,6 +437,10 @@ export interface DeploymentStatus {
    */
   failedStage?: string;
   /**
+   * URL of the release artifact a cooking deployment produced, kept by the control plane; a final Project deploys it as source.artifact.
+   */
+  artifact?: string;
+  /**
    * The guests this deployment released onto.
    *
    * @maxItems 64
@@ -1058,6 +1062,33 @@ export interface ProjectSpec {
     webhook: string;
   };
   /**
+   * Hosts outside stratus (no Instance) the project is also released onto over SSH, with the key of sshSecretRef (and its known_hosts entry, when the Secret has one; else the first host key seen is pinned).
+   *
+   * @maxItems 64
+   */
+  sshGuests?: {
+    /**
+     * Names the guest in status and stage output.
+     */
+    name: string;
+    /**
+     * Address or DNS name of the host.
+     */
+    host: string;
+    /**
+     * SSH port.
+     *
+     * Default: 22 (set by the API server when absent).
+     */
+    port?: number;
+    /**
+     * Login user.
+     *
+     * Default: "root" (set by the API server when absent).
+     */
+    user?: string;
+  }[];
+  /**
    * A Secret with the private key (ssh-privatekey) the pipeline uses to reach the guests and the git remote.
    */
   sshSecretRef?: {
@@ -1080,6 +1111,10 @@ export interface ProjectStatus {
    * Name of the newest Deployment.
    */
   lastDeployment?: string;
+  /**
+   * The newest source.artifact a Deployment was made for (artifact projects).
+   */
+  lastArtifact?: string;
   /**
    * The release that is active on the guests.
    */
