@@ -58,7 +58,7 @@ export function defaultProviders(): Partial<Record<NodeProvider, ConnectionFacto
         }
         tls = { ca: data['ca.pem']!, cert: data['cert.pem']!, key: data['key.pem']! };
       }
-      return connectDocker({ address: spec.address, ...(tls ? { tls } : {}) });
+      return connectDocker({ address: spec.address, ...(tls ? { tls } : {}), ...(spec.hostIP ? { defaultHostIP: spec.hostIP } : {}) });
     },
   };
 }

@@ -203,6 +203,10 @@ export interface ComputeNodeSpec {
      */
     address: string;
     /**
+     * IPv4 address on the engine host that published ports (Instance ports with hostPort) bind on unless a port names its own hostIP (default 127.0.0.1, loopback only).
+     */
+    hostIP?: string;
+    /**
      * A Secret with ca.pem, cert.pem and key.pem for mutual TLS (clementine's one CA, one client cert).
      */
     tlsSecretRef?: {
@@ -211,7 +215,7 @@ export interface ComputeNodeSpec {
        */
       name: string;
       /**
-       * Namespace of the Secret; default stratus-system.
+       * Namespace of the Secret (default "default").
        */
       namespace?: string;
     };
