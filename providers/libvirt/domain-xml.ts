@@ -42,6 +42,9 @@ export function dataVolumeName(uid: string, disk: string): string {
 export function seedVolumeName(uid: string): string {
   return `${volumePrefix(uid)}seed.iso`;
 }
+export function installVolumeName(uid: string, what: 'kernel' | 'initrd'): string {
+  return `${volumePrefix(uid)}install-${what}`;
+}
 
 /** `52:54:00:xx:xx:xx` from the uid and the interface's index: stable across redefinitions. */
 export function derivedMac(uid: string, index: number): string {
@@ -78,6 +81,11 @@ export interface DomainPlan {
    */
   interfaces: { network: string; portgroup?: string; mac: string }[];
   settings: LibvirtSettings;
+  /**
+   * Install-tree boot (first boot only): the fetched installer's kernel and initrd volumes.
+   * The domain gets `on_reboot=destroy` and an install mark in its metadata.
+   */
+  install?: { kernel: string; initrd: string; cmdline: string };
 }
 
 function diskXml(d: DiskFile, target: string, device: 'disk' | 'cdrom'): string {
@@ -100,6 +108,8 @@ export function buildDomainXml(spec: MachineSpec, plan: DomainPlan): string {
     `      <stratus:namespace>${escapeXml(spec.namespace)}</stratus:namespace>\n` +
     `      <stratus:name>${escapeXml(spec.name)}</stratus:name>\n` +
     `      <stratus:hostname>${escapeXml(spec.hostname)}</stratus:hostname>\n` +
+    (plan.install ? `      <stratus:install phase='installing'/>\n` : '') +
+    (s.osVariant ? `      <stratus:osVariant>${escapeXml(s.osVariant)}</stratus:osVariant>\n` : '') +
     spec.networks
       .map((n) => (n.address ? `      <stratus:address network='${escapeXml(n.name)}' cidr='${escapeXml(n.address)}'/>\n` : ''))
       .join('') +
@@ -109,15 +119,17 @@ export function buildDomainXml(spec: MachineSpec, plan: DomainPlan): string {
     `    </stratus:instance>\n`;
 
   const boots: string[] = [];
-  if (s.location) boots.push('cdrom');
+  const isoInstall = s.location && s.locationKind !== 'tree';
+  if (isoInstall) boots.push('cdrom');
   boots.push('hd');
   if (!spec.image && !s.location && !s.kernel && spec.networks.length) boots.push('network');
+  const kernel = plan.install ?? (s.kernel ? { kernel: s.kernel, initrd: s.initrd, cmdline: s.cmdline } : undefined);
   const os =
-    `  <os>\n    <type arch='x86_64'>hvm</type>\n` +
-    (s.kernel
-      ? `    <kernel>${escapeXml(s.kernel)}</kernel>\n` +
-        (s.initrd ? `    <initrd>${escapeXml(s.initrd)}</initrd>\n` : '') +
-        (s.cmdline ? `    <cmdline>${escapeXml(s.cmdline)}</cmdline>\n` : '')
+    `  <os>\n    <type arch='x86_64'${s.machine ? ` machine='${escapeXml(s.machine)}'` : ''}>hvm</type>\n` +
+    (kernel
+      ? `    <kernel>${escapeXml(kernel.kernel)}</kernel>\n` +
+        (kernel.initrd ? `    <initrd>${escapeXml(kernel.initrd)}</initrd>\n` : '') +
+        (kernel.cmdline ? `    <cmdline>${escapeXml(kernel.cmdline)}</cmdline>\n` : '')
       : boots.map((b) => `    <boot dev='${b}'/>\n`).join('')) +
     `  </os>\n`;
 
@@ -125,9 +137,9 @@ export function buildDomainXml(spec: MachineSpec, plan: DomainPlan): string {
   let disks = '';
   if (plan.boot) disks += diskXml(plan.boot, scsiDiskName(slot++), 'disk');
   for (const d of plan.data) disks += diskXml(d, scsiDiskName(slot++), 'disk');
-  if (s.location) {
+  if (isoInstall && s.location) {
     const u = s.location;
-    const port = u.port || { 'http:': '80', 'https:': '443', 'ftp:': '21', 'ftps:': '990' }[u.protocol] || '';
+    const port = u.port || { 'http:': '80', 'https:': '443', 'ftp:': '21', 'ftps:': '990', 'nfs:': '2049' }[u.protocol] || '';
     disks +=
       `    <disk type='network' device='cdrom'>\n` +
       `      <driver name='qemu' type='raw'/>\n` +
@@ -171,7 +183,7 @@ export function buildDomainXml(spec: MachineSpec, plan: DomainPlan): string {
     `  <vcpu>${escapeXml(spec.cpus)}</vcpu>\n` +
     os +
     `  <features>\n    <acpi/>\n    <apic/>\n  </features>\n` +
-    `  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n` +
+    `  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>${plan.install ? 'destroy' : 'restart'}</on_reboot>\n  <on_crash>destroy</on_crash>\n` +
     `  <devices>\n` +
     `    <controller type='scsi' index='0' model='virtio-scsi'/>\n` +
     disks +
@@ -191,6 +203,8 @@ export interface OwnedDomainInfo {
   hostname: string;
   addresses: { network: string; cidr: string }[];
   labels: Record<string, string>;
+  /** True while the domain still boots a fetched installer (install-tree location). */
+  installing: boolean;
   memoryMiB: number;
   cpus: number;
 }
@@ -232,6 +246,7 @@ export function readOwnedDomain(xml: string): OwnedDomainInfo | undefined {
     hostname: text('hostname'),
     addresses: childrenNamed(meta.el, `${p}address`).map((a) => ({ network: a.attrs.network ?? '', cidr: a.attrs.cidr ?? '' })),
     labels,
+    installing: child(meta.el, `${p}install`)?.attrs.phase === 'installing',
     memoryMiB: memoryMiB(child(root, 'memory')),
     cpus: Number(child(root, 'vcpu')?.text.trim() ?? 0),
   };

@@ -33,6 +33,7 @@ import {
   libvirtNetworkName,
   readOwnedDomain,
   seedVolumeName,
+  installVolumeName,
   volumePrefix,
   vlanPortgroup,
   type DomainPlan,
@@ -40,6 +41,7 @@ import {
 import { buildSeedIso, seedFiles } from './cloud-init.js';
 import { createCowClone, createVolume, deleteVolume, listVolumes, uploadVolume, volumeInfo, type VolumeInfo } from './storage.js';
 import { ensureOvsNetworkCarries } from './networks.js';
+import { fetchInstaller } from './install-tree.js';
 import { parseXml, child, childrenNamed } from './xml.js';
 
 /** What the provider needs from its connection (a `LibvirtNodeConnection`). */
@@ -165,8 +167,18 @@ export class LibvirtMachines implements MachineProvider {
       const want = desiredShape(spec, spec.image ? bootVolumeName(uid) : undefined);
       const definitionDiff = shapeDiff(shapeOf(persistent), want, this.options.defaultNetwork);
       const restartDiff = ACTIVE.includes(run) && run !== 'crashed' ? shapeDiff(shapeOf(live), want, this.options.defaultNetwork) : [];
-      const { state, detail } = this.machineState(uid, run, spec);
-      const powerOk = spec.powerState === 'Running' ? state === 'running' : state === 'stopped';
+      let { state, detail } = this.machineState(uid, run, spec);
+      const installDone = !!owned?.installing && run === 'shutoff';
+      if (owned?.installing && !installDone) {
+        // Installing counts as starting: the machine is not what the spec asked for until it boots its disk.
+        detail = [detail, 'running the installer from the install tree'].filter(Boolean).join('; ');
+        if (state === 'running') state = 'starting';
+      }
+      if (installDone) {
+        detail = 'installation finished; the next update makes the machine boot its disk';
+        if (spec.powerState === 'Running') state = 'starting';
+      }
+      const powerOk = !owned?.installing && (spec.powerState === 'Running' ? state === 'running' : state === 'stopped');
       const messages = [detail];
       if (definitionDiff.length) messages.push(`definition differs from the spec: ${definitionDiff.join(', ')}`);
       else if (restartDiff.length) messages.push(`restart needed to apply ${restartDiff.join(', ')}`);
@@ -181,7 +193,7 @@ export class LibvirtMachines implements MachineProvider {
       };
       for (const a of owned?.addresses ?? []) add(a.cidr.split('/')[0] ?? a.cidr);
       let pid: number | undefined;
-      if (state === 'running' || state === 'stopping') {
+      if (run === 'running' || run === 'blocked' || run === 'shutdown') {
         for (const a of await this.discoverAddresses(uid, live)) add(a);
         if (isLocalUri(this.host.uri)) pid = await findQemuPid(uid);
       }
@@ -263,7 +275,7 @@ export class LibvirtMachines implements MachineProvider {
    * Creates (idempotently) the networks and volumes the machine needs and returns the plan
    * of its domain XML. `created` collects the volumes this call made, for rollback.
    */
-  private async prepare(spec: MachineSpec, settings: LibvirtSettings, created: string[], freshSeed: boolean): Promise<DomainPlan> {
+  private async prepare(spec: MachineSpec, settings: LibvirtSettings, created: string[], freshSeed: boolean, install = false): Promise<DomainPlan> {
     const sh = this.host.shell();
     const pool = this.host.imagePool;
     const uid = spec.uid.toLowerCase();
@@ -296,8 +308,23 @@ export class LibvirtMachines implements MachineProvider {
         log.debug({ component: 'libvirt', uri: this.host.uri, uid }, 'driver cannot upload volumes; seed volume left empty');
       }
     }
+    let installPlan: DomainPlan['install'];
+    if (install && settings.location && settings.locationKind === 'tree') {
+      const installer = await fetchInstaller(settings.location, settings.cmdline);
+      const paths: string[] = [];
+      for (const [what, bytes] of [['kernel', installer.kernel], ['initrd', installer.initrd]] as const) {
+        const name = installVolumeName(uid, what);
+        await deleteVolume(sh, pool, name);
+        const v = await createVolume(sh, pool, name, bytes.length, 'raw');
+        created.push(name);
+        await uploadVolume(sh, pool, name, bytes);
+        paths.push(v.path);
+      }
+      installPlan = { kernel: paths[0] ?? '', initrd: paths[1] ?? '', cmdline: installer.cmdline };
+    }
     const fmt = (v: VolumeInfo): 'qcow2' | 'raw' => (v.format === 'qcow2' ? 'qcow2' : 'raw');
     return {
+      ...(installPlan ? { install: installPlan } : {}),
       type,
       name: domainName(spec),
       ...(boot ? { boot: { path: boot.path, format: fmt(boot) } } : {}),
@@ -332,7 +359,8 @@ export class LibvirtMachines implements MachineProvider {
     }
     const created: string[] = [];
     try {
-      const plan = await this.prepare(spec, settings, created, true);
+      // An install tree is booted once, when the machine is created Running.
+      const plan = await this.prepare(spec, settings, created, true, spec.powerState === 'Running');
       await this.domains.define(buildDomainXml(spec, plan));
     } catch (err) {
       for (const name of created.reverse()) {
@@ -361,7 +389,13 @@ export class LibvirtMachines implements MachineProvider {
       if (!run) return;
       const want = desiredShape(spec, spec.image ? bootVolumeName(uid) : undefined);
       const persistent = await this.domains.xml(uid, true);
-      if (persistent && shapeDiff(shapeOf(persistent), want, this.options.defaultNetwork).length) {
+      const installing = persistent ? (readOwnedDomain(persistent)?.installing ?? false) : false;
+      if (installing && run === 'shutoff') {
+        // The installer rebooted (on_reboot=destroy): from now on the machine boots its disk.
+        const plan = await this.prepare(spec, settings, [], false);
+        await this.domains.define(buildDomainXml(spec, plan));
+        for (const what of ['kernel', 'initrd'] as const) await deleteVolume(this.host.shell(), this.host.imagePool, installVolumeName(uid, what));
+      } else if (!installing && persistent && shapeDiff(shapeOf(persistent), want, this.options.defaultNetwork).length) {
         const plan = await this.prepare(spec, settings, [], false);
         await this.domains.define(buildDomainXml(spec, plan));
       }

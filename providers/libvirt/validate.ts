@@ -30,8 +30,17 @@ const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 export interface LibvirtSettings {
   /** Serial console on a pty (`virsh console`). */
   console: boolean;
-  /** Installer ISO URL (http, https, ftp, ftps) attached as a cdrom and booted first. */
+  /**
+   * Where to install from: an ISO URL (http, https, ftp, ftps, nfs; `…/x.iso`) attached as a
+   * network cdrom and booted first, or an install tree (http, https) whose installer kernel
+   * and initrd the provider fetches and boots once (see `install-tree.ts`).
+   */
   location?: URL;
+  locationKind?: 'iso' | 'tree';
+  /** Machine type (`q35`, `pc-i440fx-7.2`, ...); libvirt's default when absent. */
+  machine?: string;
+  /** libosinfo short id, recorded in the domain's metadata (informational). */
+  osVariant?: string;
   /** Direct kernel boot from files on the node (absolute paths). */
   kernel?: string;
   initrd?: string;
@@ -90,12 +99,16 @@ export function libvirtSettings(ps: Record<string, unknown>): LibvirtSettings {
     } catch {
       return invalid('libvirt.location', `not a URL: ${JSON.stringify(location)}`);
     }
-    if (!['http:', 'https:', 'ftp:', 'ftps:'].includes(url.protocol)) invalid('libvirt.location', 'must be an http, https, ftp or ftps URL');
-    if (!url.pathname.toLowerCase().endsWith('.iso')) {
-      invalid('libvirt.location', 'must name an installer ISO image (…/x.iso); install trees need libvirt.kernel/initrd on the node');
-    }
     if (url.username || url.password) invalid('libvirt.location', 'credentials in the URL are not supported');
+    const iso = url.pathname.toLowerCase().endsWith('.iso');
+    if (iso && !['http:', 'https:', 'ftp:', 'ftps:', 'nfs:'].includes(url.protocol)) {
+      invalid('libvirt.location', 'an ISO location must be an http, https, ftp, ftps or nfs URL');
+    }
+    if (!iso && !['http:', 'https:'].includes(url.protocol)) {
+      invalid('libvirt.location', 'an install tree must be an http or https URL (or name an ISO image, …/x.iso)');
+    }
     settings.location = url;
+    settings.locationKind = iso ? 'iso' : 'tree';
   }
   for (const key of ['kernel', 'initrd'] as const) {
     const v = optionalString(ps, key);
@@ -105,10 +118,17 @@ export function libvirtSettings(ps: Record<string, unknown>): LibvirtSettings {
   }
   const cmdline = optionalString(ps, 'cmdline');
   if (cmdline !== undefined) {
-    if (!settings.kernel) invalid('libvirt.cmdline', 'needs libvirt.kernel');
+    if (!settings.kernel && settings.locationKind !== 'tree') invalid('libvirt.cmdline', 'needs libvirt.kernel or an install tree location');
     settings.cmdline = cmdline;
   }
   if (settings.initrd && !settings.kernel) invalid('libvirt.initrd', 'needs libvirt.kernel');
+  if (settings.kernel && settings.location) invalid('libvirt.kernel', 'cannot be combined with libvirt.location');
+  for (const key of ['machine', 'osVariant'] as const) {
+    const v = optionalString(ps, key);
+    if (v === undefined) continue;
+    if (!/^[A-Za-z0-9][-A-Za-z0-9_.]{0,63}$/.test(v)) invalid(`libvirt.${key}`, `${JSON.stringify(v)} is not valid`);
+    settings[key] = v;
+  }
   const timeout = ps.shutdownTimeoutSeconds;
   if (timeout !== undefined && timeout !== null) {
     if (typeof timeout !== 'number' || !(timeout >= 0) || timeout > LIMITS.maxShutdownTimeoutSeconds) {

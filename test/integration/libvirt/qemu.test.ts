@@ -21,6 +21,49 @@ let daemon: PrivateLibvirtd | undefined;
 let conn: LibvirtNodeConnection | undefined;
 let poolDir = '';
 let http: Server | undefined;
+/** What the test's HTTP server (on 127.0.0.1) serves, and the requests it saw. */
+const files = new Map<string, Buffer>();
+const requests: string[] = [];
+
+/** Starts the HTTP server once (Range requests supported, as qemu's curl driver needs); returns its port. */
+async function serveFiles(): Promise<number> {
+  if (!http) {
+    const server = createServer((req, res) => {
+      requests.push(`${req.method} ${req.url} ${req.headers.range ?? ''}`);
+      const body0 = files.get(req.url ?? '');
+      if (!body0) {
+        res.writeHead(404).end();
+        return;
+      }
+      const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+      const start = range ? Number(range[1]) : 0;
+      const end = range && range[2] ? Math.min(Number(range[2]), body0.length - 1) : body0.length - 1;
+      const body = body0.subarray(start, end + 1);
+      res.writeHead(range ? 206 : 200, {
+        'Accept-Ranges': 'bytes',
+        'Content-Length': String(body.length),
+        ...(range ? { 'Content-Range': `bytes ${start}-${end}/${body0.length}` } : {}),
+      });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    http = server;
+  }
+  return (http.address() as AddressInfo).port;
+}
+
+/**
+ * A 39-byte multiboot "installer" for the install-tree test: qemu loads it as a kernel, and
+ * it resets the machine at once (keyboard-controller reset), like an installer rebooting.
+ */
+function rebootingKernel(): Buffer {
+  const magic = 0x1badb002;
+  const flags = 0x00010000; // load addresses given in the header (no ELF)
+  const load = 0x100000;
+  const header = Buffer.alloc(32);
+  [magic, flags, (-(magic + flags)) >>> 0, load, load, 0, 0, load + 32].forEach((v, i) => header.writeUInt32LE(v, i * 4));
+  return Buffer.concat([header, Buffer.from([0xb0, 0xfe, 0xe6, 0x64, 0xf4, 0xeb, 0xfd])]); // mov al,0xfe; out 0x64,al; hlt; jmp $
+}
 const POOL = 'stratus-test-images';
 
 function spec(over: Partial<MachineSpec> = {}): MachineSpec {
@@ -175,26 +218,8 @@ describe('libvirt provider on a real libvirtd (qemu:///session, TCG)', () => {
     const isoPath = join(daemon!.dir, 'installer.iso');
     await execFileP('xorriso', ['-as', 'mkisofs', '-quiet', '-V', 'INSTALLER', '-J', '-r', '-o', isoPath, src]);
     const iso = await readFile(isoPath);
-    const requests: string[] = [];
-    http = createServer((req, res) => {
-      requests.push(`${req.method} ${req.url} ${req.headers.range ?? ''}`);
-      if (req.url !== '/images/installer.iso') {
-        res.writeHead(404).end();
-        return;
-      }
-      const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-      const start = range ? Number(range[1]) : 0;
-      const end = range && range[2] ? Math.min(Number(range[2]), iso.length - 1) : iso.length - 1;
-      const body = iso.subarray(start, end + 1);
-      res.writeHead(range ? 206 : 200, {
-        'Accept-Ranges': 'bytes',
-        'Content-Length': String(body.length),
-        ...(range ? { 'Content-Range': `bytes ${start}-${end}/${iso.length}` } : {}),
-      });
-      res.end(req.method === 'HEAD' ? undefined : body);
-    });
-    await new Promise<void>((r) => http!.listen(0, '127.0.0.1', () => r()));
-    const port = (http.address() as AddressInfo).port;
+    files.set('/images/installer.iso', iso);
+    const port = await serveFiles();
 
     const s = spec({ image: undefined, disks: [], providerSpec: { location: `http://127.0.0.1:${port}/images/installer.iso` } });
     delete s.image;
@@ -240,6 +265,33 @@ describe('libvirt provider on a real libvirtd (qemu:///session, TCG)', () => {
     assert.ok(pidAlive(obs.pid!));
     assert.deepEqual((await c.domains().list()).filter((u) => u === s.uid), [s.uid]);
     assert.equal((await processesMentioning(s.uid)).length, 1);
+    await m.delete(s);
+    await waitFor('the qemu process to exit', () => !pidAlive(obs.pid!), 10_000);
+    assert.deepEqual(await readdir(poolDir), ['tiny.qcow2']);
+  });
+
+  it('installs from an http install tree: boots the fetched installer once, then its disk', async () => {
+    const c = conn!;
+    const m = c.machines();
+    files.set('/tree/images/pxeboot/vmlinuz', rebootingKernel());
+    files.set('/tree/images/pxeboot/initrd.img', Buffer.from('initrd for the test installer\n'));
+    const port = await serveFiles();
+    const location = `http://127.0.0.1:${port}/tree`;
+    const s = spec({ image: undefined, disks: [{ name: 'root', sizeGiB: 1 }], providerSpec: { location, cmdline: 'console=ttyS0', shutdownTimeoutSeconds: 1 } });
+    delete s.image;
+    await m.create(s);
+    const defined = await c.domains().xml(s.uid, true);
+    assert.match(defined ?? '', /<kernel>[^<]*-install-kernel<\/kernel>/);
+    assert.match(defined ?? '', new RegExp(`<cmdline>inst\\.repo=${location.replace(/[.]/g, '\\.')}/ console=ttyS0</cmdline>`));
+    assert.ok(requests.some((r) => r.startsWith('GET /tree/images/pxeboot/vmlinuz')));
+    // The installer resets the guest at once; the provider then boots the disk.
+    const obs = await reconcileUntil(s, (o) => o.state === 'running' && o.upToDate && o.pid !== undefined, 'the installed machine to run from its disk');
+    const final = (await c.domains().xml(s.uid, true)) ?? '';
+    assert.doesNotMatch(final, /<kernel>/);
+    assert.match(final, /<boot dev='hd'\/>/);
+    assert.match(await readFile(`/proc/${obs.pid!}/cmdline`, 'latin1'), /root\.qcow2/);
+    assert.doesNotMatch(await readFile(`/proc/${obs.pid!}/cmdline`, 'latin1'), /-kernel/);
+    assert.deepEqual((await readdir(poolDir)).sort(), [`${s.uid}-disk-root.qcow2`, `${s.uid}-seed.iso`, 'tiny.qcow2']);
     await m.delete(s);
     await waitFor('the qemu process to exit', () => !pidAlive(obs.pid!), 10_000);
     assert.deepEqual(await readdir(poolDir), ['tiny.qcow2']);

@@ -111,6 +111,22 @@ describe('domain XML', () => {
     assert.equal(child(nics[0], 'virtualport'), undefined);
   });
 
+  it('boots a fetched installer once (on_reboot destroy, install mark), with the machine type asked for', () => {
+    const s = spec({ providerSpec: { location: 'http://mirror.example/fedora/os/', machine: 'q35', osVariant: 'fedora40' } });
+    const xml = buildDomainXml(s, plan(s, { install: { kernel: '/pool/k', initrd: '/pool/i', cmdline: 'inst.repo=http://mirror.example/fedora/os/' } }));
+    const root = parseXml(xml);
+    assert.equal(child(root, 'os/type')?.attrs.machine, 'q35');
+    assert.equal(child(root, 'os/kernel')?.text, '/pool/k');
+    assert.equal(child(root, 'os/initrd')?.text, '/pool/i');
+    assert.equal(child(root, 'on_reboot')?.text, 'destroy');
+    assert.equal(readOwnedDomain(xml)?.installing, true);
+    assert.equal(childrenNamed(child(root, 'devices'), 'disk').filter((d) => d.attrs.type === 'network').length, 0);
+    const after = parseXml(buildDomainXml(s, plan(s)));
+    assert.equal(child(after, 'os/kernel'), undefined);
+    assert.equal(child(after, 'on_reboot')?.text, 'restart');
+    assert.equal(readOwnedDomain(buildDomainXml(s, plan(s)))?.installing, false);
+  });
+
   it('boots a kernel and initrd on the node when asked', () => {
     const s = spec({ providerSpec: { kernel: '/boot/vmlinuz', initrd: '/boot/initrd.img', cmdline: 'console=ttyS0 url=<x>' } });
     const os = child(parseXml(buildDomainXml(s, plan(s))), 'os');
@@ -170,7 +186,9 @@ describe('spec validation', () => {
     ['key with newline', { sshAuthorizedKeys: ['ssh-ed25519 AAA\nssh-rsa BBB'] }, /sshKeys\[0\]/],
     ['image path', { image: '../etc/passwd' }, /^image:/],
     ['not a uuid', { uid: 'abc' }, /uid/],
-    ['install tree', { providerSpec: { location: 'http://deb.debian.org/debian/dists/bookworm/main/installer-amd64/' } }, /ISO/],
+    ['ftp install tree', { providerSpec: { location: 'ftp://mirror.example/debian/' } }, /install tree must be an http/],
+    ['kernel with location', { providerSpec: { location: 'http://m.example/t/', kernel: '/boot/vmlinuz' } }, /cannot be combined/],
+    ['machine type', { providerSpec: { machine: 'q35;rm' } }, /libvirt\.machine/],
     ['console', { providerSpec: { console: 'vnc' } }, /console/],
     ['relative kernel', { providerSpec: { kernel: 'vmlinuz' } }, /kernel/],
   ];

@@ -1,0 +1,85 @@
+/**
+ * Network install from an install tree (`libvirt.location` that is not an ISO), the way
+ * virt-install's `--location` does it: find the installer kernel and initrd under the tree's
+ * known layouts, fetch them, and boot them once with a command line that points the installer
+ * back at the tree. The files are uploaded into the node's pool, so this works for remote
+ * nodes too. When the installer reboots the guest, the domain (defined with
+ * `on_reboot=destroy`) shuts off and the provider redefines it to boot from its disk.
+ */
+import { ProviderError } from '../machine.js';
+
+export interface TreeLayout {
+  name: string;
+  kernel: string;
+  initrd: string;
+  /** Arguments the installer needs to find the tree. */
+  cmdline(location: string): string;
+}
+
+/** Tried in order; the first whose kernel exists wins. */
+export const TREE_LAYOUTS: readonly TreeLayout[] = [
+  { name: 'redhat', kernel: 'images/pxeboot/vmlinuz', initrd: 'images/pxeboot/initrd.img', cmdline: (l) => `inst.repo=${l}` },
+  {
+    name: 'debian',
+    kernel: 'current/images/netboot/debian-installer/amd64/linux',
+    initrd: 'current/images/netboot/debian-installer/amd64/initrd.gz',
+    cmdline: () => '',
+  },
+  {
+    name: 'ubuntu',
+    kernel: 'current/legacy-images/netboot/ubuntu-installer/amd64/linux',
+    initrd: 'current/legacy-images/netboot/ubuntu-installer/amd64/initrd.gz',
+    cmdline: () => '',
+  },
+  { name: 'debian-media', kernel: 'install.amd/vmlinuz', initrd: 'install.amd/initrd.gz', cmdline: () => '' },
+  { name: 'suse', kernel: 'boot/x86_64/loader/linux', initrd: 'boot/x86_64/loader/initrd', cmdline: (l) => `install=${l}` },
+];
+
+const MAX_BYTES = 1024 ** 3;
+
+export interface Installer {
+  layout: string;
+  kernel: Buffer;
+  initrd: Buffer;
+  cmdline: string;
+}
+
+async function download(url: URL, timeoutMs: number): Promise<Buffer | undefined> {
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'follow' });
+  } catch (err) {
+    throw new ProviderError('InstallTreeUnreachable', `cannot fetch ${url.href}: ${(err as Error).message}`);
+  }
+  if (res.status === 404 || res.status === 403 || res.status === 410) {
+    await res.body?.cancel();
+    return undefined;
+  }
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw new ProviderError('InstallTreeUnreachable', `fetching ${url.href}: HTTP ${res.status}`);
+  }
+  if (Number(res.headers.get('content-length') ?? 0) > MAX_BYTES) {
+    await res.body?.cancel();
+    throw new ProviderError('InvalidSpec', `libvirt.location: ${url.href} is larger than 1 GiB`, false);
+  }
+  return Buffer.from(await res.arrayBuffer());
+}
+
+/** Finds and fetches the installer of the tree at `location`. */
+export async function fetchInstaller(location: URL, extraCmdline = '', timeoutMs = 300_000): Promise<Installer> {
+  const base = new URL(location.href.endsWith('/') ? location.href : `${location.href}/`);
+  for (const layout of TREE_LAYOUTS) {
+    const kernel = await download(new URL(layout.kernel, base), timeoutMs);
+    if (!kernel) continue;
+    const initrd = await download(new URL(layout.initrd, base), timeoutMs);
+    if (!initrd) throw new ProviderError('InstallTreeNotFound', `${base.href} has ${layout.kernel} but no ${layout.initrd}`);
+    const cmdline = [layout.cmdline(base.href), extraCmdline].filter(Boolean).join(' ');
+    return { layout: layout.name, kernel, initrd, cmdline };
+  }
+  throw new ProviderError(
+    'InstallTreeNotFound',
+    `no installer kernel under ${base.href} (tried ${TREE_LAYOUTS.map((l) => l.kernel).join(', ')})`,
+    false,
+  );
+}
