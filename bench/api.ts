@@ -1,0 +1,251 @@
+/**
+ * The API server under read/write load, on one `stratus serve --no-controllers` (SQLite)
+ * holding `objects` Instances (10,000 by default), each with a status as the controllers
+ * write it:
+ *
+ * - **memory**: the server's RSS before and after the Instances arrived, per 1,000; and the
+ *   controllers' cache — an Instance informer in a process of its own, measured after a
+ *   full GC before and after it synced. Beside it: the JSON bytes of 1,000 Instances
+ *   (what a cache holding them can at least take).
+ * - **API**: GET by name, LIST of every Instance, PATCH (merge patch on one label) from a
+ *   separate load-generator process — closed-loop throughput and p50/p99 at a fixed offered
+ *   load — beside a bare Node `http` server in its own process returning the same bytes.
+ * - **watch fan-out**: `watchers` watch streams in a separate process while Instances are
+ *   patched at `changesPerSec`; delivery latency p50/p99 from the sent time carried in the
+ *   patch, and the server's CPU over the window (from /proc/PID/stat).
+ */
+import { performance } from 'node:perf_hooks';
+import type { Instance } from '../crds/types.js';
+import { KubeClient } from '../runtime/client.js';
+import { Resources } from '../controllers/resources.js';
+import { startStratusServe, type StratusServe } from '../test/harness/apiserver.js';
+import { startChild, runChildJson } from './child.js';
+import { adminTokenOf, STORM_CLIENTS } from './storm.js';
+import { CpuMeter, memoryOf } from './proc.js';
+import { median } from './report.js';
+import type { LoadConfig, LoadOp, OpResult } from './loadgen.js';
+import type { BareRoute } from './bare-server.js';
+import { epochMs, SENT_ANNOTATION, type WatchersConfig } from './watchers.js';
+
+const INSTANCES = '/apis/compute.stratus.dev/v1alpha1/namespaces/default/instances';
+
+export interface ApiBenchOptions {
+  objects: number;
+  runs: number;
+  windowMs: number;
+  offered: { get: number; list: number; patch: number };
+  watchers: number;
+  changesPerSec: number;
+  watchWindowMs: number;
+  serverEnv?: Record<string, string>;
+}
+
+export interface OpFigures {
+  closedPerSec: number;
+  bareClosedPerSec: number;
+  offeredPerSec: number;
+  openPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  bareP50Ms: number;
+  bareP99Ms: number;
+  responseBytes: number;
+  errors: number;
+}
+
+export interface ApiBenchResult {
+  objects: number;
+  populateSeconds: number;
+  populateWritesPerSec: number;
+  serverRssPer1000MiB: number;
+  informerRssPer1000MiB: number;
+  informerHeapPer1000MiB: number;
+  jsonPer1000MiB: number;
+  ops: Record<'get' | 'list' | 'patch', OpFigures>;
+  watch: { watchers: number; offeredPerSec: number; achievedChangesPerSec: number; delivered: number; expected: number; p50Ms: number; p99Ms: number; serverCores: number };
+  serverPid: number;
+}
+
+function instance(i: number): Instance {
+  return {
+    apiVersion: 'compute.stratus.dev/v1alpha1',
+    kind: 'Instance',
+    metadata: { name: `api-${i}`, namespace: 'default', labels: { bench: 'api' } },
+    spec: { provider: 'libvirt', image: 'debian-12', cpus: 1, memoryMiB: 64, nodeName: 'sim-0' },
+  };
+}
+
+/** A status like the Instance controller writes for a running libvirt machine. */
+function runningStatus(uid: string, i: number): Instance['status'] {
+  const now = new Date().toISOString();
+  const cond = (type: string, reason: string, message: string): NonNullable<NonNullable<Instance['status']>['conditions']>[number] => ({
+    type,
+    status: 'True',
+    reason,
+    message,
+    lastTransitionTime: now,
+    observedGeneration: 1,
+  });
+  return {
+    state: 'running',
+    observedGeneration: 1,
+    providerID: `libvirt://${uid}`,
+    addresses: [{ type: 'InternalIP', address: `192.168.${122 + Math.floor(i / 250)}.${(i % 250) + 2}` }],
+    conditions: [cond('Scheduled', 'Scheduled', 'bound to ComputeNode "sim-0"'), cond('Synced', 'Available', 'the machine is running'), cond('Ready', 'Running', 'the machine is running')],
+  } as Instance['status'];
+}
+
+/** Creates `n` Instances with a running status, 32 clients at once; resolves to the seconds it took. */
+async function populate(serve: StratusServe, n: number): Promise<number> {
+  const start = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: STORM_CLIENTS }, async () => {
+      const c = KubeClient.fromFile(serve.kubeconfig);
+      const res = c.resource<Instance>(Resources.instances);
+      try {
+        for (let i = next++; i < n; i = next++) {
+          const created = await res.create(instance(i));
+          await res.mergePatchStatus('default', created.metadata!.name!, { status: runningStatus(created.metadata!.uid!, i) });
+        }
+      } finally {
+        c.close();
+      }
+    }),
+  );
+  return (performance.now() - start) / 1000;
+}
+
+async function fetchText(serve: StratusServe, token: string, path: string, init: RequestInit = {}): Promise<{ text: string; contentType: string }> {
+  const res = await fetch(serve.url + path, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}`, accept: 'application/json' } });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${init.method ?? 'GET'} ${path}: HTTP ${res.status} ${text.slice(0, 200)}`);
+  return { text, contentType: res.headers.get('content-type') ?? 'application/json' };
+}
+
+async function loadOps(serve: StratusServe, token: string, opts: ApiBenchOptions): Promise<{ ops: LoadOp[]; bare: BareRoute[] }> {
+  const names = Array.from({ length: Math.min(opts.objects, 1000) }, (_, i) => `api-${Math.floor((i * opts.objects) / Math.min(opts.objects, 1000))}`);
+  const getPaths = names.map((n) => `${INSTANCES}/${n}`);
+  const listPath = `${INSTANCES}?labelSelector=bench%3Dapi`;
+  const patchBody = JSON.stringify({ metadata: { labels: { touched: 'yes' } } });
+  const get = await fetchText(serve, token, getPaths[0]!);
+  const list = await fetchText(serve, token, listPath);
+  const items = (JSON.parse(list.text) as { items: unknown[] }).items.length;
+  if (items !== opts.objects) throw new Error(`LIST returned ${items} Instances, expected ${opts.objects}`);
+  const patch = await fetchText(serve, token, getPaths[0]!, { method: 'PATCH', body: patchBody, headers: { 'content-type': 'application/merge-patch+json' } });
+  const ops: LoadOp[] = [
+    { name: 'get', method: 'GET', paths: getPaths, offeredPerSec: opts.offered.get },
+    { name: 'list', method: 'GET', paths: [listPath], offeredPerSec: opts.offered.list },
+    { name: 'patch', method: 'PATCH', paths: getPaths, body: patchBody, contentType: 'application/merge-patch+json', offeredPerSec: opts.offered.patch },
+  ];
+  const bare: BareRoute[] = [
+    { method: 'GET', paths: getPaths, body: get.text, contentType: get.contentType },
+    { method: 'GET', paths: [listPath], body: list.text, contentType: list.contentType },
+    { method: 'PATCH', paths: getPaths, body: patch.text, contentType: patch.contentType },
+  ];
+  return { ops, bare };
+}
+
+async function load(url: string, token: string | undefined, ops: LoadOp[], opts: ApiBenchOptions): Promise<Record<string, OpResult>> {
+  const cfg: LoadConfig = { url, ...(token ? { token } : {}), concurrency: STORM_CLIENTS, maxInFlight: 64, windowMs: opts.windowMs, runs: opts.runs, ops };
+  const budget = ops.length * opts.runs * (2 * opts.windowMs + 15_000) + 30_000;
+  return (await runChildJson<{ ops: Record<string, OpResult> }>('loadgen', cfg, budget)).ops;
+}
+
+async function watchFanOut(serve: StratusServe, token: string, opts: ApiBenchOptions): Promise<ApiBenchResult['watch']> {
+  const client = KubeClient.fromFile(serve.kubeconfig);
+  const instances = client.resource<Instance>(Resources.instances);
+  try {
+    const rv = (await fetchText(serve, token, `${INSTANCES}?limit=1`)).text;
+    const resourceVersion = (JSON.parse(rv) as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
+    const changes = Math.floor((opts.watchWindowMs / 1000) * opts.changesPerSec);
+    const cfg: WatchersConfig = { url: serve.url, token, path: INSTANCES, resourceVersion, watchers: opts.watchers, expect: changes, timeoutMs: opts.watchWindowMs + 30_000 };
+    const receivers = startChild('watchers', cfg, opts.watchWindowMs + 60_000);
+    try {
+      await receivers.line((l) => l === 'ready');
+      const cpu = new CpuMeter(serve.pid);
+      const interval = 1000 / opts.changesPerSec;
+      const start = performance.now();
+      const pending = new Set<Promise<unknown>>();
+      let sent = 0;
+      for (let i = 0; i < changes; i++) {
+        const wait = start + i * interval - performance.now();
+        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+        if (pending.size >= 64) await Promise.race(pending);
+        const p = instances
+          .mergePatch('default', `api-${i % opts.objects}`, { metadata: { annotations: { [SENT_ANNOTATION]: epochMs().toFixed(3) } } })
+          .then(() => sent++)
+          .finally(() => pending.delete(p));
+        pending.add(p);
+      }
+      await Promise.all(pending);
+      const achieved = (sent * 1000) / (performance.now() - start);
+      const serverCores = cpu.cores();
+      const r = JSON.parse(await receivers.line((l) => l.startsWith('{'))) as { delivered: number; expected: number; p50Ms: number; p99Ms: number };
+      return { watchers: opts.watchers, offeredPerSec: opts.changesPerSec, achievedChangesPerSec: achieved, ...r, serverCores };
+    } finally {
+      await receivers.stop();
+    }
+  } finally {
+    client.close();
+  }
+}
+
+export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult> {
+  const serve = await startStratusServe(opts.serverEnv ? { env: opts.serverEnv } : {});
+  try {
+    const token = adminTokenOf(serve);
+    await fetchText(serve, token, INSTANCES);
+    const rss0 = memoryOf(serve.pid).rssMiB;
+    const populateSeconds = await populate(serve, opts.objects);
+    await new Promise((r) => setTimeout(r, 1000));
+    const rss1 = memoryOf(serve.pid).rssMiB;
+    const per1000 = opts.objects / 1000;
+
+    const informer = await runChildJson<{ objects: number; rssDeltaMiB: number; heapDeltaMiB: number }>('informer-child', serve.kubeconfig, 120_000, ['--expose-gc']);
+    if (informer.objects < opts.objects) throw new Error(`informer cached ${informer.objects} of ${opts.objects} Instances`);
+
+    const { ops, bare } = await loadOps(serve, token, opts);
+    const jsonBytes = Buffer.byteLength(bare[1]!.body);
+    const measured = await load(serve.url, token, ops, opts);
+    const bareServer = startChild('bare-server', bare, 600_000);
+    let limit: Record<string, OpResult>;
+    try {
+      const port = Number((await bareServer.line((l) => l.startsWith('listening '))).split(' ')[1]);
+      limit = await load(`http://127.0.0.1:${port}`, undefined, ops, opts);
+    } finally {
+      await bareServer.stop();
+    }
+    const figuresOf = (name: 'get' | 'list' | 'patch'): OpFigures => {
+      const m = measured[name]!;
+      const l = limit[name]!;
+      return {
+        closedPerSec: median(m.closedPerSec),
+        bareClosedPerSec: median(l.closedPerSec),
+        offeredPerSec: ops.find((o) => o.name === name)!.offeredPerSec,
+        openPerSec: median(m.openPerSec),
+        p50Ms: median(m.p50Ms),
+        p99Ms: median(m.p99Ms),
+        bareP50Ms: median(l.p50Ms),
+        bareP99Ms: median(l.p99Ms),
+        responseBytes: m.responseBytes,
+        errors: m.errors,
+      };
+    };
+    const watch = await watchFanOut(serve, token, opts);
+    return {
+      objects: opts.objects,
+      populateSeconds,
+      populateWritesPerSec: (2 * opts.objects) / populateSeconds,
+      serverRssPer1000MiB: (rss1 - rss0) / per1000,
+      informerRssPer1000MiB: informer.rssDeltaMiB / per1000,
+      informerHeapPer1000MiB: informer.heapDeltaMiB / per1000,
+      jsonPer1000MiB: jsonBytes / 1024 / 1024 / per1000,
+      ops: { get: figuresOf('get'), list: figuresOf('list'), patch: figuresOf('patch') },
+      watch,
+      serverPid: serve.pid,
+    };
+  } finally {
+    await serve.stop();
+  }
+}

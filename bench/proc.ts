@@ -1,0 +1,77 @@
+/**
+ * What benchmarks read about the processes they start and the servers they load: memory and
+ * CPU from `/proc/PID/*` (Linux), and counters from a Prometheus `/metrics` page.
+ */
+import { readFileSync } from 'node:fs';
+
+/** Resident memory now and its peak (VmRSS, VmHWM), in MiB. */
+export function memoryOf(pid: number): { rssMiB: number; peakMiB: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string): number => {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+    if (!m) throw new Error(`/proc/${pid}/status has no ${field}`);
+    return Number(m[1]);
+  };
+  return { rssMiB: kib('VmRSS') / 1024, peakMiB: kib('VmHWM') / 1024 };
+}
+
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+/** CPU seconds (user + system) the process has used so far. */
+export function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // fields after the parenthesised command name; utime and stime are fields 14 and 15
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / TICKS_PER_SECOND;
+}
+
+/** CPU use of `pid` over a window, as a share of one core (1 = one core busy). */
+export class CpuMeter {
+  private readonly cpu0: number;
+  private readonly t0 = performance.now();
+  constructor(private readonly pid: number) {
+    this.cpu0 = cpuSecondsOf(pid);
+  }
+  cores(): number {
+    return (cpuSecondsOf(this.pid) - this.cpu0) / ((performance.now() - this.t0) / 1000);
+  }
+}
+
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Parses the Prometheus text format (no timestamps, no escapes beyond `\"`). */
+export function parseMetrics(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    out.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+/** Sum of the samples of `name` whose labels pass `where`, read from `url` (`/metrics`). */
+export async function metricSum(url: string, name: string, where: (labels: Record<string, string>) => boolean = () => true, token?: string): Promise<number> {
+  const res = await fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return parseMetrics(await res.text())
+    .filter((s) => s.name === name && where(s.labels))
+    .reduce((a, s) => a + s.value, 0);
+}
+
+/** Successful store writes (creates, updates, deletes) the API server has made so far. */
+export function storeWrites(serverUrl: string, token?: string): Promise<number> {
+  return metricSum(`${serverUrl}/metrics`, 'stratus_storage_requests_total', (l) => ['create', 'update', 'delete'].includes(l.operation ?? '') && l.result === 'ok', token);
+}
+
+/** Mutating API requests (create, update, patch, delete) answered 2xx so far. */
+export function apiWrites(serverUrl: string, token?: string): Promise<number> {
+  return metricSum(`${serverUrl}/metrics`, 'apiserver_request_total', (l) => ['create', 'update', 'patch', 'delete'].includes(l.verb ?? '') && (l.code ?? '').startsWith('2'), token);
+}

@@ -1,0 +1,187 @@
+/**
+ * Apply storm: N Instances created through the API by 32 concurrent clients (like many
+ * `kubectl apply`s) onto ComputeNodes on libvirt's test driver; measures the time until every
+ * one is `running`, instances/s, create→running latency p50/p99 (from sending the create to
+ * the watch event that shows `running`), the API server's peak RSS (VmHWM) and the store
+ * writes it made (creates, status writes, bindings, finalizers, events — counted by the
+ * server's `stratus_storage_requests_total`).
+ *
+ * The controllers run in this process against `stratus serve --no-controllers` (what
+ * `stratus controller` does), so the server's RSS and CPU are the API server's alone and
+ * the test driver's domains live here, with the controllers that opened them. They run
+ * with the defaults `stratus serve` uses (instance concurrency 8, transition poll 1 s).
+ */
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { readFileSync } from 'node:fs';
+import type { ComputeNode, Instance } from '../crds/types.js';
+import { KubeClient } from '../runtime/client.js';
+import { Manager } from '../runtime/manager.js';
+import { registerControllers, type ControllerSettings } from '../controllers/index.js';
+import { Resources } from '../controllers/resources.js';
+import { simNodeUri } from '../providers/libvirt/index.js';
+import { startStratusServe, type StratusServe } from '../test/harness/apiserver.js';
+import { removeDir, tempDir, waitFor } from '../test/harness/process.js';
+import { percentile } from './report.js';
+import { memoryOf, storeWrites, apiWrites } from './proc.js';
+
+export const STORM_CLIENTS = 32;
+const NODES = 4;
+
+export interface StormOptions {
+  backend: 'sqlite' | 'etcd';
+  n: number;
+  etcdServers?: string[];
+  /** Give up waiting for `running` after this long (the figures then say how many made it). */
+  deadlineMs: number;
+  /** Extra environment of the server (e.g. NODE_OPTIONS=--cpu-prof). */
+  serverEnv?: Record<string, string>;
+  /** Controller settings (default: what `stratus serve` runs). */
+  controllers?: ControllerSettings;
+  /** Runs once every Instance is running, before the server stops (memory measurements). */
+  whileLoaded?: (loaded: LoadedServer) => Promise<void>;
+}
+
+export interface LoadedServer {
+  serve: StratusServe;
+  token: string;
+  /** Server RSS (MiB) after the nodes were ready and before the first Instance. */
+  baselineRssMiB: number;
+}
+
+export interface StormResult {
+  n: number;
+  running: number;
+  seconds: number;
+  instancesPerSec: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  peakRssMiB: number;
+  storeWrites: number;
+  apiWrites: number;
+  storeWritesPerSec: number;
+  /** Seconds the 32 clients took to create all N (the API's create throughput). */
+  createSeconds: number;
+}
+
+export function adminTokenOf(serve: StratusServe): string {
+  return readFileSync(join(serve.dataDir, 'admin-token'), 'utf8').trim();
+}
+
+function instance(name: string): Instance {
+  return {
+    apiVersion: 'compute.stratus.dev/v1alpha1',
+    kind: 'Instance',
+    metadata: { name, namespace: 'default' },
+    spec: { provider: 'libvirt', image: 'debian-12', cpus: 1, memoryMiB: 64 },
+  };
+}
+
+export async function runStorm(opts: StormOptions): Promise<StormResult> {
+  const simDir = await tempDir('bench-sim');
+  const serve = await startStratusServe({
+    ...(opts.etcdServers ? { etcdServers: opts.etcdServers } : {}),
+    ...(opts.serverEnv ? { env: opts.serverEnv } : {}),
+  });
+  const client = KubeClient.fromFile(serve.kubeconfig);
+  const mgr = new Manager({ client: KubeClient.fromFile(serve.kubeconfig) });
+  const held = registerControllers(mgr, opts.controllers ?? {});
+  const abort = new AbortController();
+  let watching: Promise<void> | undefined;
+  try {
+    const token = adminTokenOf(serve);
+    const nodes = client.resource<ComputeNode>(Resources.computeNodes);
+    for (let i = 0; i < NODES; i++) {
+      await nodes.create({
+        apiVersion: 'compute.stratus.dev/v1alpha1',
+        kind: 'ComputeNode',
+        metadata: { name: `sim-${i}` },
+        // capacity for any N: the storm measures the control plane, not the scheduler's refusals
+        spec: { provider: 'libvirt', libvirt: { uri: simNodeUri(join(simDir, `n${i}`)), imagePool: 'default' }, capacityOverride: { cpus: 65536, memoryMiB: 1 << 30 } },
+      });
+    }
+    await mgr.start();
+    await waitFor(
+      'Ready sim nodes',
+      async () => (await nodes.list()).filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length === NODES,
+      30_000,
+    );
+    const baselineRssMiB = memoryOf(serve.pid).rssMiB;
+
+    const instances = client.resource<Instance>(Resources.instances);
+    const sentAt = new Map<string, number>();
+    const runningAt = new Map<string, number>();
+    let allRunning: () => void = () => undefined;
+    const done = new Promise<void>((r) => (allRunning = r));
+    const { resourceVersion } = await instances.listWithVersion('default');
+    watching = (async () => {
+      let rv = resourceVersion;
+      while (!abort.signal.aborted) {
+        await instances
+          .watch('default', { resourceVersion: rv, signal: abort.signal, timeoutSeconds: 600 }, (_type, obj) => {
+            rv = obj.metadata?.resourceVersion ?? rv;
+            const name = obj.metadata?.name ?? '';
+            if (obj.status?.state === 'running' && !runningAt.has(name)) {
+              runningAt.set(name, performance.now());
+              if (runningAt.size === opts.n) allRunning();
+            }
+          })
+          .catch((err: unknown) => {
+            if (!abort.signal.aborted) process.stderr.write(`bench storm: watch restarts after ${String(err)}\n`);
+          });
+      }
+    })();
+
+    const writes0 = await storeWrites(serve.url, token);
+    const api0 = await apiWrites(serve.url, token);
+    const start = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: STORM_CLIENTS }, async () => {
+        const c = KubeClient.fromFile(serve.kubeconfig);
+        const res = c.resource<Instance>(Resources.instances);
+        try {
+          for (let i = next++; i < opts.n; i = next++) {
+            const name = `storm-${i}`;
+            sentAt.set(name, performance.now());
+            await res.create(instance(name));
+          }
+        } finally {
+          c.close();
+        }
+      }),
+    );
+    const createSeconds = (performance.now() - start) / 1000;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, opts.deadlineMs - (performance.now() - start)))))]);
+    clearTimeout(timer);
+    const end = runningAt.size === opts.n ? Math.max(...runningAt.values()) : performance.now();
+    const seconds = (end - start) / 1000;
+    const writes = (await storeWrites(serve.url, token)) - writes0;
+    const api = (await apiWrites(serve.url, token)) - api0;
+    const latencies = [...runningAt].map(([name, at]) => at - (sentAt.get(name) ?? at));
+    const result: StormResult = {
+      n: opts.n,
+      running: runningAt.size,
+      seconds,
+      instancesPerSec: runningAt.size / seconds,
+      latencyP50Ms: percentile(latencies, 50),
+      latencyP99Ms: percentile(latencies, 99),
+      peakRssMiB: memoryOf(serve.pid).peakMiB,
+      storeWrites: writes,
+      apiWrites: api,
+      storeWritesPerSec: writes / seconds,
+      createSeconds,
+    };
+    if (opts.whileLoaded) await opts.whileLoaded({ serve, token, baselineRssMiB });
+    return result;
+  } finally {
+    abort.abort();
+    await mgr.stop();
+    await held.close();
+    await watching;
+    client.close();
+    await serve.stop();
+    await removeDir(simDir);
+  }
+}
