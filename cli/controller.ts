@@ -2,8 +2,11 @@
  * `stratus controller`: every stratus controller against any Kubernetes API (a real cluster
  * with the CRDs of `crds/` installed, or `stratus serve`), from a kubeconfig.
  *
- *   stratus controller --kubeconfig FILE [--leader-elect] [--lease-namespace NS]
- *     [--lease-name NAME] [--identity ID] [--metrics-listen HOST:PORT]
+ *   stratus controller (--kubeconfig FILE | --in-cluster) [--leader-elect]
+ *     [--lease-namespace NS] [--lease-name NAME] [--identity ID] [--metrics-listen HOST:PORT]
+ *
+ * `--kubeconfig` defaults to `$KUBECONFIG`; `--identity` to `$STRATUS_IDENTITY` (the pod
+ * name in manifests/), else `hostname_uuid`.
  *
  * SIGTERM/SIGINT stop the workers (reconciles in flight finish or abort), release the
  * Lease so a standby takes over at once, and exit 0.
@@ -79,7 +82,7 @@ export function registerController(program: Command): void {
     .option('--leader-elect', 'run the controllers only while holding a coordination.k8s.io Lease', false)
     .option('--lease-namespace <ns>', 'namespace of the leader election Lease', 'default')
     .option('--lease-name <name>', 'name of the leader election Lease', 'stratus-controller')
-    .option('--identity <id>', 'this replica in the Lease (default: hostname_uuid)')
+    .option('--identity <id>', 'this replica in the Lease (default: $STRATUS_IDENTITY, else hostname_uuid)')
     .option('--metrics-listen <host:port>', 'serve /metrics, /healthz and /readyz here')
     .action(async (raw: Record<string, unknown>) => {
       const running = await startControllerManager({
@@ -87,7 +90,7 @@ export function registerController(program: Command): void {
         leaderElect: raw.leaderElect === true,
         leaseNamespace: String(raw.leaseNamespace),
         leaseName: String(raw.leaseName),
-        identity: typeof raw.identity === 'string' ? raw.identity : undefined,
+        identity: typeof raw.identity === 'string' ? raw.identity : process.env.STRATUS_IDENTITY || undefined,
         metricsListen: typeof raw.metricsListen === 'string' ? raw.metricsListen : undefined,
       });
       const mgr = running.mgr;
