@@ -97,6 +97,12 @@ function nodeOf(inst: Instance): string | undefined {
   return inst.spec.nodeName ?? inst.status?.nodeName;
 }
 
+/** Why the scheduler has not placed the Instance ("0/2 nodes: ..."), while it has not. */
+function unscheduled(inst: Instance): string | undefined {
+  const c = inst.status?.conditions?.find((x) => x.type === 'Scheduled');
+  return c?.status === 'False' ? c.message : undefined;
+}
+
 export function containerView(inst: Instance, engines: Map<string, ComputeNode>): ContainerView {
   const node = nodeOf(inst);
   const engine = node ? engines.get(node) : undefined;
@@ -113,7 +119,7 @@ export function containerView(inst: Instance, engines: Map<string, ComputeNode>)
     labels: Object.fromEntries(Object.entries(inst.spec.docker?.labels ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string')),
     group: inst.spec.placement?.group ?? null,
     type: inst.spec.placement?.unique ? 'unique' : 'multi',
-    message: inst.status?.message ?? null,
+    message: inst.status?.message ?? unscheduled(inst) ?? null,
   };
 }
 

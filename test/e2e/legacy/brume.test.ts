@@ -14,13 +14,13 @@ function sign(secret: string, body: string): string {
   return createHmac('sha256', Buffer.from(secret, 'utf8')).update(Buffer.from(body, 'utf8')).digest('hex');
 }
 
-describe('Brume API through the legacy proxy', () => {
+describe('Brume API through the legacy proxy (stratus serve --legacy-insecure)', () => {
   let env: LegacyServe;
   let client: KubeClient;
   let secret: string;
 
   before(async () => {
-    env = await startLegacyServe();
+    env = await startLegacyServe(['--legacy-insecure']);
     client = KubeClient.fromFile(env.serve.kubeconfig);
     const { stdout } = await stratus(['user', 'create', 'alice', '--namespace', 'team-a', '--kubeconfig', env.serve.kubeconfig]);
     const m = /^generated secret: ([0-9a-f]{64})\n$/.exec(stdout);
@@ -95,6 +95,15 @@ describe('Brume API through the legacy proxy', () => {
     assert.equal((await signed(body)).status, 401);
     await client.resource<User>(Resources.users).mergePatch('team-a', 'alice', { spec: { disabled: false } });
     assert.equal((await keys()).length, before);
+  });
+
+  it('--legacy-insecure on serve opens DataCentred and clementine, but never Brume or Cloud Brain', async () => {
+    assert.equal((await http('GET', `${env.legacy}/host/nobody.example.com/`)).status, 404);
+    const engines = await http('GET', `${env.legacy}/apiv1/engines`);
+    assert.equal(engines.status, 200);
+    assert.deepEqual(engines.json, { ok: true, data: [] });
+    assert.equal((await http('GET', `${env.legacy}/instances/00000000-0000-4000-8000-000000000000`)).status, 401);
+    assert.equal((await post(JSON.stringify({ command: 'upload_ssh', keyname: 'k', content: KEY }), {})).status, 401);
   });
 
   it('malformed requests are 400 (413 when huge) in Brume style and create nothing', async () => {

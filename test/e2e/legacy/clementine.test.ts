@@ -179,7 +179,8 @@ describe('clementine API through the legacy proxy, with a real dockerd and an en
     assert.equal(missing.status, 404);
     assert.equal((missing.json as Envelope<null>).ok, false);
     const counted = (await engines()).find((e) => e.id === 'engine-a')!;
-    assert.equal(counted.containers, 1);
+    assert.equal(counted.containers, all.filter((c) => c.engine === 'engine-a').length);
+    assert.ok(counted.containers >= 1);
   });
 
   it('DELETE /apiv1/engine/:id/container/:cid (by Docker id) removes the container', async () => {
@@ -202,6 +203,34 @@ describe('clementine API through the legacy proxy, with a real dockerd and an en
     );
     const again = await http('DELETE', `${env.legacy}/apiv1/engine/engine-a/container/${cid}`, { headers: h });
     assert.equal(again.status, 404);
+  });
+
+  it('POST /apiv1/container type multi stacks several containers on the one engine that is up (each takes 1 of its 2 CPUs)', async () => {
+    const config = ok<{ count: number; containers: Container[] }>(
+      await http('POST', `${env.legacy}/apiv1/container`, {
+        headers: h,
+        body: JSON.stringify({ image: 'stratus/busybox:1', name: 'workers', type: 'multi', count: 2, env: { ROLE: 'worker' }, command: 'sleep 3600' }),
+      }),
+      201,
+    );
+    assert.equal(config.count, 2);
+    assert.equal(config.containers.length, 2);
+    const running = await waitFor(
+      'both workers running on engine-a',
+      async () => {
+        const list = ok<Container[]>(await http('GET', `${env.legacy}/apiv1/engine/engine-a/containers`, { headers: h }));
+        const w = list.filter((c) => c.group === 'workers' && c.state === 'running');
+        return w.length === 2 ? w : undefined;
+      },
+      60_000,
+      200,
+    );
+    assert.ok(running.every((c) => c.type === 'multi' && c.engine === 'engine-a'));
+    for (const c of running) {
+      const info = await engine!.client.getContainer(c.container_id!).inspect();
+      assert.ok(info.Config.Env.includes('ROLE=worker'));
+    }
+    for (const c of running) ok(await http('DELETE', `${env.legacy}/apiv1/engine/engine-a/container/${c.id}`, { headers: h }));
   });
 
   it('requires a token (401 in the envelope) and rejects malformed requests with 400/413, creating nothing', async () => {
