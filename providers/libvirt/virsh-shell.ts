@@ -119,7 +119,7 @@ export class VirshShell {
     this.closed = true;
     const child = this.child;
     this.failAll(new VirshError('virsh shell is closed', [], true));
-    if (!child) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     child.stdin.end('quit\n');
     const t = setTimeout(() => child.kill('SIGKILL'), 2000);
