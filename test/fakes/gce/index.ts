@@ -29,6 +29,8 @@ import { API_BASE, ApiError, FakeGceModel, MACHINE_TYPES, invalid, notFound, typ
 export { ApiError, FakeGceModel, MACHINE_TYPES, regionOf, type FakeInstance, type FakeOperation, type FakeImage, type InstanceStatus } from './state.js';
 
 export interface FakeGceOptions extends Partial<FakeGceModelOptions> {
+  /** Port on 127.0.0.1 (default: any free one). */
+  port?: number;
   /** How long `zoneOperations.wait` blocks before answering with a not-yet-DONE operation. Default 2000 ms (the real API: 2 minutes). */
   waitDeadlineMs?: number;
 }
@@ -317,7 +319,7 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
 
