@@ -1,12 +1,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AccessToken, Instance } from '../../../crds/types.js';
 import { KubeClient } from '../../../runtime/client.js';
 import { Resources } from '../../../controllers/resources.js';
 import { decodeStored, scryptHash, scryptParamsOf } from '../../../legacy/tokens.js';
-import { waitFor } from '../../harness/process.js';
+import { freePort, pidAlive, removeDir, tempDir, waitFor } from '../../harness/process.js';
+import { stratusBin } from '../../harness/paths.js';
 import { createToken, http, startLegacyServe, stratus, tokenHeaders, type LegacyServe } from './helpers.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -184,6 +186,38 @@ describe('Cloud Brain API through the legacy proxy (stratus serve --sim-node)', 
     const log = env.serve.output();
     assert.ok(log.length > 0);
     assert.ok(!log.includes(token.secret), 'the server log holds the secret');
+  });
+
+  it('a standalone stratus proxy logging at trace level writes the secret nowhere in its complete log', async () => {
+    const dir = await tempDir('legacy-proxy-log');
+    const logFile = join(dir, 'proxy.log');
+    const fh = await open(logFile, 'w');
+    const port = await freePort();
+    const child = spawn(process.execPath, [stratusBin(), 'proxy', '--kubeconfig', env.serve.kubeconfig, '--listen', `127.0.0.1:${port}`], {
+      stdio: ['ignore', fh.fd, fh.fd],
+      env: { ...process.env, STRATUS_LOG_LEVEL: 'trace' },
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      await waitFor('stratus proxy to listen', async () => (await readFile(logFile, 'utf8')).includes(`legacy APIs at ${url}`), 30_000, 100);
+      const wrong = `${token.id}-${'f'.repeat(32)}`;
+      for (const t of [token.token, wrong, `${token.token}x`]) {
+        await http('GET', `${url}/instances/00000000-0000-4000-8000-000000000000`, { headers: tokenHeaders(t) });
+        await http('POST', `${url}/instances`, { headers: tokenHeaders(t), body: '{"provider": "nope", "image": "x"}' });
+        await http('POST', `${url}/host/h.example.com/`, { headers: tokenHeaders(t), body: '{' });
+      }
+      const ok = await http('GET', `${url}/instances/00000000-0000-4000-8000-000000000000`, { headers: tokenHeaders(token.token) });
+      assert.equal(ok.status, 404, 'the token works through this proxy');
+    } finally {
+      if (child.pid !== undefined && pidAlive(child.pid)) child.kill('SIGTERM');
+      assert.equal(await exited, 0, 'SIGTERM stops the proxy cleanly');
+      await fh.close();
+    }
+    const log = await readFile(logFile, 'utf8');
+    assert.match(log, /"level":10|"level":20/, 'trace/debug lines were written');
+    assert.ok(!log.includes(token.secret), 'the complete proxy log holds the secret');
+    await removeDir(dir);
   });
 
   it('malformed requests get a 4xx in Cloud Brain style and create nothing', async () => {
