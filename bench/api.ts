@@ -1,7 +1,7 @@
 /**
  * The API server under read/write load, on one `stratus serve --no-controllers` (SQLite)
- * holding `objects` Instances (10,000 by default), each with a status as the controllers
- * write it:
+ * holding `objects` Instances (10,000 by default), with or without a status as the
+ * controllers write it (`withStatus`, one more write each):
  *
  * - **memory**: the server's RSS before and after the Instances arrived, per 1,000; and the
  *   controllers' cache — an Instance informer in a process of its own, measured after a
@@ -37,6 +37,8 @@ export interface ApiBenchOptions {
   watchers: number;
   changesPerSec: number;
   watchWindowMs: number;
+  /** Also write a running status on each Instance (one more write each; realistic size). */
+  withStatus: boolean;
   serverEnv?: Record<string, string>;
 }
 
@@ -95,8 +97,8 @@ function runningStatus(uid: string, i: number): Instance['status'] {
   } as Instance['status'];
 }
 
-/** Creates `n` Instances with a running status, 32 clients at once; resolves to the seconds it took. */
-async function populate(serve: StratusServe, n: number): Promise<number> {
+/** Creates `n` Instances (and writes a running status when asked), 32 clients at once; resolves to the seconds it took. */
+async function populate(serve: StratusServe, n: number, withStatus: boolean): Promise<number> {
   const start = performance.now();
   let next = 0;
   await Promise.all(
@@ -106,7 +108,7 @@ async function populate(serve: StratusServe, n: number): Promise<number> {
       try {
         for (let i = next++; i < n; i = next++) {
           const created = await res.create(instance(i));
-          await res.mergePatchStatus('default', created.metadata!.name!, { status: runningStatus(created.metadata!.uid!, i) });
+          if (withStatus) await res.mergePatchStatus('default', created.metadata!.name!, { status: runningStatus(created.metadata!.uid!, i) });
         }
       } finally {
         c.close();
@@ -197,7 +199,7 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
     const token = adminTokenOf(serve);
     await fetchText(serve, token, INSTANCES);
     const rss0 = memoryOf(serve.pid).rssMiB;
-    const populateSeconds = await populate(serve, opts.objects);
+    const populateSeconds = await populate(serve, opts.objects, opts.withStatus);
     await new Promise((r) => setTimeout(r, 1000));
     const rss1 = memoryOf(serve.pid).rssMiB;
     const per1000 = opts.objects / 1000;
@@ -236,7 +238,7 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
     return {
       objects: opts.objects,
       populateSeconds,
-      populateWritesPerSec: (2 * opts.objects) / populateSeconds,
+      populateWritesPerSec: ((opts.withStatus ? 2 : 1) * opts.objects) / populateSeconds,
       serverRssPer1000MiB: (rss1 - rss0) / per1000,
       informerRssPer1000MiB: informer.rssDeltaMiB / per1000,
       informerHeapPer1000MiB: informer.heapDeltaMiB / per1000,

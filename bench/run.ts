@@ -1,0 +1,241 @@
+/**
+ * `make bench`: every benchmark in sequence, each bounded, each figure printed beside the
+ * limit it is compared with (measured in the same run), JSON in `bench/results/`.
+ *
+ *   1. storage (bench/storage.ts): both backends against their raw clients — also the
+ *      raw store writes/s the apply storm is compared with;
+ *   2. apply storm on SQLite, then Cloud Brain `POST /instances` through the legacy proxy
+ *      on the same server while its controllers still run;
+ *   3. apply storm on etcd;
+ *   4. API (GET/LIST/PATCH vs a bare http server), memory and watch fan-out on a server
+ *      holding BENCH_API_OBJECTS Instances.
+ * The API servers of 2 and 4 run with `--cpu-prof`; their hottest functions are printed.
+ *
+ * Sizes fit the 10-minute budget on a 2-core machine; override with BENCH_STORM_SQLITE,
+ * BENCH_STORM_ETCD, BENCH_LEGACY, BENCH_API_OBJECTS (and BENCH_API_STATUS=1 for Instances with status).
+ */
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { runStorageBench } from './storage.js';
+import { runStorm, STORM_CLIENTS, type StormResult } from './storm.js';
+import { runApiBench, type ApiBenchResult } from './api.js';
+import { runLegacyBench, type LegacyResult } from './legacy.js';
+import { publish, type BenchReport, type Figure } from './report.js';
+import { describeProfile, newestProfile } from './profile.js';
+import { startEtcd } from '../test/harness/etcd.js';
+import { removeDir, tempDir } from '../test/harness/process.js';
+
+const num = (name: string, fallback: number): number => {
+  const v = Number(process.env[name]);
+  return Number.isFinite(v) && v > 0 ? v : fallback;
+};
+
+const STORM_SQLITE = num('BENCH_STORM_SQLITE', 400);
+const STORM_ETCD = num('BENCH_STORM_ETCD', 300);
+const LEGACY = num('BENCH_LEGACY', 100);
+const API_OBJECTS = num('BENCH_API_OBJECTS', 10_000);
+const STORM_DEADLINE_MS = 150_000;
+/** Statuses double the writes of populating the API server; on by BENCH_API_STATUS=1. */
+const WITH_STATUS = process.env.BENCH_API_STATUS === '1';
+
+const machine = (): Record<string, string | number> => ({
+  cores: cpus().length,
+  loadavg1m: Number(loadavg()[0]!.toFixed(1)),
+  node: process.version,
+});
+
+function limitOf(report: BenchReport | undefined, figure: string): number {
+  const f = report?.figures.find((x) => x.name === figure);
+  if (!f?.limit) throw new Error(`storage benchmark has no figure "${figure}"`);
+  return f.limit.value;
+}
+
+function stormReport(backend: string, r: StormResult, rawWrites: number, rawOf: string, note: string): BenchReport {
+  const writesPerInstance = r.storeWrites / r.n;
+  const figures: Figure[] = [
+    { name: `Instances running (of ${r.n})`, value: r.running, unit: 'Instances', limit: { name: 'created', value: r.n, unit: 'Instances' } },
+    { name: 'time until all are running', value: r.seconds, unit: 's' },
+    {
+      name: 'Instances/s to running',
+      value: r.instancesPerSec,
+      unit: 'Instances/s',
+      limit: { name: `raw ${rawOf} writes/s ÷ store writes per Instance`, value: rawWrites / writesPerInstance, unit: 'Instances/s' },
+    },
+    { name: 'create→running latency p50', value: r.latencyP50Ms, unit: 'ms' },
+    { name: 'create→running latency p99', value: r.latencyP99Ms, unit: 'ms' },
+    { name: 'creates/s accepted (32 clients)', value: r.n / r.createSeconds, unit: 'writes/s', limit: { name: `raw ${rawOf} writes/s, 32 writers`, value: rawWrites, unit: 'writes/s' } },
+    { name: 'store writes per Instance (all kinds)', value: writesPerInstance, unit: 'writes' },
+    { name: 'achieved store writes/s', value: r.storeWritesPerSec, unit: 'writes/s', limit: { name: `raw ${rawOf} writes/s, 32 writers`, value: rawWrites, unit: 'writes/s' } },
+    { name: 'API writes (2xx create/update/patch/delete)', value: r.apiWrites, unit: 'requests' },
+    { name: 'peak RSS of the API server (VmHWM)', value: r.peakRssMiB, unit: 'MiB' },
+  ];
+  return {
+    benchmark: `apply-storm-${backend}`,
+    conditions: {
+      backend,
+      instances: r.n,
+      clients: STORM_CLIENTS,
+      nodes: 'sim-0..3 (libvirt test driver)',
+      controllers: 'in the bench process against serve --no-controllers, serve defaults',
+      note,
+      ...machine(),
+    },
+    figures,
+  };
+}
+
+function apiReports(a: ApiBenchResult, storageSqlite: BenchReport | undefined): BenchReport[] {
+  const opFigures = (label: string, key: 'get' | 'list' | 'patch'): Figure[] => {
+    const o = a.ops[key];
+    return [
+      { name: `${label}: throughput, 32 clients`, value: o.closedPerSec, unit: 'req/s', limit: { name: 'bare node http, same bytes', value: o.bareClosedPerSec, unit: 'req/s' } },
+      { name: `${label}: served at ${o.offeredPerSec}/s offered`, value: o.openPerSec, unit: 'req/s', limit: { name: 'offered', value: o.offeredPerSec, unit: 'req/s' } },
+      { name: `${label}: p50 at ${o.offeredPerSec}/s`, value: o.p50Ms, unit: 'ms', limit: { name: 'bare node http p50', value: o.bareP50Ms, unit: 'ms' } },
+      { name: `${label}: p99 at ${o.offeredPerSec}/s`, value: o.p99Ms, unit: 'ms', limit: { name: 'bare node http p99', value: o.bareP99Ms, unit: 'ms' } },
+    ];
+  };
+  const w = a.watch;
+  return [
+    {
+      benchmark: 'api',
+      conditions: {
+        backend: 'sqlite',
+        objects: a.objects,
+        'LIST bytes': a.ops.list.responseBytes,
+        loadgen: 'separate process, keep-alive http.Agent',
+        errors: a.ops.get.errors + a.ops.list.errors + a.ops.patch.errors,
+        ...machine(),
+      },
+      figures: [
+        { name: 'populate: creates/s (32 clients)', value: a.objects / a.populateSeconds, unit: 'req/s' },
+        ...opFigures('GET by name', 'get'),
+        ...opFigures(`LIST of ${a.objects}`, 'list'),
+        ...opFigures('PATCH (merge)', 'patch'),
+      ],
+    },
+    {
+      benchmark: 'watch-fanout',
+      conditions: { backend: 'sqlite', watchers: w.watchers, offeredChangesPerSec: w.offeredPerSec, objects: a.objects, receivers: 'separate process', ...machine() },
+      figures: [
+        { name: 'changes/s written', value: w.achievedChangesPerSec, unit: 'changes/s', limit: { name: 'offered', value: w.offeredPerSec, unit: 'changes/s' } },
+        { name: 'events delivered', value: w.delivered, unit: 'events', limit: { name: 'changes × watchers', value: w.expected, unit: 'events' } },
+        { name: 'delivery latency p50', value: w.p50Ms, unit: 'ms', limit: { name: 'raw SQLite commit→notify p50', value: limitOf(storageSqlite, 'watch delivery latency p50'), unit: 'ms' } },
+        { name: 'delivery latency p99', value: w.p99Ms, unit: 'ms', limit: { name: 'raw SQLite commit→notify p99', value: limitOf(storageSqlite, 'watch delivery latency p99'), unit: 'ms' } },
+        { name: 'API server CPU during fan-out', value: w.serverCores, unit: 'cores', limit: { name: 'cores of the machine', value: cpus().length, unit: 'cores' } },
+      ],
+    },
+    {
+      benchmark: 'memory',
+      conditions: { backend: 'sqlite', objects: a.objects, instances: WITH_STATUS ? 'with a running status as the controller writes it' : 'spec only (no status: BENCH_API_STATUS=1 adds it)', ...machine() },
+      figures: [
+        { name: 'API server RSS per 1,000 Instances', value: a.serverRssPer1000MiB, unit: 'MiB', limit: { name: 'JSON of 1,000 Instances', value: a.jsonPer1000MiB, unit: 'MiB' } },
+        { name: 'informer (controllers\' cache) heap per 1,000', value: a.informerHeapPer1000MiB, unit: 'MiB', limit: { name: 'JSON of 1,000 Instances', value: a.jsonPer1000MiB, unit: 'MiB' } },
+        { name: 'informer (controllers\' cache) RSS per 1,000', value: a.informerRssPer1000MiB, unit: 'MiB', limit: { name: 'JSON of 1,000 Instances', value: a.jsonPer1000MiB, unit: 'MiB' } },
+      ],
+    },
+  ];
+}
+
+function legacyReport(l: LegacyResult, storm: StormResult): BenchReport {
+  return {
+    benchmark: 'legacy-cloudbrain',
+    conditions: { backend: 'sqlite', requests: l.requests, clients: STORM_CLIENTS, auth: 'token ID-SECRET (scrypt)', ...machine() },
+    figures: [
+      { name: 'POST /instances created (201)', value: l.created, unit: 'Instances', limit: { name: 'sent', value: l.requests, unit: 'Instances' } },
+      { name: 'POST /instances requests/s', value: l.postsPerSec, unit: 'req/s', limit: { name: 'Kubernetes API creates/s (storm)', value: storm.n / storm.createSeconds, unit: 'req/s' } },
+      { name: 'POST /instances p50', value: l.postP50Ms, unit: 'ms' },
+      { name: 'POST /instances p99', value: l.postP99Ms, unit: 'ms' },
+      { name: 'POST → running p50', value: l.runningP50Ms, unit: 'ms', limit: { name: 'create→running p50 (storm)', value: storm.latencyP50Ms, unit: 'ms' } },
+      { name: 'POST → running p99', value: l.runningP99Ms, unit: 'ms', limit: { name: 'create→running p99 (storm)', value: storm.latencyP99Ms, unit: 'ms' } },
+      { name: 'Instances/s POST → running', value: l.runningPerSec, unit: 'Instances/s', limit: { name: 'storm Instances/s', value: storm.instancesPerSec, unit: 'Instances/s' } },
+    ],
+  };
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const profiles = await tempDir('bench-profiles');
+  const notes: string[] = [];
+  const profileEnv = (name: string): Record<string, string> => {
+    const dir = join(profiles, name);
+    mkdirSync(dir, { recursive: true });
+    return { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}` };
+  };
+  const printProfile = (name: string, title: string): void => {
+    const file = newestProfile(join(profiles, name));
+    if (file) process.stdout.write(describeProfile(title, file, 10) + '\n');
+    else process.stdout.write(`-- profile: ${title}: none written\n`);
+  };
+  try {
+    process.stdout.write(`stratus benchmarks — ${new Date().toISOString()} — ${cpus().length} cores, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
+    const storage = await runStorageBench();
+    const storageSqlite = storage.find((r) => r.benchmark === 'storage-sqlite');
+    const storageEtcd = storage.find((r) => r.benchmark === 'storage-etcd');
+    const projected = (r: StormResult): string =>
+      `N=10,000 does not fit the 10-minute budget: at the measured ${r.instancesPerSec.toFixed(1)} Instances/s it alone takes ~${Math.round(10_000 / r.instancesPerSec)} s`;
+
+    let legacy: LegacyResult | undefined;
+    let legacyError: string | undefined;
+    const sqliteStorm = await runStorm({
+      backend: 'sqlite',
+      n: STORM_SQLITE,
+      deadlineMs: STORM_DEADLINE_MS,
+      serverEnv: profileEnv('storm-sqlite'),
+      whileLoaded: async ({ serve }) => {
+        try {
+          legacy = await runLegacyBench(serve, LEGACY, 90_000);
+        } catch (err) {
+          legacyError = err instanceof Error ? err.message : String(err);
+        }
+      },
+    });
+    publish(stormReport('sqlite', sqliteStorm, limitOf(storageSqlite, 'puts/s, 32 concurrent writers'), 'SQLite (32 rows/commit)', projected(sqliteStorm)));
+    printProfile('storm-sqlite', 'API server during the SQLite storm + legacy');
+    if (legacy) publish(legacyReport(legacy, sqliteStorm));
+    else {
+      notes.push(`legacy Cloud Brain benchmark not measured: ${legacyError}`);
+      process.stdout.write(`== legacy-cloudbrain: NOT MEASURED — ${legacyError}\n`);
+    }
+
+    const etcd = await startEtcd();
+    let etcdStorm: StormResult;
+    try {
+      etcdStorm = await runStorm({ backend: 'etcd', n: STORM_ETCD, etcdServers: [etcd.endpoint], deadlineMs: STORM_DEADLINE_MS });
+    } finally {
+      await etcd.stop();
+    }
+    publish(stormReport('etcd', etcdStorm, limitOf(storageEtcd, 'puts/s, 32 concurrent writers'), 'etcd3 client', projected(etcdStorm)));
+
+    const api = await runApiBench({
+      objects: API_OBJECTS,
+      runs: 3,
+      windowMs: 1500,
+      offered: { get: 200, list: 1, patch: 100 },
+      watchers: 100,
+      changesPerSec: 1000,
+      watchWindowMs: 3000,
+      withStatus: WITH_STATUS,
+      serverEnv: profileEnv('api'),
+    });
+    for (const r of apiReports(api, storageSqlite)) publish(r);
+    printProfile('api', 'API server during API, memory and watch fan-out');
+
+    const seconds = (performance.now() - started) / 1000;
+    process.stdout.write(`== total ${seconds.toFixed(0)} s${notes.length ? `; ${notes.join('; ')}` : ''}\n`);
+    const dir = join(process.cwd(), 'bench', 'results');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'run.json'), JSON.stringify({ at: new Date().toISOString(), seconds, notes, ...machine() }, null, 2) + '\n');
+  } finally {
+    await removeDir(profiles);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
