@@ -291,7 +291,7 @@ export function builtinResources(): Resource[] {
       shortNames: ['crd', 'crds'],
       categories: ['api-extensions'],
       statusSubresource: true,
-      columns: [{ name: 'Created At', type: 'date', jsonPath: '.metadata.creationTimestamp' }],
+      columns: [{ name: 'Created At', type: 'string', format: 'date-time', jsonPath: '.metadata.creationTimestamp' }],
     }),
   ];
 }
