@@ -11,6 +11,7 @@ import { serveLegacy } from './serve-legacy.js';
 import { registerToken } from './token.js';
 import { registerUser } from './user.js';
 import { registerProxy } from './proxy.js';
+import { registerPush } from './push.js';
 
 const program = new Command('stratus')
   .description('A declarative control plane for small and mid-sized clouds.')
@@ -32,6 +33,7 @@ registerController(program);
 registerToken(program);
 registerUser(program);
 registerProxy(program);
+registerPush(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -9,6 +9,7 @@ import { getCondition } from '../runtime/conditions.js';
 import { ProviderError } from '../providers/machine.js';
 import { connectLibvirt } from '../providers/libvirt/index.js';
 import { connectDocker } from '../providers/docker/index.js';
+import { connectGce } from '../providers/gce/index.js';
 import { NodeConnections, type ConnectionFactory, type NodeProvider, type SecretReader } from './connections.js';
 import { Indexes, Resources } from './resources.js';
 import { InstanceReconciler, type InstanceEventReason } from './instance.js';
@@ -17,6 +18,7 @@ import { SchedulerReconciler, type SchedulerEventReason } from './scheduler.js';
 import { SSHKeyReconciler } from './sshkey.js';
 import { NetworkReconciler, type NetworkEventReason } from './network.js';
 import { OvsSwitches } from './switches.js';
+import { registerProjectControllers } from './project.js';
 
 export interface ControllerSettings {
   /** Steady-state drift check of Instances. Default 30 s. */
@@ -59,6 +61,25 @@ export function defaultProviders(): Partial<Record<NodeProvider, ConnectionFacto
         tls = { ca: data['ca.pem']!, cert: data['cert.pem']!, key: data['key.pem']! };
       }
       return connectDocker({ address: spec.address, ...(tls ? { tls } : {}), ...(spec.hostIP ? { defaultHostIP: spec.hostIP } : {}) });
+    },
+    gce: async (node, secrets) => {
+      const spec = node.spec.gce;
+      if (!spec) throw new ProviderError('InvalidSpec', 'spec.gce is required when spec.provider is gce', false);
+      let credentialsJson: string | undefined;
+      if (spec.credentialsSecretRef) {
+        const ref = spec.credentialsSecretRef;
+        const data = await secrets(ref.namespace ?? 'default', ref.name);
+        credentialsJson = data['key.json'] ?? data['credentials.json'];
+        if (!credentialsJson) throw new ProviderError('InvalidCredentials', `Secret "${ref.name}" has no key.json (a service-account key)`, false);
+      }
+      return connectGce({
+        project: spec.project,
+        zone: spec.zone,
+        ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
+        ...(credentialsJson ? { credentialsJson } : {}),
+        ...(spec.imageProject ? { imageProject: spec.imageProject } : {}),
+        ...(spec.network ? { network: spec.network } : {}),
+      });
     },
   };
 }
@@ -190,6 +211,9 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
     .watches(nodeCache, (n) => (nodeReadinessChanged(n) ? networkCache.keys() : []))
     // an attached Instance changing (running, deleted) changes the Network's ports
     .watches(instanceCache, (i) => (i.spec.networks ?? []).map((n) => `${i.metadata?.namespace}/${n.name}`));
+
+  // Projects follow their source; Deployments release it onto the guests.
+  registerProjectControllers(mgr, { connections, secrets: readSecret, instanceCache, nodeCache });
 
   return {
     connections,
