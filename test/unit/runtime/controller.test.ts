@@ -118,10 +118,11 @@ describe('Controller', () => {
     const r = new ScriptedReconciler(async (_k, call) => {
       if (call === 1) await blocked;
     });
-    await run('c', r, { concurrency: 4 });
+    const { inf } = await run('c', r, { concurrency: 4 });
     await waitFor('first reconcile to start', () => r.count('c/hot') === 1);
     for (let i = 1; i <= 5; i++) await vms.mergePatch('c', 'hot', { spec: { n: i } });
-    await new Promise((res) => setTimeout(res, 50));
+    // Every change has reached the informer (and so the queue) while the first reconcile runs.
+    await waitFor('the informer to see all five changes', () => inf.get('c/hot')?.spec?.n === 5);
     assert.equal(r.count('c/hot'), 1, 'changes during a reconcile wait for it');
     release?.();
     await waitFor('the follow-up reconcile', () => r.count('c/hot') === 2);
