@@ -22,7 +22,8 @@ import { GceMachines } from './machines.js';
 import { OperationTracker } from './operations.js';
 import { LABEL_UID, lastSegment } from './spec.js';
 
-export { ComputeApi, GceApiError, describeFailure, parseEndpoint, retryAfterMs, type ComputeApiOptions } from './api.js';
+export { ComputeApi, type ComputeApiOptions } from './api.js';
+export { GceApiError, describeFailure, parseEndpoint, retryAfterMs } from './http.js';
 export { GceMachines, type GceMachineOptions } from './machines.js';
 export { OperationTracker, operationFailure, type TrackedOperation } from './operations.js';
 export {

@@ -18,7 +18,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ProviderError, type MachineAddress, type MachineObservation, type MachineProvider, type MachineSpec } from '../machine.js';
-import { GceApiError, type ComputeApi } from './api.js';
+import type { ComputeApi } from './api.js';
+import { GceApiError } from './http.js';
 import type { OperationTracker } from './operations.js';
 import {
   LABEL_UID,

@@ -4,20 +4,19 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+// The pure modules only (not index.js): the unit tests do not load the client library.
+import { describeFailure, parseEndpoint, retryAfterMs } from '../../../providers/gce/http.js';
+import { operationFailure } from '../../../providers/gce/operations.js';
 import {
-  describeFailure,
   instanceName,
   labelsFor,
   machineState,
   machineTypeFor,
-  operationFailure,
-  parseEndpoint,
   parseImage,
   powerSettled,
-  retryAfterMs,
   sshKeysMetadata,
   type PendingKind,
-} from '../../../providers/gce/index.js';
+} from '../../../providers/gce/spec.js';
 import { ProviderError, type MachineSpec, type MachineState } from '../../../providers/machine.js';
 import { compileFilter } from '../../fakes/gce/filter.js';
 
