@@ -9,13 +9,15 @@
  *   3. apply storm on etcd;
  *   4. API (GET/LIST/PATCH vs a bare http server), memory and watch fan-out on a server
  *      holding BENCH_API_OBJECTS Instances.
- * The API servers of 2 and 4 run with `--cpu-prof`; their hottest functions are printed.
+ * The API servers of 2 and 4 run under a CPU profiler (bench/cpu-profiler.ts, what
+ * `--cpu-prof` writes); their hottest functions are printed.
  *
  * Sizes fit the 10-minute budget on a 2-core machine; override with BENCH_STORM_SQLITE,
  * BENCH_STORM_ETCD, BENCH_LEGACY, BENCH_API_OBJECTS (and BENCH_API_STATUS=1 for Instances with status).
  */
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { runStorageBench } from './storage.js';
@@ -26,6 +28,8 @@ import { publish, type BenchReport, type Figure } from './report.js';
 import { describeProfile, newestProfile } from './profile.js';
 import { startEtcd } from '../test/harness/etcd.js';
 import { removeDir, tempDir } from '../test/harness/process.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
 
 const num = (name: string, fallback: number): number => {
   const v = Number(process.env[name]);
@@ -161,7 +165,8 @@ async function main(): Promise<void> {
   const profileEnv = (name: string): Record<string, string> => {
     const dir = join(profiles, name);
     mkdirSync(dir, { recursive: true });
-    return { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}` };
+    // Node 20 refuses --cpu-prof in NODE_OPTIONS; the preload profiles through the inspector
+    return { NODE_OPTIONS: `--import=${pathToFileURL(join(here, 'cpu-profiler.js')).href}`, BENCH_CPU_PROF_DIR: dir };
   };
   const printProfile = (name: string, title: string): void => {
     const file = newestProfile(join(profiles, name));
