@@ -149,16 +149,6 @@ export interface Dialect {
   errorHeaders?(err: LegacyError): Record<string, string>;
 }
 
-export type Handler = (r: LegacyRequest) => Promise<LegacyResponse>;
-
-export interface Route {
-  method: string;
-  /** `/host/:hostname/network/:networkname/` — `:x` matches one non-empty segment. */
-  pattern: string;
-  dialect: Dialect;
-  handler: Handler;
-}
-
 /** Compiles a pattern; a trailing `/` in the pattern makes the request's trailing slash optional. */
 export function compile(pattern: string): (path: string) => Record<string, string> | undefined {
   const optionalSlash = pattern.endsWith('/') && pattern.length > 1;

@@ -74,9 +74,10 @@ export function legacyHandler(opts: Omit<LegacyProxyOptions, 'listen'>): (req: I
       return { namespace: who.namespace };
     }
     const authorization = header(r.req, 'authorization');
-    if (route.auth === 'token-unless-insecure' && opts.insecure) {
-      const who = authorization ? await tokens.authenticate(authorization) : undefined;
-      return { namespace: who?.namespace ?? opts.insecureNamespace ?? 'default' };
+    // Under --legacy-insecure a caller without a token lands in the default namespace; one
+    // that sends a token still means its own namespace, so a bad token is still refused.
+    if (route.auth === 'token-unless-insecure' && opts.insecure && !authorization) {
+      return { namespace: opts.insecureNamespace ?? 'default' };
     }
     const who = await tokens.authenticate(authorization);
     if (!who) throw unauthorized;

@@ -99,6 +99,10 @@ describe('Brume API through the legacy proxy (stratus serve --legacy-insecure)',
 
   it('--legacy-insecure on serve opens DataCentred and clementine, but never Brume or Cloud Brain', async () => {
     assert.equal((await http('GET', `${env.legacy}/host/nobody.example.com/`)).status, 404);
+    // A token that is sent is still checked: it names the caller's namespace.
+    const badToken = { authorization: 'token 1-0123456789abcdef0123456789abcdef' };
+    assert.equal((await http('GET', `${env.legacy}/host/nobody.example.com/`, { headers: badToken })).status, 401);
+    assert.equal((await http('GET', `${env.legacy}/apiv1/engines`, { headers: badToken })).status, 401);
     const engines = await http('GET', `${env.legacy}/apiv1/engines`);
     assert.equal(engines.status, 200);
     assert.deepEqual(engines.json, { ok: true, data: [] });
