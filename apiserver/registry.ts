@@ -100,6 +100,8 @@ const labelValueRe = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 const base64Re = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const dataKeyRe = /^[-._a-zA-Z0-9]+$/;
 const generateChars = 'bcdfghjklmnpqrstvwxz2456789';
+/** The namespaces the server creates and never lets go, as kube-apiserver does. */
+const protectedNamespaces = ['default', 'kube-system', 'kube-public'];
 
 function now(): string {
   return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -530,6 +532,9 @@ export class Registry {
 
   async delete(t: Target, name: string, options: DeleteOptions = {}): Promise<DeleteResult> {
     const key = this.key(t, name);
+    if (t.resource.group === '' && t.resource.plural === 'namespaces' && protectedNamespaces.includes(name)) {
+      throw forbidden(t.resource, name, 'this namespace may not be deleted');
+    }
     for (let attempt = 0; ; attempt++) {
       const { obj: current, kv } = await this.getStored(t, name);
       const m = metaOf(current);

@@ -261,6 +261,7 @@ describe('API server HTTP semantics', () => {
       ['PATCH', `${instances}/nope`, {}, 'application/merge-patch+json'],
       ['GET', '/apis/compute.stratus.dev/v1alpha1/namespaces/default/instances?labelSelector=%3D%3D', undefined, 'application/json'],
       ['POST', '/api/v1/namespaces/missing/configmaps', { metadata: { name: 'x' } }, 'application/json'],
+      ['DELETE', '/api/v1/namespaces/default', undefined, 'application/json'],
     ];
     for (const [method, path, body, ct] of cases) {
       const r = await send(method, path, body, ct);
