@@ -4,12 +4,13 @@
  * create and adoption, quota failures inside operations, throttling with Retry-After, and
  * the errors a user can act on (missing image, missing permission, foreign VM).
  */
+import { createServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectGce, instanceName, type GceNodeConnection } from '../../../providers/gce/index.js';
 import { ProviderError, type MachineObservation, type MachineSpec, type MachineState } from '../../../providers/machine.js';
 import { startFakeGce, type FakeGce } from '../../fakes/gce/index.js';
-import { waitFor } from '../../harness/process.js';
+import { freePort, waitFor } from '../../harness/process.js';
 
 const PROJECT = 'provider-project';
 const ZONE = 'us-central1-a';
@@ -292,6 +293,26 @@ describe('GCE provider against the fake Compute API', () => {
     await waitFor('running again', async () => (await m.observe(s)).state === 'running');
     await m.delete(s);
     await waitFor('deleted', async () => !(await m.observe(s)).exists);
+  });
+
+  it('a silent endpoint fails at the request deadline and a closed port at once, both NodeUnreachable', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((sock) => {
+      sockets.add(sock); // accept, never answer
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
+    const port = (silent.address() as { port: number }).port;
+    const hung = connectGce({ project: PROJECT, zone: ZONE, endpoint: `http://127.0.0.1:${port}`, requestTimeoutMs: 300 });
+    const refused = connectGce({ project: PROJECT, zone: ZONE, endpoint: `http://127.0.0.1:${await freePort()}`, requestTimeoutMs: 300 });
+    try {
+      await assert.rejects(hung.describe(), (e: unknown) => isProviderError('NodeUnreachable', true)(e) && /did not answer in time/.test((e as Error).message));
+      await assert.rejects(refused.describe(), (e: unknown) => isProviderError('NodeUnreachable', true)(e) && /unreachable/.test((e as Error).message));
+    } finally {
+      await hung.close();
+      await refused.close();
+      for (const sock of sockets) sock.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 
   it('an unreadable service-account key is InvalidCredentials, not retryable', async () => {
