@@ -273,8 +273,11 @@ export function createRequestHandler(deps: HttpDeps): (req: IncomingMessage, res
         ms: Math.round(seconds * 1000),
         userAgent: req.headers['user-agent'],
       };
-      if (Number(ex.labels.code) >= 500) log.error(line, 'request');
-      else log.info(line, 'request');
+      // Writes and failures at info, reads at debug: controllers read all the time.
+      const code = Number(ex.labels.code);
+      if (code >= 500) log.error(line, 'request');
+      else if (code >= 400 || !['get', 'list', 'watch', 'head'].includes(ex.labels.verb)) log.info(line, 'request');
+      else log.debug(line, 'request');
     };
     route(deps, ex)
       .then((watch) => {
