@@ -169,29 +169,30 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
   }
 
   /** zoneOperations.wait: blocks until DONE or the deadline, like the real API (which waits up to 2 minutes). */
-  async function waitFor(zone: string, name: string, req: IncomingMessage): Promise<Record<string, unknown>> {
+  async function waitFor(zone: string, name: string, res: ServerResponse): Promise<Record<string, unknown>> {
     const deadline = Date.now() + waitDeadlineMs;
     for (;;) {
       model.timeline.settle();
       const op = model.getOperation(zone, name);
-      if (op.status === 'DONE' || Date.now() >= deadline || req.destroyed) return model.operationJson(op);
+      if (op.status === 'DONE' || Date.now() >= deadline || res.destroyed) return model.operationJson(op);
       const due = model.timeline.nextDue();
       const sleep = Math.max(1, Math.min(deadline - Date.now(), due === undefined ? Infinity : due - model.timeline.now()));
       await new Promise<void>((resolve) => {
         const t = setTimeout(done, sleep);
         const off = model.timeline.onChange(done);
-        req.once('close', done);
+        // The response's close, not the request's: a request closes once its body is read.
+        res.once('close', done);
         function done(): void {
           clearTimeout(t);
           off();
-          req.off('close', done);
+          res.off('close', done);
           resolve();
         }
       });
     }
   }
 
-  async function route(method: string, parts: string[], query: Record<string, string>, body: Record<string, unknown>, req: IncomingMessage): Promise<unknown> {
+  async function route(method: string, parts: string[], query: Record<string, string>, body: Record<string, unknown>, res: ServerResponse): Promise<unknown> {
     // parts: ['compute', 'v1', 'projects', P, ...rest]
     if (parts[0] !== 'compute' || parts[1] !== 'v1' || parts[2] !== 'projects' || !parts[3]) throw new ApiError(404, 'notFound', `Not Found: /${parts.join('/')}`);
     const project = parts[3];
@@ -232,7 +233,7 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
       if (c === 'operations' && d) {
         model.requireZone(zone);
         if (rest.length === 4 && method === 'GET') return model.operationJson(model.getOperation(zone, d));
-        if (rest.length === 5 && e === 'wait' && method === 'POST') return waitFor(zone, d, req);
+        if (rest.length === 5 && e === 'wait' && method === 'POST') return waitFor(zone, d, res);
       }
       if (c === 'machineTypes' && method === 'GET') {
         model.requireZone(zone);
@@ -307,7 +308,7 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
         model.timeline.settle();
         const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
         const bodyObject = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
-        const result = await route(record.method, parts, query, bodyObject, req);
+        const result = await route(record.method, parts, query, bodyObject, res);
         record.status = 200;
         send(res, 200, result);
       } catch (err) {

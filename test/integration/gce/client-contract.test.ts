@@ -103,6 +103,7 @@ describe('GCE client contract (official client against the fake)', () => {
     let done = await api.waitOperation(op.name ?? '');
     while (done.status !== 'DONE') done = await api.waitOperation(op.name ?? '');
     const waits = since(m);
+    assert.equal(waits.length, 1, 'wait blocks until the operation is DONE (within its deadline)');
     assert.ok(waits.every((r) => r.method === 'POST' && r.path === `${BASE}/operations/${op.name}/wait`));
     assert.ok(!done.error, 'a successful operation carries no error');
     const polled = await api.getOperation(op.name ?? '');
