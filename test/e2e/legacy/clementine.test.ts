@@ -49,6 +49,8 @@ describe('clementine API through the legacy proxy, with a real dockerd and an en
   let engine: Dockerd | undefined;
   let deadPort: number;
   let h: Record<string, string>;
+  /** Set once the engine is SIGKILLed: its Instances can no longer be deleted through it. */
+  let engineKilled = false;
 
   before(async () => {
     certDir = await tempDir('clementine-certs');
@@ -64,12 +66,12 @@ describe('clementine API through the legacy proxy, with a real dockerd and an en
 
   after(async () => {
     // Remove the Instances first, so the controllers delete their containers while the engine runs.
-    if (client) {
+    if (client && !engineKilled) {
       const instances = client.resource<Instance>(Resources.instances);
       for (const i of await instances.list('default').catch(() => [])) await instances.delete('default', i.metadata!.name!).catch(() => undefined);
       await waitFor('instances gone', async () => (await instances.list('default')).length === 0, 30_000).catch(() => undefined);
-      client.close();
     }
+    client?.close();
     await env?.serve.stop();
     await engine?.stop();
     if (certDir) await removeDir(certDir);
@@ -280,5 +282,37 @@ describe('clementine API through the legacy proxy, with a real dockerd and an en
     }
     assert.equal((await http('GET', `${env.legacy}/apiv1/nothing`, { headers: h })).status, 404);
     assert.equal(await count(), before);
+  });
+
+  it('an engine that dies while running containers is listed as down, and its containers are still listed', async () => {
+    ok(await http('POST', `${env.legacy}/apiv1/container`, { headers: h, body: JSON.stringify({ image: 'stratus/busybox:1', name: 'survivor', command: 'sleep 3600' }) }), 201);
+    await waitFor(
+      'the survivor running',
+      async () => ok<Container[]>(await http('GET', `${env.legacy}/apiv1/engine/engine-a/containers`, { headers: h })).some((c) => c.group === 'survivor' && c.state === 'running'),
+      60_000,
+      200,
+    );
+    // Probe every second so the test need not wait a default heartbeat.
+    await client.resource<ComputeNode>(Resources.computeNodes).mergePatch(undefined, 'engine-a', { spec: { heartbeatSeconds: 1 } });
+    engineKilled = true;
+    await engine!.kill();
+    const down = await waitFor(
+      'engine-a listed as down',
+      async () => {
+        const e = (await engines()).find((x) => x.id === 'engine-a');
+        return e?.status === 'down' ? e : undefined;
+      },
+      30_000,
+      200,
+    );
+    assert.ok(down.message.length > 0, 'the entry says why');
+    const all = await engines();
+    assert.ok(all.every((e) => e.status === 'down'), 'both engines are listed, both down');
+    const list = ok<Container[]>(await http('GET', `${env.legacy}/apiv1/engine/engine-a/containers`, { headers: h }));
+    const survivor = list.find((c) => c.group === 'survivor');
+    assert.ok(survivor, 'the container of the dead engine is still listed');
+    assert.equal(survivor.engine_status, 'down');
+    const everything = ok<Container[]>(await http('GET', `${env.legacy}/apiv1/containers`, { headers: h }));
+    assert.ok(everything.some((c) => c.id === survivor.id));
   });
 });
