@@ -233,6 +233,12 @@ describe('API server HTTP semantics', () => {
     assert.ok(gv);
     const spec = (await (await fetch(url(gv.serverRelativeURL))).json()) as { components: { schemas: Record<string, { properties?: Record<string, unknown> }> } };
     assert.ok(spec.components.schemas['dev.stratus.compute.v1alpha1.Instance']?.properties?.spec);
+    const v2 = (await (await fetch(url('/openapi/v2'), { headers: { accept: 'application/json' } })).json()) as { swagger: string; definitions: Record<string, unknown> };
+    assert.equal(v2.swagger, '2.0');
+    assert.ok(v2.definitions['dev.stratus.compute.v1alpha1.Instance']);
+    const proto = await fetch(url('/openapi/v2'), { headers: { accept: 'application/com.github.proto-openapi.spec.v2@v1.0+protobuf' } });
+    assert.equal(proto.status, 406);
+    for (const probe of ['/healthz', '/livez', '/readyz']) assert.equal((await fetch(url(probe))).status, 200, probe);
   });
 
   it('N watchers of a resource cost one store watch (the watch cache fans out)', async () => {
