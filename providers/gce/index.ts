@@ -40,6 +40,7 @@ export {
   machineTypeFor,
   parseImage,
   powerSettled,
+  reconciledLabels,
   sshKeysMetadata,
   type ImageRef,
   type InsertContext,

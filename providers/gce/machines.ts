@@ -30,6 +30,7 @@ import {
   machineState,
   parseImage,
   powerSettled,
+  reconciledLabels,
   sameLabels,
   type Instance,
 } from './spec.js';
@@ -90,7 +91,7 @@ export class GceMachines implements MachineProvider {
     if (internal) addresses.push({ type: 'InternalIP', address: internal });
     if (external) addresses.push({ type: 'ExternalIP', address: external });
     const state = machineState(inst.status, pending?.kind);
-    const labelsOk = sameLabels(inst.labels ?? {}, labelsFor(spec));
+    const labelsOk = sameLabels(inst.labels ?? {}, reconciledLabels(inst.labels ?? {}, labelsFor(spec)));
     const powerOk = powerSettled(spec, inst.status, pending?.kind);
     const messages: string[] = [];
     if (pending) messages.push(`${pending.kind} operation ${pending.name} is ${pending.status}`);
@@ -166,7 +167,7 @@ export class GceMachines implements MachineProvider {
       } else if (spec.powerState === 'Stopped' && inst.status === 'RUNNING') {
         this.operations.track(spec.uid, 'stop', await this.api.instanceAction('stop', name));
       } else {
-        const want = labelsFor(spec);
+        const want = reconciledLabels(inst.labels ?? {}, labelsFor(spec));
         if (!sameLabels(inst.labels ?? {}, want)) {
           this.operations.track(spec.uid, 'setLabels', await this.api.setLabels(name, want, inst.labelFingerprint ?? ''));
         }

@@ -59,6 +59,15 @@ export function labelsFor(spec: MachineSpec): Record<string, string> {
   return { ...Object.fromEntries(user), ...own };
 }
 
+/**
+ * The labels a VM should end up with: `want`, plus the `goog-*` labels Google's own services
+ * put on VMs (ops agent policies, GKE, backups), which stratus must not fight over.
+ */
+export function reconciledLabels(current: Record<string, string>, want: Record<string, string>): Record<string, string> {
+  const google = Object.entries(current).filter(([k]) => k.startsWith('goog-'));
+  return { ...Object.fromEntries(google), ...want };
+}
+
 export function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
   const ka = Object.keys(a);
   return ka.length === Object.keys(b).length && ka.every((k) => b[k] === a[k]);

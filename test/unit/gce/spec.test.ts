@@ -14,6 +14,7 @@ import {
   machineTypeFor,
   parseImage,
   powerSettled,
+  reconciledLabels,
   sshKeysMetadata,
   type PendingKind,
 } from '../../../providers/gce/spec.js';
@@ -72,6 +73,10 @@ describe('instance names and labels', () => {
     const labels = labelsFor(spec({ labels: many }));
     assert.equal(Object.keys(labels).length, 64);
     assert.ok('stratus-uid' in labels);
+  });
+
+  it("keeps Google's goog-* labels and drops other foreign ones", () => {
+    assert.deepEqual(reconciledLabels({ 'goog-ops-agent-policy': 'v2', stale: 'x', a: 'old' }, { a: 'new' }), { 'goog-ops-agent-policy': 'v2', a: 'new' });
   });
 
   it('ssh-keys metadata takes the user from the key comment', () => {
