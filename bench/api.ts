@@ -22,6 +22,7 @@ import { startStratusServe, type StratusServe } from '../test/harness/apiserver.
 import { startChild, runChildJson } from './child.js';
 import { adminTokenOf, STORM_CLIENTS } from './storm.js';
 import { CpuMeter, memoryOf } from './proc.js';
+import { markPhase } from './cpu-profiler.js';
 import { median } from './report.js';
 import type { LoadConfig, LoadOp, OpResult } from './loadgen.js';
 import type { BareRoute } from './bare-server.js';
@@ -40,6 +41,11 @@ export interface ApiBenchOptions {
   /** Also write a running status on each Instance (one more write each; realistic size). */
   withStatus: boolean;
   serverEnv?: Record<string, string>;
+  /**
+   * When the server runs under bench/cpu-profiler.ts: each phase's name is pushed here as
+   * it ends and the server cuts a profile segment (segment i = phases[i]).
+   */
+  phases?: string[];
 }
 
 export interface OpFigures {
@@ -148,10 +154,16 @@ async function loadOps(serve: StratusServe, token: string, opts: ApiBenchOptions
   return { ops, bare };
 }
 
-async function load(url: string, token: string | undefined, ops: LoadOp[], opts: ApiBenchOptions): Promise<Record<string, OpResult>> {
-  const cfg: LoadConfig = { url, ...(token ? { token } : {}), concurrency: STORM_CLIENTS, maxInFlight: 64, windowMs: opts.windowMs, runs: opts.runs, ops };
-  const budget = ops.length * opts.runs * (2 * opts.windowMs + 15_000) + 30_000;
-  return (await runChildJson<{ ops: Record<string, OpResult> }>('loadgen', cfg, budget)).ops;
+/** One load-generator process per operation, so a profile phase covers one operation. */
+async function load(url: string, token: string | undefined, ops: LoadOp[], opts: ApiBenchOptions, after: (op: string) => void = () => undefined): Promise<Record<string, OpResult>> {
+  const out: Record<string, OpResult> = {};
+  for (const op of ops) {
+    const cfg: LoadConfig = { url, ...(token ? { token } : {}), concurrency: STORM_CLIENTS, maxInFlight: 64, windowMs: opts.windowMs, runs: opts.runs, ops: [op] };
+    const budget = opts.runs * (2 * opts.windowMs + 15_000) + 30_000;
+    Object.assign(out, (await runChildJson<{ ops: Record<string, OpResult> }>('loadgen', cfg, budget)).ops);
+    after(op.name);
+  }
+  return out;
 }
 
 async function watchFanOut(serve: StratusServe, token: string, opts: ApiBenchOptions): Promise<ApiBenchResult['watch']> {
@@ -195,11 +207,18 @@ async function watchFanOut(serve: StratusServe, token: string, opts: ApiBenchOpt
 
 export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult> {
   const serve = await startStratusServe(opts.serverEnv ? { env: opts.serverEnv } : {});
+  const phase = (name: string): void => {
+    if (!opts.phases) return;
+    opts.phases.push(name);
+    markPhase(serve.pid);
+  };
   try {
     const token = adminTokenOf(serve);
     await fetchText(serve, token, INSTANCES);
     const rss0 = memoryOf(serve.pid).rssMiB;
+    phase('startup');
     const populateSeconds = await populate(serve, opts.objects, opts.withStatus);
+    phase('populate (creates)');
     await new Promise((r) => setTimeout(r, 1000));
     const rss1 = memoryOf(serve.pid).rssMiB;
     const per1000 = opts.objects / 1000;
@@ -209,7 +228,8 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
 
     const { ops, bare } = await loadOps(serve, token, opts);
     const jsonBytes = Buffer.byteLength(bare[1]!.body);
-    const measured = await load(serve.url, token, ops, opts);
+    phase('informer list + first reads');
+    const measured = await load(serve.url, token, ops, opts, (op) => phase(`${op.toUpperCase()} load`));
     const bareServer = startChild('bare-server', bare, 600_000);
     let limit: Record<string, OpResult>;
     try {
@@ -235,6 +255,7 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
       };
     };
     const watch = await watchFanOut(serve, token, opts);
+    phase('watch fan-out');
     return {
       objects: opts.objects,
       populateSeconds,

@@ -2,25 +2,57 @@
  * `--cpu-prof` for processes started through NODE_OPTIONS, where Node 20 refuses
  * `--cpu-prof` itself: `NODE_OPTIONS=--import=<this file's URL>` with
  * `BENCH_CPU_PROF_DIR=<dir>` profiles the whole process with the inspector and writes
- * `<dir>/<pid>.cpuprofile` (the same JSON as `--cpu-prof`) when it exits.
+ * `<dir>/NNN.cpuprofile` (the same JSON as `--cpu-prof`): one per phase the benchmark marks
+ * with SIGUSR2 (`markPhase`), the last when it exits.
  */
 import { Session } from 'node:inspector';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const dir = process.env.BENCH_CPU_PROF_DIR;
-if (dir) {
+/** Closes the current profile segment of a process started with the preload. */
+export function markPhase(pid: number): void {
+  process.kill(pid, 'SIGUSR2');
+}
+
+/**
+ * Profiles this process from now until the returned function is called; that writes the
+ * profile to `file` (for the controllers, which run inside the bench process).
+ */
+export function profileThisProcess(file: string): () => void {
   const session = new Session();
   session.connect();
   session.post('Profiler.enable');
   session.post('Profiler.setSamplingInterval', { interval: 1000 });
   session.post('Profiler.start');
-  process.once('exit', () => {
-    // an in-process session answers synchronously, so this completes before exit
+  return () => {
+    session.post('Profiler.stop', (err, res) => {
+      if (!err) writeFileSync(file, JSON.stringify(res.profile));
+    });
+    session.disconnect();
+  };
+}
+
+const dir = process.env.BENCH_CPU_PROF_DIR;
+if (dir) {
+  // SIGUSR2 closes the current segment and starts the next: `<dir>/000.cpuprofile`, 001, ...
+  // — the benchmark marks its phases so each profile covers one of them.
+  const session = new Session();
+  session.connect();
+  session.post('Profiler.enable');
+  session.post('Profiler.setSamplingInterval', { interval: 1000 });
+  session.post('Profiler.start');
+  let segment = 0;
+  const cut = (): void => {
+    // an in-process session answers synchronously, so this completes before we go on
     session.post('Profiler.stop', (err, res) => {
       if (err) return;
       mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, `${Date.now()}-${process.pid}.cpuprofile`), JSON.stringify(res.profile));
+      writeFileSync(join(dir, `${String(segment++).padStart(3, '0')}.cpuprofile`), JSON.stringify(res.profile));
     });
+  };
+  process.on('SIGUSR2', () => {
+    cut();
+    session.post('Profiler.start');
   });
+  process.once('exit', cut);
 }

@@ -61,9 +61,9 @@ export function hotFunctions(file: string, top = 8): { busyShare: number; totalM
   return { busyShare: total ? (total - idle) / total : 0, totalMs: total / 1000, functions };
 }
 
-/** The newest `.cpuprofile` in `dir`. */
-export function newestProfile(dir: string): string | undefined {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort();
+/** The newest `.cpuprofile` in `dir` (by name) that `which` accepts. */
+export function newestProfile(dir: string, which: (file: string) => boolean = () => true): string | undefined {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile') && which(f)).sort();
   return files.length ? join(dir, files[files.length - 1]!) : undefined;
 }
 

@@ -36,8 +36,8 @@ const num = (name: string, fallback: number): number => {
   return Number.isFinite(v) && v > 0 ? v : fallback;
 };
 
-const STORM_SQLITE = num('BENCH_STORM_SQLITE', 400);
-const STORM_ETCD = num('BENCH_STORM_ETCD', 300);
+const STORM_SQLITE = num('BENCH_STORM_SQLITE', 1000);
+const STORM_ETCD = num('BENCH_STORM_ETCD', 500);
 const LEGACY = num('BENCH_LEGACY', 100);
 const API_OBJECTS = num('BENCH_API_OBJECTS', 10_000);
 const STORM_DEADLINE_MS = 150_000;
@@ -66,6 +66,12 @@ function stormReport(backend: string, r: StormResult, rawWrites: number, rawOf: 
       value: r.instancesPerSec,
       unit: 'Instances/s',
       limit: { name: `raw ${rawOf} writes/s ÷ store writes per Instance`, value: rawWrites / writesPerInstance, unit: 'Instances/s' },
+    },
+    {
+      name: 'Instances/s to running (provider view)',
+      value: r.instancesPerSec,
+      unit: 'Instances/s',
+      limit: { name: `${r.instanceConcurrency} reconciles ÷ seed ISO build (xorriso ${r.seedIsoMs.toFixed(0)} ms)`, value: (r.instanceConcurrency * 1000) / r.seedIsoMs, unit: 'Instances/s' },
     },
     { name: 'create→running latency p50', value: r.latencyP50Ms, unit: 'ms' },
     { name: 'create→running latency p99', value: r.latencyP99Ms, unit: 'ms' },
@@ -168,10 +174,16 @@ async function main(): Promise<void> {
     // Node 20 refuses --cpu-prof in NODE_OPTIONS; the preload profiles through the inspector
     return { NODE_OPTIONS: `--import=${pathToFileURL(join(here, 'cpu-profiler.js')).href}`, BENCH_CPU_PROF_DIR: dir };
   };
-  const printProfile = (name: string, title: string): void => {
-    const file = newestProfile(join(profiles, name));
-    if (file) process.stdout.write(describeProfile(title, file, 10) + '\n');
+  const printProfile = (name: string, title: string, which: (file: string) => boolean = () => true): void => {
+    const file = newestProfile(join(profiles, name), which);
+    if (file) process.stdout.write(describeProfile(title, file, 8) + '\n');
     else process.stdout.write(`-- profile: ${title}: none written\n`);
+  };
+  /** The server's profile segment of each named phase (segment i covers phases[i]). */
+  const printPhases = (name: string, phases: string[], wanted: (phase: string) => boolean): void => {
+    phases.forEach((phase, i) => {
+      if (wanted(phase)) printProfile(name, `${name} API server, ${phase}`, (f) => f === `${String(i).padStart(3, '0')}.cpuprofile`);
+    });
   };
   try {
     process.stdout.write(`stratus benchmarks — ${new Date().toISOString()} — ${cpus().length} cores, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
@@ -181,6 +193,8 @@ async function main(): Promise<void> {
     const projected = (r: StormResult): string =>
       `N=10,000 does not fit the 10-minute budget: at the measured ${r.instancesPerSec.toFixed(1)} Instances/s it alone takes ~${Math.round(10_000 / r.instancesPerSec)} s`;
 
+    const stormPhases: string[] = [];
+    const apiPhases: string[] = [];
     let legacy: LegacyResult | undefined;
     let legacyError: string | undefined;
     const sqliteStorm = await runStorm({
@@ -188,16 +202,19 @@ async function main(): Promise<void> {
       n: STORM_SQLITE,
       deadlineMs: STORM_DEADLINE_MS,
       serverEnv: profileEnv('storm-sqlite'),
+      phases: stormPhases,
+      controllersProfile: join(profiles, 'storm-sqlite', 'controllers.cpuprofile'),
       whileLoaded: async ({ serve }) => {
         try {
-          legacy = await runLegacyBench(serve, LEGACY, 90_000);
+          legacy = await runLegacyBench(serve, LEGACY, 60_000);
         } catch (err) {
           legacyError = err instanceof Error ? err.message : String(err);
         }
       },
     });
     publish(stormReport('sqlite', sqliteStorm, limitOf(storageSqlite, 'puts/s, 32 concurrent writers'), 'SQLite (32 rows/commit)', projected(sqliteStorm)));
-    printProfile('storm-sqlite', 'API server during the SQLite storm + legacy');
+    printPhases('storm-sqlite', stormPhases, (p) => p === 'storm');
+    printProfile('storm-sqlite', 'controllers (bench process) during the SQLite storm', (f) => f.startsWith('controllers'));
     if (legacy) publish(legacyReport(legacy, sqliteStorm));
     else {
       notes.push(`legacy Cloud Brain benchmark not measured: ${legacyError}`);
@@ -217,15 +234,16 @@ async function main(): Promise<void> {
       objects: API_OBJECTS,
       runs: 3,
       windowMs: 1500,
-      offered: { get: 200, list: 1, patch: 100 },
+      offered: { get: 200, list: 2, patch: 100 },
       watchers: 100,
       changesPerSec: 1000,
       watchWindowMs: 3000,
       withStatus: WITH_STATUS,
       serverEnv: profileEnv('api'),
+      phases: apiPhases,
     });
     for (const r of apiReports(api, storageSqlite)) publish(r);
-    printProfile('api', 'API server during API, memory and watch fan-out');
+    printPhases('api', apiPhases, (p) => p !== 'startup' && p !== 'informer list + first reads');
 
     const seconds = (performance.now() - started) / 1000;
     process.stdout.write(`== total ${seconds.toFixed(0)} s${notes.length ? `; ${notes.join('; ')}` : ''}\n`);

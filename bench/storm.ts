@@ -19,14 +19,19 @@ import { KubeClient } from '../runtime/client.js';
 import { Manager } from '../runtime/manager.js';
 import { registerControllers, type ControllerSettings } from '../controllers/index.js';
 import { Resources } from '../controllers/resources.js';
-import { simNodeUri } from '../providers/libvirt/index.js';
+import { simNodeUri, seedFiles } from '../providers/libvirt/index.js';
+import { buildSeedIso } from '../providers/libvirt/cloud-init.js';
+import { machineSpecFor } from '../controllers/machinespec.js';
 import { startStratusServe, type StratusServe } from '../test/harness/apiserver.js';
 import { removeDir, tempDir, waitFor } from '../test/harness/process.js';
-import { percentile } from './report.js';
+import { median, percentile } from './report.js';
+import { markPhase, profileThisProcess } from './cpu-profiler.js';
 import { memoryOf, storeWrites, apiWrites } from './proc.js';
 
 export const STORM_CLIENTS = 32;
 const NODES = 4;
+/** `registerControllers`' default. */
+const DEFAULT_INSTANCE_CONCURRENCY = 8;
 
 export interface StormOptions {
   backend: 'sqlite' | 'etcd';
@@ -38,6 +43,10 @@ export interface StormOptions {
   serverEnv?: Record<string, string>;
   /** Controller settings (default: what `stratus serve` runs). */
   controllers?: ControllerSettings;
+  /** Write a CPU profile of this process (the controllers) during the storm here. */
+  controllersProfile?: string;
+  /** As `ApiBenchOptions.phases`: set only when the server runs under bench/cpu-profiler.ts. */
+  phases?: string[];
   /** Runs once every Instance is running, before the server stops (memory measurements). */
   whileLoaded?: (loaded: LoadedServer) => Promise<void>;
 }
@@ -62,6 +71,23 @@ export interface StormResult {
   storeWritesPerSec: number;
   /** Seconds the 32 clients took to create all N (the API's create throughput). */
   createSeconds: number;
+  /** Median ms of building one cloud-init seed ISO (xorriso), done once per Instance created. */
+  seedIsoMs: number;
+  /** Instance reconciles the controllers run at once. */
+  instanceConcurrency: number;
+}
+
+/** Median wall time of the provider's one external process per created machine (the seed ISO). */
+async function seedIsoMs(): Promise<number> {
+  const inst: Instance = { ...instance('seed-probe'), metadata: { name: 'seed-probe', namespace: 'default', uid: '00000000-0000-4000-8000-000000000000' } };
+  const spec = machineSpecFor(inst, { sshKey: () => undefined, network: () => undefined });
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    await buildSeedIso(seedFiles(spec));
+    times.push(performance.now() - t0);
+  }
+  return median(times);
 }
 
 export function adminTokenOf(serve: StratusServe): string {
@@ -107,6 +133,14 @@ export async function runStorm(opts: StormOptions): Promise<StormResult> {
       30_000,
     );
     const baselineRssMiB = memoryOf(serve.pid).rssMiB;
+    const phase = (name: string): void => {
+      if (!opts.phases) return;
+      opts.phases.push(name);
+      markPhase(serve.pid);
+    };
+    phase('startup');
+    const isoMs = await seedIsoMs();
+    const stopProfile = opts.controllersProfile ? profileThisProcess(opts.controllersProfile) : undefined;
 
     const instances = client.resource<Instance>(Resources.instances);
     const sentAt = new Map<string, number>();
@@ -157,6 +191,8 @@ export async function runStorm(opts: StormOptions): Promise<StormResult> {
     clearTimeout(timer);
     const end = runningAt.size === opts.n ? Math.max(...runningAt.values()) : performance.now();
     const seconds = (end - start) / 1000;
+    stopProfile?.();
+    phase('storm');
     const writes = (await storeWrites(serve.url, token)) - writes0;
     const api = (await apiWrites(serve.url, token)) - api0;
     const latencies = [...runningAt].map(([name, at]) => at - (sentAt.get(name) ?? at));
@@ -172,8 +208,13 @@ export async function runStorm(opts: StormOptions): Promise<StormResult> {
       apiWrites: api,
       storeWritesPerSec: writes / seconds,
       createSeconds,
+      seedIsoMs: isoMs,
+      instanceConcurrency: opts.controllers?.instanceConcurrency ?? DEFAULT_INSTANCE_CONCURRENCY,
     };
-    if (opts.whileLoaded) await opts.whileLoaded({ serve, token, baselineRssMiB });
+    if (opts.whileLoaded) {
+      await opts.whileLoaded({ serve, token, baselineRssMiB });
+      phase('after the storm (legacy benchmark)');
+    }
     return result;
   } finally {
     abort.abort();
