@@ -65,11 +65,19 @@ export function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<
       }
       chunks.push(c);
     });
+    let ended = false;
     req.on('end', () => {
+      ended = true;
       if (!failed) resolve(Buffer.concat(chunks));
     });
-    req.on('error', (err) => {
-      if (!failed) reject(err);
+    req.on('error', () => {
+      if (!failed) reject(new LegacyError(400, 'request body incomplete'));
+      failed = true;
+    });
+    // A client that hangs up mid-body ends the wait too.
+    req.on('close', () => {
+      if (!ended && !failed) reject(new LegacyError(400, 'request body incomplete'));
+      failed = true;
     });
   });
 }
