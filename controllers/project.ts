@@ -84,6 +84,9 @@ const newestFirst = (a: Deployment, b: Deployment): number => {
 };
 
 export class ProjectReconciler implements Reconciler {
+  /** When each Project's source was last checked, and at which generation. */
+  private readonly polled = new Map<string, { at: number; generation: number }>();
+
   constructor(private readonly d: ProjectReconcilerDeps) {}
 
   /** The Project's Deployments, newest first. */
@@ -96,16 +99,29 @@ export class ProjectReconciler implements Reconciler {
 
   async reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> {
     const project = this.d.projectCache.get(key);
-    if (!project || project.metadata?.deletionTimestamp) return;
+    if (!project || project.metadata?.deletionTimestamp) {
+      this.polled.delete(key);
+      return;
+    }
     const name = project.metadata?.name ?? '';
-    const poll = { requeueAfterMs: this.d.pollIntervalMs ?? 15_000 };
+    const pollMs = this.d.pollIntervalMs ?? 15_000;
     const fields: Partial<Status> = {};
     const conditions: ConditionInput[] = [];
     let history = this.history(project);
 
+    // The remote is asked once per poll interval or spec change, not on every Deployment
+    // status write that wakes this reconciler up.
+    const generation = project.metadata?.generation ?? 0;
+    const last = this.polled.get(key);
+    const due = !last || last.generation !== generation || Date.now() - last.at >= pollMs;
+    const poll = { requeueAfterMs: due ? pollMs : Math.max(1, pollMs - (Date.now() - last.at)) };
+    if (due) this.polled.set(key, { at: Date.now(), generation });
+
     const git = project.spec.source.git;
     try {
-      if (git) {
+      if (!due) {
+        // nothing to ask the source this time
+      } else if (git) {
         const commit = await resolveRef(git.url, git.ref ?? 'main');
         fields.lastCommit = commit;
         if (commit !== project.status?.lastCommit) {
@@ -133,7 +149,7 @@ export class ProjectReconciler implements Reconciler {
           fields.lastDeployment = dep.metadata?.name ?? '';
         }
       }
-      conditions.push({ type: 'Synced', status: 'True', reason: 'ReconcileSuccess', message: '' });
+      if (due) conditions.push({ type: 'Synced', status: 'True', reason: 'ReconcileSuccess', message: '' });
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       ctx.log.warn({ err: message }, 'cannot follow the project source');

@@ -153,8 +153,10 @@ function healthCheck(hc: HealthCheck | undefined): string {
   const seconds = hc.timeoutSeconds ?? 30;
   const check = hc.command
     ? hc.command.map(q).join(' ')
-    : `if command -v wget >/dev/null 2>&1; then wget -q -T 5 -O /dev/null ${q(hc.httpGet!.url)}; else curl -fsS -m 5 -o /dev/null ${q(hc.httpGet!.url)}; fi`;
+    : // busybox wget crashes on -T; `timeout` bounds it instead
+      `if command -v wget >/dev/null 2>&1; then $HC_T wget -q -O /dev/null ${q(hc.httpGet!.url)}; else curl -fsS -m 5 -o /dev/null ${q(hc.httpGet!.url)}; fi`;
   return [
+    'HC_T=; if command -v timeout >/dev/null 2>&1; then HC_T="timeout 5"; fi',
     `hc_n=0; until ( ${check} ); do`,
     `  hc_n=$((hc_n+1)); if [ "$hc_n" -ge ${seconds} ]; then echo "health check failed for ${seconds}s"; exit 1; fi; sleep 1`,
     'done; echo "health check passed"',
@@ -318,9 +320,10 @@ async function stageOnAll(
   reports: Reports,
   name: StageName,
   body: string,
+  signal?: AbortSignal,
 ): Promise<{ ok: boolean; outputs: string[] }> {
   await reports.set(name, { state: 'Running', startTime: now() });
-  const results = await Promise.all(guests.map((g) => journaled(g, plan, name, body)));
+  const results = await untilAborted(Promise.all(guests.map((g) => journaled(g, plan, name, body))), signal);
   const ok = results.every((r) => r.ok);
   const absent = results.every((r) => r.output.trim() === ABSENT);
   const shown = results.map((r, i) => {
@@ -329,6 +332,29 @@ async function stageOnAll(
   });
   await reports.set(name, { state: !ok ? 'Failed' : absent ? 'Skipped' : 'Succeeded', completionTime: now(), outputTail: shown.join('\n') });
   return { ok, outputs: results.map((r) => r.output) };
+}
+
+/**
+ * Resolves with `work`, or rejects as soon as `signal` aborts: the stage keeps running on the
+ * guest and its journal tells the next run how it ended.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new Error('release interrupted (it resumes from its journal)'));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
 }
 
 /** Runs (or resumes) one release on `guests`. Rejects only when a guest cannot be prepared. */
@@ -342,7 +368,7 @@ export async function runRelease(guests: ReleaseGuest[], plan: ReleasePlan, hook
   for (const stage of PIPELINE_STAGES) {
     if (!runsStage(plan.mode, stage)) continue;
     if (hooks.signal?.aborted) throw new Error('release interrupted (it resumes from its journal)');
-    const r = await stageOnAll(guests, plan, reports, stage, stageBody(plan, stage));
+    const r = await stageOnAll(guests, plan, reports, stage, stageBody(plan, stage), hooks.signal);
     if (!r.ok) {
       failedStage = stage;
       break;
