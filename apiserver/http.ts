@@ -25,6 +25,7 @@ import type { ApiMetrics, RequestLabels } from './metrics.js';
 import { isPlainObject } from './objects.js';
 import { openApiV2Doc, openApiV3Doc, openApiV3Root } from './openapi.js';
 import { decodeKubeProtobuf, ProtobufError } from './protobuf.js';
+import { managerFromUserAgent, validateFieldManager } from './apply/index.js';
 import type { DeleteOptions, FieldValidation, ListOptions, PatchType, Registry, Target, WriteOptions } from './registry.js';
 import { groupVersion, type KubeObject, type ResourceCatalog } from './resources.js';
 import { toTable, toTableRowForWatch } from './table.js';
@@ -439,11 +440,11 @@ function writeOptions(ex: Exchange): WriteOptions {
     fieldValidation = norm;
   }
   let fieldManager = ex.query('fieldManager');
-  if (fieldManager !== undefined && fieldManager.length > 128) throw badRequest('fieldManager must not be longer than 128 characters');
-  const explicitManager = fieldManager !== undefined && fieldManager !== '';
-  if (!explicitManager) {
-    const ua = ex.req.headers['user-agent'] ?? 'unknown';
-    fieldManager = ua.split('/')[0]?.slice(0, 128) || 'unknown';
+  if (fieldManager !== undefined && fieldManager !== '') {
+    const why = validateFieldManager(fieldManager);
+    if (why) throw new ApiError(422, 'Invalid', why, { causes: [{ reason: 'FieldValueInvalid', field: 'fieldManager', message: why }] });
+  } else {
+    fieldManager = managerFromUserAgent(ex.req.headers['user-agent']) || 'unknown';
   }
   return {
     dryRun: dry.length > 0,

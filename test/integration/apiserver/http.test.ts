@@ -268,6 +268,7 @@ describe('API server HTTP semantics', () => {
       ['GET', '/apis/compute.stratus.dev/v1alpha1/namespaces/default/instances?labelSelector=%3D%3D', undefined, 'application/json'],
       ['POST', '/api/v1/namespaces/missing/configmaps', { metadata: { name: 'x' } }, 'application/json'],
       ['DELETE', '/api/v1/namespaces/default', undefined, 'application/json'],
+      ['POST', `${instances}?fieldManager=%07bell`, instance('manager'), 'application/json'],
     ];
     for (const [method, path, body, ct] of cases) {
       const r = await send(method, path, body, ct);
