@@ -9,7 +9,7 @@
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { GuestUnreachable, shellQuote, type GuestChannel, type GuestExecOptions, type GuestExecResult } from './channel.js';
 import { run } from './local.js';
 
@@ -51,10 +51,10 @@ export class SshChannel implements GuestChannel {
     };
   }
 
-  private async ssh(remote: string, options: GuestExecOptions): Promise<GuestExecResult> {
+  /** Options every ssh invocation of this channel shares (one multiplexed connection). */
+  private async options(): Promise<string[]> {
     const f = await this.files();
-    const argv = [
-      'ssh',
+    return [
       '-i', f.key,
       '-p', String(this.target.port ?? 22),
       '-o', 'BatchMode=yes',
@@ -64,10 +64,19 @@ export class SshChannel implements GuestChannel {
       '-o', 'GlobalKnownHostsFile=/dev/null',
       '-o', `ConnectTimeout=${this.target.connectTimeoutSeconds ?? 10}`,
       '-o', 'LogLevel=ERROR',
-      `${this.target.user ?? 'root'}@${this.target.host}`,
-      '--',
-      remote,
+      // one TCP connection and authentication for all the stages of a release
+      '-o', 'ControlMaster=auto',
+      '-o', `ControlPath=${join(dirname(f.key), 'control')}`,
+      '-o', 'ControlPersist=60',
     ];
+  }
+
+  private destination(): string {
+    return `${this.target.user ?? 'root'}@${this.target.host}`;
+  }
+
+  private async ssh(remote: string, options: GuestExecOptions): Promise<GuestExecResult> {
+    const argv = ['ssh', ...(await this.options()), this.destination(), '--', remote];
     const r = await run(argv, { ...(options.stdin !== undefined ? { stdin: options.stdin } : {}) }, options.timeoutMs ?? this.defaultTimeoutMs);
     // 255 is ssh's own failure (connection, authentication, host key)
     if (r.exitCode === 255) throw new GuestUnreachable(this.name, `ssh to ${this.target.host}:${this.target.port ?? 22} failed: ${r.stderr.trim()}`);
@@ -87,7 +96,10 @@ export class SshChannel implements GuestChannel {
 
   async close(): Promise<void> {
     const d = this.dir;
+    if (!d) return;
+    // ends the multiplexing master this channel started (it would also exit after ControlPersist)
+    await run(['ssh', ...(await this.options()), '-O', 'exit', this.destination()], {}, 10_000).catch(() => undefined);
     this.dir = undefined;
-    if (d) await rm(await d, { recursive: true, force: true });
+    await rm(await d, { recursive: true, force: true });
   }
 }
