@@ -254,6 +254,7 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
         errors: m.errors,
       };
     };
+    phase('idle while the bare server is measured');
     const watch = await watchFanOut(serve, token, opts);
     phase('watch fan-out');
     return {

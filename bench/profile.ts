@@ -25,6 +25,8 @@ export interface HotFunction {
   selfMs: number;
   /** Share of all sampled time, 0..1 (idle included). */
   share: number;
+  /** The JavaScript caller that most of this self time came through (native frames skipped). */
+  via: string;
 }
 
 function label(frame: ProfileNode['callFrame']): string {
@@ -38,6 +40,17 @@ function label(frame: ProfileNode['callFrame']): string {
 export function hotFunctions(file: string, top = 8): { busyShare: number; totalMs: number; functions: HotFunction[] } {
   const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  /** The nearest ancestor that is JavaScript of ours or of a package (not node internals). */
+  const callerOf = (id: number): string => {
+    for (let cur = parent.get(id); cur !== undefined; cur = parent.get(cur)) {
+      const f = byId.get(cur)!.callFrame;
+      if (f.url && !f.url.startsWith('node:')) return label(f);
+    }
+    return '(root)';
+  };
+  const via = new Map<string, Map<string, number>>();
   const self = new Map<string, number>();
   let total = 0;
   let idle = 0;
@@ -53,11 +66,20 @@ export function hotFunctions(file: string, top = 8): { busyShare: number; totalM
     }
     const key = label(node.callFrame);
     self.set(key, (self.get(key) ?? 0) + us);
+    const callers = via.get(key) ?? new Map<string, number>();
+    const caller = callerOf(node.id);
+    callers.set(caller, (callers.get(caller) ?? 0) + us);
+    via.set(key, callers);
   }
   const functions = [...self]
     .sort((a, b) => b[1] - a[1])
     .slice(0, top)
-    .map(([where, us]) => ({ where, selfMs: us / 1000, share: total ? us / total : 0 }));
+    .map(([where, us]) => ({
+      where,
+      selfMs: us / 1000,
+      share: total ? us / total : 0,
+      via: [...(via.get(where) ?? new Map<string, number>())].sort((a, b) => b[1] - a[1])[0]?.[0] ?? '',
+    }));
   return { busyShare: total ? (total - idle) / total : 0, totalMs: total / 1000, functions };
 }
 
@@ -71,6 +93,9 @@ export function newestProfile(dir: string, which: (file: string) => boolean = ()
 export function describeProfile(title: string, file: string, top = 8): string {
   const h = hotFunctions(file, top);
   const lines = [`-- profile: ${title} (${(h.totalMs / 1000).toFixed(1)} s sampled, ${(h.busyShare * 100).toFixed(0)}% busy); top self time:`];
-  for (const f of h.functions) lines.push(`   ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.selfMs.toFixed(0).padStart(7)} ms  ${f.where}`);
+  for (const f of h.functions) {
+    const via = f.via && f.via !== f.where && !f.where.includes(' (dist/') ? `  ← ${f.via}` : '';
+    lines.push(`   ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.selfMs.toFixed(0).padStart(7)} ms  ${f.where}${via}`);
+  }
   return lines.join('\n');
 }

@@ -105,10 +105,16 @@ function instance(name: string): Instance {
 
 export async function runStorm(opts: StormOptions): Promise<StormResult> {
   const simDir = await tempDir('bench-sim');
-  const serve = await startStratusServe({
-    ...(opts.etcdServers ? { etcdServers: opts.etcdServers } : {}),
-    ...(opts.serverEnv ? { env: opts.serverEnv } : {}),
-  });
+  let serve: StratusServe;
+  try {
+    serve = await startStratusServe({
+      ...(opts.etcdServers ? { etcdServers: opts.etcdServers } : {}),
+      ...(opts.serverEnv ? { env: opts.serverEnv } : {}),
+    });
+  } catch (err) {
+    await removeDir(simDir);
+    throw err;
+  }
   const client = KubeClient.fromFile(serve.kubeconfig);
   const mgr = new Manager({ client: KubeClient.fromFile(serve.kubeconfig) });
   const held = registerControllers(mgr, opts.controllers ?? {});
