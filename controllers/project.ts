@@ -202,7 +202,7 @@ export interface ProjectControllerSettings {
   workDir?: string;
   /** Source poll interval. Default `$STRATUS_PROJECT_POLL_MS`, else 15 s. */
   pollIntervalMs?: number;
-  /** Base directory of projects on the guests. Default `/srv/projects`. */
+  /** Base directory of projects on the guests. Default `$STRATUS_GUEST_ROOT`, else `/srv/projects`. */
   guestRoot?: string;
 }
 
@@ -245,7 +245,7 @@ export function registerProjectControllers(mgr: Manager, s: ProjectControllerSet
     artifacts: new ArtifactStore(join(workDir, 'artifacts')),
     workDir,
     recorder: mgr.eventRecorder<DeploymentEventReason>('deployment-controller'),
-    ...(s.guestRoot ? { guestRoot: s.guestRoot } : {}),
+    ...((s.guestRoot ?? process.env.STRATUS_GUEST_ROOT) ? { guestRoot: s.guestRoot ?? process.env.STRATUS_GUEST_ROOT } : {}),
   });
   mgr
     .addController({ name: 'deployment', concurrency: 4 }, deploymentCache, deploymentReconciler)
