@@ -6,6 +6,9 @@
 import type { DockerNodeConnection } from '../docker/index.js';
 import type { GuestChannel, GuestExecOptions, GuestExecResult } from './channel.js';
 
+/** Per stream: release bundles travel base64-encoded on stdout. */
+const MAX_OUTPUT = 256 * 1024 * 1024;
+
 export type DockerExecEndpoint = Pick<DockerNodeConnection, 'exec' | 'uploadArchive'>;
 
 export class DockerExecChannel implements GuestChannel {
@@ -23,7 +26,10 @@ export class DockerExecChannel implements GuestChannel {
       ...(options.env ? { env: options.env } : {}),
       ...(options.cwd ? { workingDir: options.cwd } : {}),
       timeoutMs: options.timeoutMs ?? this.defaultTimeoutMs,
+      maxOutputBytes: MAX_OUTPUT,
     });
+    // a cut stream would be a corrupt download (readGuestFile) or a wrong exit story
+    if (r.truncated) throw new Error(`output of ${argv[0]} on ${this.name} exceeds ${MAX_OUTPUT} bytes`);
     return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
   }
 
