@@ -109,6 +109,7 @@ export class DeploymentReconciler implements Reconciler {
 
     let guests: ReleaseGuest[];
     try {
+      await mkdir(this.d.workDir, { recursive: true, mode: 0o700 }); // pinned host keys live here
       guests = await this.openGuests(project, ns);
     } catch (err) {
       if (!(err instanceof WaitingForGuests)) throw err;

@@ -15,7 +15,6 @@
  * Idempotency: before creating, the newest Deployment is checked; one already made for the
  * commit (a crash between create and the status write) is adopted instead of doubled.
  */
-import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { ComputeNode, Deployment, Instance, Project } from '../crds/types.js';
@@ -209,7 +208,6 @@ export interface ProjectControllerSettings {
 /** Registers the Project and Deployment controllers on `mgr`. */
 export function registerProjectControllers(mgr: Manager, s: ProjectControllerSettings): void {
   const workDir = s.workDir ?? process.env.STRATUS_PROJECTS_DIR ?? join(homedir(), '.cache', 'stratus', 'projects');
-  mkdirSync(join(workDir, 'artifacts'), { recursive: true, mode: 0o700 });
   const pollEnv = Number(process.env.STRATUS_PROJECT_POLL_MS);
   const projects = mgr.resource<Project>(Resources.projects);
   const deployments = mgr.resource<Deployment>(Resources.deployments);
