@@ -92,7 +92,7 @@ export class ProjectReconciler implements Reconciler {
   private history(project: Project): Deployment[] {
     return this.d.deploymentCache
       .list()
-      .filter((x) => x.metadata?.namespace === project.metadata?.namespace && x.metadata?.labels?.[PROJECT_LABEL] === project.metadata?.name)
+      .filter((x) => x.metadata?.namespace === project.metadata?.namespace && (x.metadata?.labels?.[PROJECT_LABEL] ?? x.spec.project) === project.metadata?.name)
       .sort(newestFirst);
   }
 
@@ -203,6 +203,8 @@ export interface ProjectControllerSettings {
   pollIntervalMs?: number;
   /** Base directory of projects on the guests. Default `$STRATUS_GUEST_ROOT`, else `/srv/projects`. */
   guestRoot?: string;
+  /** Finished Deployments kept per Project. Default 10. */
+  historyLimit?: number;
 }
 
 /** Registers the Project and Deployment controllers on `mgr`. */
@@ -225,10 +227,11 @@ export function registerProjectControllers(mgr: Manager, s: ProjectControllerSet
         deploymentCache,
         recorder: mgr.eventRecorder<ProjectEventReason>('project-controller'),
         pollIntervalMs: s.pollIntervalMs ?? (pollEnv > 0 ? pollEnv : 15_000),
+        ...(s.historyLimit !== undefined ? { historyLimit: s.historyLimit } : {}),
       }),
     )
     // Ready follows the newest Deployment's phase
-    .watches(deploymentCache, (x) => (x.metadata?.labels?.[PROJECT_LABEL] ? [`${x.metadata.namespace}/${x.metadata.labels[PROJECT_LABEL]}`] : []));
+    .watches(deploymentCache, (x) => [`${x.metadata?.namespace}/${x.metadata?.labels?.[PROJECT_LABEL] ?? x.spec.project}`]);
 
   const deploymentReconciler = new DeploymentReconciler({
     deployments,
