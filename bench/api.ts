@@ -22,7 +22,7 @@ import { startStratusServe, type StratusServe } from '../test/harness/apiserver.
 import { startChild, runChildJson } from './child.js';
 import { adminTokenOf, STORM_CLIENTS } from './storm.js';
 import { CpuMeter, memoryOf } from './proc.js';
-import { markPhase } from './cpu-profiler.js';
+import { heapAfterPhase, markPhase } from './cpu-profiler.js';
 import { median } from './report.js';
 import type { LoadConfig, LoadOp, OpResult } from './loadgen.js';
 import type { BareRoute } from './bare-server.js';
@@ -66,6 +66,8 @@ export interface ApiBenchResult {
   populateSeconds: number;
   populateWritesPerSec: number;
   serverRssPer1000MiB: number;
+  /** Heap after a full GC (only when the server runs under the profiler preload). */
+  serverHeapPer1000MiB?: number;
   informerRssPer1000MiB: number;
   informerHeapPer1000MiB: number;
   jsonPer1000MiB: number;
@@ -222,6 +224,9 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
     await new Promise((r) => setTimeout(r, 1000));
     const rss1 = memoryOf(serve.pid).rssMiB;
     const per1000 = opts.objects / 1000;
+    // under the profiler preload, the heap after a full GC at the ends of startup and populate
+    const profDir = opts.phases ? opts.serverEnv?.BENCH_CPU_PROF_DIR : undefined;
+    const heapDelta = profDir ? ((await heapAfterPhase(profDir, 1)).heapUsed - (await heapAfterPhase(profDir, 0)).heapUsed) / 1024 / 1024 : undefined;
 
     const informer = await runChildJson<{ objects: number; rssDeltaMiB: number; heapDeltaMiB: number }>('informer-child', serve.kubeconfig, 120_000, ['--expose-gc']);
     if (informer.objects < opts.objects) throw new Error(`informer cached ${informer.objects} of ${opts.objects} Instances`);
@@ -262,6 +267,7 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
       populateSeconds,
       populateWritesPerSec: ((opts.withStatus ? 2 : 1) * opts.objects) / populateSeconds,
       serverRssPer1000MiB: (rss1 - rss0) / per1000,
+      ...(heapDelta !== undefined ? { serverHeapPer1000MiB: heapDelta / per1000 } : {}),
       informerRssPer1000MiB: informer.rssDeltaMiB / per1000,
       informerHeapPer1000MiB: informer.heapDeltaMiB / per1000,
       jsonPer1000MiB: jsonBytes / 1024 / 1024 / per1000,

@@ -144,6 +144,9 @@ function apiReports(a: ApiBenchResult, storageSqlite: BenchReport | undefined): 
       benchmark: 'memory',
       conditions: { backend: 'sqlite', objects: a.objects, instances: WITH_STATUS ? 'with a running status as the controller writes it' : 'spec only (no status: BENCH_API_STATUS=1 adds it)', ...machine() },
       figures: [
+        ...(a.serverHeapPer1000MiB !== undefined
+          ? [{ name: 'API server heap per 1,000 Instances (after GC)', value: a.serverHeapPer1000MiB, unit: 'MiB', limit: { name: 'JSON of 1,000 Instances', value: a.jsonPer1000MiB, unit: 'MiB' } }]
+          : []),
         { name: 'API server RSS per 1,000 Instances', value: a.serverRssPer1000MiB, unit: 'MiB', limit: { name: 'JSON of 1,000 Instances', value: a.jsonPer1000MiB, unit: 'MiB' } },
         { name: 'informer (controllers\' cache) heap per 1,000', value: a.informerHeapPer1000MiB, unit: 'MiB', limit: { name: 'JSON of 1,000 Instances', value: a.jsonPer1000MiB, unit: 'MiB' } },
         { name: 'informer (controllers\' cache) RSS per 1,000', value: a.informerRssPer1000MiB, unit: 'MiB', limit: { name: 'JSON of 1,000 Instances', value: a.jsonPer1000MiB, unit: 'MiB' } },
