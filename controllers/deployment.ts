@@ -145,10 +145,19 @@ export class DeploymentReconciler implements Reconciler {
           return this.d.mirrors.archive(git!.url, commit!, await this.gitAccess(project));
         },
       };
-      const result = await runRelease(guests, plan, {
-        signal: ctx.signal,
-        onProgress: (stages) => this.write(dep, { stages: toStatusStages(stages) }),
-      });
+      let result: ReleaseResult;
+      try {
+        result = await runRelease(guests, plan, {
+          signal: ctx.signal,
+          onProgress: (stages) => this.write(dep, { stages: toStatusStages(stages) }),
+        });
+      } catch (err) {
+        // a guest that cannot be prepared (unreachable, container gone): retried with backoff,
+        // the journal keeps what was done
+        const message = err instanceof Error ? err.message : String(err);
+        if (!ctx.signal.aborted) await this.write(dep, {}, { status: 'False', reason: 'GuestError', message });
+        throw err;
+      }
       let artifactURL: string | undefined;
       if (result.outcome === 'Succeeded' && plan.mode === 'cooking') {
         const bundle = await readGuestFile(guests[0]!.channel, bundlePath(plan));
