@@ -71,9 +71,12 @@ export function deploymentFor(project: Project, name: string, spec: Omit<Deploym
   };
 }
 
-/** A unique Deployment name: project, what it releases, and a time suffix. */
+/**
+ * A unique Deployment name: project, creation time in ms (base 36, so names of one project
+ * sort in creation order where creationTimestamp's seconds tie), what it releases.
+ */
 export function deploymentName(project: string, what: string): string {
-  return `${project}-${what}-${Date.now().toString(36)}`.slice(0, 253);
+  return `${project}-${Date.now().toString(36)}-${what}`.slice(0, 253);
 }
 
 const newestFirst = (a: Deployment, b: Deployment): number => {

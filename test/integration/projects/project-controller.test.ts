@@ -112,13 +112,16 @@ test('history is bounded: finished Deployments beyond the limit are deleted, unf
       x.status = { ...(x.status ?? {}), phase: 'Failed', failedStage: 'build' };
     });
   }
-  await waitFor('the newest two finished Deployments and the unfinished one remain', async () => {
-    const left = (await ofProject('bounded')).map((d) => d.metadata?.name).sort();
-    return left.join() === [head.metadata?.name, names[2], names[3]].sort().join();
+  const expected = [head.metadata?.name, names[2], names[3]].sort();
+  const left = async (): Promise<string[]> => (await ofProject('bounded')).map((d) => `${d.metadata?.name}`).sort();
+  await waitFor('the newest two finished Deployments and the unfinished one remain', async () => (await left()).join() === expected.join(), 20_000).catch(
+    async () => assert.deepEqual(await left(), expected, `${head.metadata?.name} then ${names.join(' ')}: ${JSON.stringify((await ofProject('bounded')).map((d) => [d.metadata?.name, d.metadata?.creationTimestamp, d.status?.phase]))}`),
+  );
+  const ready = await waitFor('Ready follows the newest Deployment', async () => {
+    const p = await projects().get('default', 'bounded');
+    return p?.status?.conditions?.find((c) => c.type === 'Ready' && c.reason !== 'Deploying');
   }, 20_000);
-  const p = await projects().get('default', 'bounded');
-  const ready = p?.status?.conditions?.find((c) => c.type === 'Ready');
-  assert.equal(ready?.status, 'False');
-  assert.equal(ready?.reason, 'Failed');
-  assert.match(ready?.message ?? '', /stage build failed/);
+  assert.equal(ready.status, 'False');
+  assert.equal(ready.reason, 'Failed');
+  assert.match(ready.message ?? '', /stage build failed/);
 });
