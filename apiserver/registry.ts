@@ -364,6 +364,12 @@ export class Registry {
     } else if (!isPlainObject(body)) {
       throw badRequest('a merge patch must be a JSON object');
     }
+    // Only a resourceVersion the client sent is a precondition; a patch without one is
+    // re-applied to the fresh object when a concurrent write wins the race (as kube does).
+    const clientPrecondition =
+      type === 'json'
+        ? (body as Operation[]).some((op) => op.path === '/metadata/resourceVersion' && op.op !== 'remove')
+        : isPlainObject(body) && isPlainObject(body.metadata) && body.metadata.resourceVersion !== undefined && body.metadata.resourceVersion !== null;
     return this.guaranteedUpdate(t, name, opts, subresource, (current) => {
       const presented = this.decode(t, current);
       let patched: unknown;
@@ -382,7 +388,7 @@ export class Registry {
       const pm = meta(checked);
       if (pm.name !== name) throw badRequest('metadata.name cannot be changed by a patch');
       return this.toStorage(t, checked);
-    });
+    }, false, clientPrecondition);
   }
 
   private async apply(t: Target, name: string, body: unknown, opts: WriteOptions, subresource: string | undefined, force: boolean): Promise<KubeObject> {
@@ -483,6 +489,8 @@ export class Registry {
     subresource: string | undefined,
     mutate: (current: KubeObject) => KubeObject,
     fromApply = false,
+    /** Whether the request itself carried the resourceVersion precondition (default: whenever `mutate`'s result has one). */
+    clientPrecondition?: boolean,
   ): Promise<KubeObject> {
     const key = this.key(t, name);
     for (let attempt = 0; ; attempt++) {
@@ -522,7 +530,7 @@ export class Registry {
       } catch (err) {
         if (err instanceof NotFoundError) throw notFound(t.resource, name);
         if (err instanceof ConflictError) {
-          if (precondition !== undefined || attempt > 20) throw staleConflict(t.resource, name);
+          if ((clientPrecondition ?? precondition !== undefined) || attempt > 20) throw staleConflict(t.resource, name);
           continue;
         }
         throw err;

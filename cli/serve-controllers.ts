@@ -4,6 +4,7 @@
  * `--sim-node` a ComputeNode named `sim` on libvirt's test driver, so a fresh install
  * reaches a running Instance on any machine.
  */
+import { join } from 'node:path';
 import type { ComputeNode } from '../crds/types.js';
 import { KubeClient } from '../runtime/client.js';
 import { Manager } from '../runtime/manager.js';
@@ -41,7 +42,8 @@ export const serveControllers: ServeComponent = async (server, options) => {
     return { close: async () => undefined };
   }
   const mgr = new Manager({ client });
-  const held = registerControllers(mgr);
+  // Project files live with the rest of the control plane's state unless told otherwise.
+  const held = registerControllers(mgr, { projectsDir: process.env.STRATUS_PROJECTS_DIR ?? join(options.dataDir, 'projects') });
   await mgr.start();
   log.info({ component: 'serve', controllers: mgr.controllerNames() }, 'controllers running');
   return {

@@ -13,9 +13,8 @@ import { log } from '../runtime/log.js';
 import { startLegacyProxy } from '../legacy/proxy.js';
 import type { ServeComponent, ServeOptions } from './serve.js';
 
-/** `ServeOptions.legacyInsecure` when `serve` passes it, else the flag on the command line. */
 function insecureOf(options: ServeOptions): boolean {
-  return options.legacyInsecure ?? process.argv.includes('--legacy-insecure');
+  return options.legacyInsecure === true;
 }
 
 export const serveLegacy: ServeComponent = async (server, options) => {

@@ -22,7 +22,7 @@ export interface ServeOptions {
   crdDir: string;
   controllers: boolean;
   legacyListen: string;
-  legacyInsecure?: boolean;
+  legacyInsecure: boolean;
   simNode: boolean;
 }
 
@@ -72,6 +72,7 @@ export function registerServe(program: Command): void {
         controllers: raw.controllers !== false,
         legacyListen: String(raw.legacyListen),
         simNode: raw.simNode === true,
+        legacyInsecure: raw.legacyInsecure === true,
       };
       await serve(options);
     });

@@ -7,7 +7,7 @@ import type { Manager } from '../runtime/manager.js';
 import { objectKey, type KubeObject } from '../runtime/client.js';
 import { getCondition } from '../runtime/conditions.js';
 import { ProviderError } from '../providers/machine.js';
-import { connectLibvirt } from '../providers/libvirt/index.js';
+import { closeLibvirtSessions, connectLibvirt } from '../providers/libvirt/index.js';
 import { connectDocker } from '../providers/docker/index.js';
 import { connectGce } from '../providers/gce/index.js';
 import { NodeConnections, type ConnectionFactory, type NodeProvider, type SecretReader } from './connections.js';
@@ -31,6 +31,8 @@ export interface ControllerSettings {
   networkPollMs?: number;
   /** Instance reconciles in flight at once. Default 8. */
   instanceConcurrency?: number;
+  /** Where the Project controllers keep Git mirrors, artifacts and keys (see controllers/project.ts). */
+  projectsDir?: string;
   /** Replaces the provider connection factories (tests, or a build without a provider). */
   providers?: Partial<Record<NodeProvider, ConnectionFactory>>;
 }
@@ -213,7 +215,7 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
     .watches(instanceCache, (i) => (i.spec.networks ?? []).map((n) => `${i.metadata?.namespace}/${n.name}`));
 
   // Projects follow their source; Deployments release it onto the guests.
-  registerProjectControllers(mgr, { connections, secrets: readSecret, instanceCache, nodeCache });
+  registerProjectControllers(mgr, { connections, secrets: readSecret, instanceCache, nodeCache, ...(settings.projectsDir ? { workDir: settings.projectsDir } : {}) });
 
   return {
     connections,
@@ -221,6 +223,8 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
     async close() {
       await connections.closeAll();
       await switches.closeAll();
+      // libvirt sessions (virsh shells, test-driver worlds) outlive single connections by design.
+      await closeLibvirtSessions();
     },
   };
 }

@@ -241,7 +241,7 @@ export interface ComputeNodeSpec {
        */
       name: string;
       /**
-       * Namespace of the Secret; default stratus-system.
+       * Namespace of the Secret (default "default").
        */
       namespace?: string;
     };

@@ -44,7 +44,7 @@ const EXPECTED: Record<string, { group: string; plural: string; namespaced: bool
 describe('crds/', () => {
   test('holds exactly one CRD per kind of the resource model, in <plural>.<group>.yaml', () => {
     assert.deepEqual([...byKind.keys()].sort(), Object.keys(EXPECTED).sort());
-    const files = readdirSync(crdDir).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml').sort();
+    const files = readdirSync(crdDir).filter((f) => f.endsWith('.yaml')).sort();
     assert.deepEqual(files, crds.map((c) => `${c.metadata.name}.yaml`).sort());
     for (const [kind, want] of Object.entries(EXPECTED)) {
       const crd = byKind.get(kind) as CustomResourceDefinition;
@@ -54,9 +54,10 @@ describe('crds/', () => {
     }
   });
 
-  test('crds/kustomization.yaml, where present, lists every CRD file and nothing else', () => {
-    const path = join(crdDir, 'kustomization.yaml');
-    if (!existsSync(path)) return;
+  test('crds/Kustomization lists every CRD file and nothing else (and is not a .yaml, so `kubectl apply -f crds/` keeps working)', () => {
+    const path = join(crdDir, 'Kustomization');
+    assert.ok(existsSync(path));
+    assert.ok(!existsSync(join(crdDir, 'kustomization.yaml')));
     const k = parse(readFileSync(path, 'utf8')) as { resources?: string[] };
     assert.deepEqual([...(k.resources ?? [])].sort(), crds.map((c) => `${c.metadata.name}.yaml`).sort());
   });
