@@ -96,7 +96,7 @@ function allowedBy(rules: Rule[], r: Request): boolean {
   );
 }
 
-test('kubectl kustomize manifests/ renders valid documents: structural CRDs and a least-privilege role', async () => {
+test('kubectl kustomize manifests/ renders documents valid against the Kubernetes schemas: structural CRDs, a least-privilege role', async () => {
   const out = await kubectl(serve.kubeconfig, join(work, 'cache'), ['kustomize', join(repoRoot(), 'manifests')]);
   assert.equal(out.code, 0, out.stderr);
   const docs = parseAllDocuments(out.stdout).map((d) => d.toJS() as KubeObject & Record<string, unknown>);
@@ -111,6 +111,16 @@ test('kubectl kustomize manifests/ renders valid documents: structural CRDs and 
     'Service',
     'ServiceAccount',
   ]);
+  // Every document against the Kubernetes schemas of kubernetes-models (CRDs included).
+  for (const d of docs) {
+    const mod = (await import(`kubernetes-models/${d.apiVersion}`)) as Record<string, new (data: unknown) => { validate(): void }>;
+    const Model = mod[d.kind!];
+    assert.ok(Model, `kubernetes-models knows ${d.apiVersion} ${d.kind}`);
+    assert.doesNotThrow(() => new Model(d).validate(), `${d.kind} ${d.metadata?.name} is valid`);
+  }
+  // ...and the check is real: a broken Deployment is caught.
+  const { Deployment } = await import('kubernetes-models/apps/v1');
+  assert.throws(() => new Deployment({ metadata: { name: 'x' }, spec: { replicas: 'two' } } as unknown as ConstructorParameters<typeof Deployment>[0]).validate());
   const crds = docs.filter((d) => d.kind === 'CustomResourceDefinition') as unknown as CustomResourceDefinition[];
   assert.equal(crds.length, 11);
   for (const crd of crds) assert.deepEqual(crdErrors(crd), [], crd.metadata.name);
