@@ -129,6 +129,18 @@ test('containers on one VLAN reach each other, another VLAN reaches neither, and
   assert.equal(await pings('c', '10.99.0.1'), false, 'c on VLAN 20 must not reach a');
   assert.equal(await pings('c', '10.99.0.2'), false, 'c on VLAN 20 must not reach b');
 
+  // A Network the switch refuses (its bridge would clash with a's port): nothing changes on
+  // the switch and the Network says why.
+  const bridgesBefore = await ovs!.vsctl('list-br');
+  const portName = net10!.status!.ports!.find((p) => p.instance === 'a')!.name;
+  await networks.create({ ...network('clash', 30), spec: { bridge: portName, vlan: 30, datapathType: 'netdev' } });
+  const synced = await waitFor('clash Synced=False', async () => (await networks.get('default', 'clash'))?.status?.conditions?.find((c) => c.type === 'Synced' && c.status === 'False'), 30_000, 200);
+  assert.ok(['OvsdbTransactionFailed', 'PortConflict'].includes(synced.reason ?? ''), `reason ${synced.reason}: ${synced.message}`);
+  assert.match(synced.message ?? '', new RegExp(portName));
+  assert.equal(await ovs!.vsctl('list-br'), bridgesBefore, 'the switch is unchanged');
+  await networks.delete('default', 'clash');
+  await waitFor('clash gone', async () => (await networks.get('default', 'clash')) === undefined, 30_000);
+
   // Move net20 to VLAN 10: c's port is retagged and c joins a and b.
   await networks.mergePatch('default', 'net20', { spec: { vlan: 10 } });
   await waitFor('net20 retagged', async () => {
