@@ -20,31 +20,10 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
 
-/** The parts of `metadata` the runtime reads and writes. */
-export interface ObjectMeta {
-  name?: string;
-  generateName?: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  finalizers?: string[];
-  ownerReferences?: OwnerReference[];
-  managedFields?: unknown[];
-}
+import type { ObjectMeta } from '../crds/types.js';
 
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
-}
+/** `metadata` and owner references: one definition, generated with the CRD types. */
+export type { ObjectMeta, OwnerReference } from '../crds/types.js';
 
 /** Any Kubernetes object as it travels over the wire (JSON, timestamps as strings). */
 export interface KubeObject {
