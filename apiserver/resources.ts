@@ -4,6 +4,7 @@
  * OpenAPI and routing read from; it changes at run time as CRDs are created, updated and
  * deleted, and tells its listeners.
  */
+import type { ObjectMeta as CrdObjectMeta } from '../crds/types.js';
 import type { CustomResourceDefinition, JSONSchemaProps, PrinterColumn } from './schema/types.js';
 import { compileSchema } from './schema/validate.js';
 import { listTypesFromSchema, type ListTypeResolver } from './apply/index.js';
@@ -14,32 +15,10 @@ export type KubeObject = Record<string, unknown> & {
   metadata?: ObjectMeta;
 };
 
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
-}
+export type { OwnerReference } from '../crds/types.js';
 
-export interface ObjectMeta {
-  name?: string;
-  generateName?: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  deletionGracePeriodSeconds?: number;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  finalizers?: string[];
-  ownerReferences?: OwnerReference[];
-  managedFields?: unknown[];
-  [k: string]: unknown;
-}
+/** Object metadata as the server stores it: the generated shape, plus whatever clients send. */
+export type ObjectMeta = CrdObjectMeta & { [k: string]: unknown };
 
 type Compiled = ReturnType<typeof compileSchema>;
 

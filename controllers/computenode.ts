@@ -12,8 +12,8 @@ import type { ComputeNode, Instance } from '../crds/types.js';
 import type { ResourceClient } from '../runtime/client.js';
 import type { Informer } from '../runtime/informer.js';
 import type { Reconciler, ReconcileContext, ReconcileResult } from '../runtime/controller.js';
-import { updateStatus } from '../runtime/status.js';
-import { getCondition, kubeTime, setCondition, type ConditionInput } from '../runtime/conditions.js';
+import { reportStatus } from '../runtime/status.js';
+import { getCondition, kubeTime, type ConditionInput } from '../runtime/conditions.js';
 import type { EventRecorder } from '../runtime/events.js';
 import { ProviderError, type NodeDescription } from '../providers/machine.js';
 import type { NodeConnections } from './connections.js';
@@ -82,10 +82,7 @@ export class ComputeNodeReconciler implements Reconciler {
           { type: 'Ready', status: 'True', reason: 'NodeReady', message: desc!.version },
           { type: 'Synced', status: 'True', reason: 'ReconcileSuccess', message: '' },
         ];
-    await updateStatus(this.d.nodes, undefined, key, (fresh) => {
-      if (fresh.metadata?.uid !== node.metadata?.uid) return false;
-      const generation = node.metadata?.generation ?? 0;
-      const status: Status = { ...(fresh.status ?? {}) } as Status;
+    await reportStatus(this.d.nodes, node, conditions, (status: Status) => {
       if (desc) {
         status.capacity = { ...desc.capacity };
         const o = node.spec.capacityOverride;
@@ -94,11 +91,6 @@ export class ComputeNodeReconciler implements Reconciler {
         status.lastHeartbeatTime = kubeTime();
       }
       status.allocated = allocated;
-      let conds = status.conditions;
-      for (const c of conditions) conds = setCondition(conds, c, generation);
-      status.conditions = conds ?? [];
-      status.observedGeneration = generation;
-      fresh.status = status;
     });
     return { requeueAfterMs: heartbeatMs };
   }

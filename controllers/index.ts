@@ -86,6 +86,18 @@ export function defaultProviders(): Partial<Record<NodeProvider, ConnectionFacto
   };
 }
 
+/** A filter that is true the first time it sees a node in a given `state`. */
+function nodeStateChanges(state: (n: ComputeNode) => string): (n: ComputeNode) => boolean {
+  const seen = new Map<string, string>();
+  return (n) => {
+    const name = n.metadata?.name ?? '';
+    const now = state(n);
+    if (seen.get(name) === now) return false;
+    seen.set(name, now);
+    return true;
+  };
+}
+
 /** What the controllers hold open; close it after the manager stops. */
 export interface ControllerResources {
   connections: NodeConnections;
@@ -149,25 +161,13 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
     // capacity freed by a deleted Instance may fit one that waits
     .watches(instanceCache, (i) => (i.metadata?.deletionTimestamp && i.spec.nodeName ? scheduler.unboundKeys() : []));
 
-  // Networks follow nodes appearing, going and changing readiness (not every heartbeat).
-  const networkNodeReadiness = new Map<string, string>();
-  const nodeReadinessChanged = (n: ComputeNode): boolean => {
-    const name = n.metadata?.name ?? '';
-    const state = `${getCondition(n.status?.conditions, 'Ready')?.status ?? 'Unknown'}/${n.metadata?.deletionTimestamp ?? ''}/${JSON.stringify(n.spec.ovs ?? null)}`;
-    if (networkNodeReadiness.get(name) === state) return false;
-    networkNodeReadiness.set(name, state);
-    return true;
-  };
-
-  // Instances: enqueue those on a node whose readiness changed (not on every heartbeat).
-  const nodeReadiness = new Map<string, string>();
-  const onNodeChange = (n: ComputeNode): string[] => {
-    const name = n.metadata?.name ?? '';
-    const ready = `${getCondition(n.status?.conditions, 'Ready')?.status ?? 'Unknown'}/${n.metadata?.deletionTimestamp ?? ''}`;
-    if (nodeReadiness.get(name) === ready) return [];
-    nodeReadiness.set(name, ready);
-    return instanceCache.byIndex(Indexes.instancesByNode, name).map((i) => objectKey(i));
-  };
+  // Instances and Networks follow a node's readiness, deletion (and, for Networks, its
+  // switch) — not every heartbeat, which changes only lastHeartbeatTime.
+  const readiness = (n: ComputeNode): string => `${getCondition(n.status?.conditions, 'Ready')?.status ?? 'Unknown'}/${n.metadata?.deletionTimestamp ?? ''}`;
+  const instancesNodeChanged = nodeStateChanges(readiness);
+  const networksNodeChanged = nodeStateChanges((n) => `${readiness(n)}/${JSON.stringify(n.spec.ovs ?? null)}`);
+  const onNodeChange = (n: ComputeNode): string[] =>
+    instancesNodeChanged(n) ? instanceCache.byIndex(Indexes.instancesByNode, n.metadata?.name ?? '').map((i) => objectKey(i)) : [];
   mgr
     .addController(
       { name: 'instance', concurrency: settings.instanceConcurrency ?? 8 },
@@ -210,7 +210,7 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
         ...(settings.networkPollMs !== undefined ? { pollIntervalMs: settings.networkPollMs } : {}),
       }),
     )
-    .watches(nodeCache, (n) => (nodeReadinessChanged(n) ? networkCache.keys() : []))
+    .watches(nodeCache, (n) => (networksNodeChanged(n) ? networkCache.keys() : []))
     // an attached Instance changing (running, deleted) changes the Network's ports
     .watches(instanceCache, (i) => (i.spec.networks ?? []).map((n) => `${i.metadata?.namespace}/${n.name}`));
 

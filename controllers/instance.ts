@@ -14,12 +14,12 @@
  * the provider's create and our status write finds the same resource on the next observe.
  */
 import type { ComputeNode, Instance, Network, SSHKey } from '../crds/types.js';
-import { objectKey, splitKey, type ResourceClient } from '../runtime/client.js';
+import type { ResourceClient } from '../runtime/client.js';
 import type { Informer } from '../runtime/informer.js';
 import type { Reconciler, ReconcileContext, ReconcileResult } from '../runtime/controller.js';
 import { reconcileWithFinalizer, type CleanupResult } from '../runtime/finalizers.js';
-import { updateStatus } from '../runtime/status.js';
-import { getCondition, kubeTime, setCondition, type ConditionInput } from '../runtime/conditions.js';
+import { reportStatus } from '../runtime/status.js';
+import { getCondition, kubeTime, type ConditionInput } from '../runtime/conditions.js';
 import type { EventRecorder } from '../runtime/events.js';
 import { ProviderError, type MachineObservation, type MachineSpec, type MachineState } from '../providers/machine.js';
 import { attachNamespace } from '../providers/ovs/netns.js';
@@ -244,34 +244,19 @@ export class InstanceReconciler implements Reconciler {
     return { requeue: true };
   }
 
-  /**
-   * Writes `fields` and `conditions` into status (fresh read, conflict retry, no write when
-   * nothing changed). `observedGeneration` always follows the generation reconciled.
-   */
+  /** Writes `fields` and `conditions` into status (see `reportStatus`). */
   private async writeStatus(
     inst: Instance,
     fields: Partial<Status>,
     conditions: ConditionInput[],
     opts: { clearIP?: boolean; clearMessage?: boolean; running?: boolean } = {},
   ): Promise<void> {
-    const { namespace, name } = splitKey(objectKey(inst));
-    await updateStatus(this.d.instances, namespace, name, (fresh) => {
-      if (fresh.metadata?.uid !== inst.metadata?.uid) return false;
-      // The generation this reconcile acted on; a newer one triggers its own reconcile.
-      const generation = inst.metadata?.generation ?? 0;
-      const status: Status = { ...(fresh.status ?? {}) } as Status;
+    await reportStatus(this.d.instances, inst, conditions, (status: Status) => {
       Object.assign(status, fields);
-      if (opts.clearIP) {
-        delete status.ipAddress;
-      }
+      if (opts.clearIP) delete status.ipAddress;
       if (opts.clearMessage) delete status.message;
       if (opts.running && !status.startTime) status.startTime = kubeTime();
       if (opts.running === false) delete status.startTime;
-      let conds = status.conditions;
-      for (const c of conditions) conds = setCondition(conds, c, generation);
-      status.conditions = conds ?? [];
-      status.observedGeneration = generation;
-      fresh.status = status;
     });
   }
 }

@@ -13,12 +13,12 @@
  * undefined, and the bridge removed if this Network created it and nothing else uses it.
  */
 import type { ComputeNode, Instance, Network } from '../crds/types.js';
-import { objectKey, splitKey, type ResourceClient } from '../runtime/client.js';
+import type { ResourceClient } from '../runtime/client.js';
 import type { Informer } from '../runtime/informer.js';
 import type { Reconciler, ReconcileContext, ReconcileResult } from '../runtime/controller.js';
 import { reconcileWithFinalizer, type CleanupResult } from '../runtime/finalizers.js';
-import { updateStatus } from '../runtime/status.js';
-import { getCondition, setCondition, type ConditionInput } from '../runtime/conditions.js';
+import { reportStatus } from '../runtime/status.js';
+import { getCondition, type ConditionInput } from '../runtime/conditions.js';
 import type { EventRecorder } from '../runtime/events.js';
 import { ProviderError } from '../providers/machine.js';
 import { ensureOvsNetwork, libvirtNetworkName, removeOvsNetwork, type LibvirtNodeConnection } from '../providers/libvirt/index.js';
@@ -153,16 +153,6 @@ export class NetworkReconciler implements Reconciler {
   }
 
   private async write(net: Network, fields: Partial<Status>, conditions: ConditionInput[]): Promise<void> {
-    const { namespace, name } = splitKey(objectKey(net));
-    await updateStatus(this.d.networks, namespace, name, (fresh) => {
-      if (fresh.metadata?.uid !== net.metadata?.uid) return false;
-      const generation = net.metadata?.generation ?? 0;
-      const st: Status = { ...(fresh.status ?? {}), ...fields };
-      let conds = st.conditions;
-      for (const c of conditions) conds = setCondition(conds, c, generation);
-      st.conditions = conds ?? [];
-      st.observedGeneration = generation;
-      fresh.status = st;
-    });
+    await reportStatus(this.d.networks, net, conditions, (st: Status) => Object.assign(st, fields));
   }
 }

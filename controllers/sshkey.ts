@@ -9,8 +9,8 @@ import type { SSHKey } from '../crds/types.js';
 import { objectKey, splitKey, type ResourceClient } from '../runtime/client.js';
 import type { Informer } from '../runtime/informer.js';
 import type { Reconciler, ReconcileResult } from '../runtime/controller.js';
-import { updateStatus } from '../runtime/status.js';
-import { setCondition, type ConditionInput } from '../runtime/conditions.js';
+import { reportStatus } from '../runtime/status.js';
+import type { ConditionInput } from '../runtime/conditions.js';
 
 const KEY_TYPES = new Set([
   'ssh-ed25519',
@@ -76,11 +76,8 @@ export class SSHKeyReconciler implements Reconciler {
     } catch (err) {
       ready = { type: 'Ready', status: 'False', reason: 'InvalidKey', message: err instanceof Error ? err.message : String(err) };
     }
-    const { namespace, name } = splitKey(key);
-    await updateStatus(this.d.sshKeys, namespace, name, (fresh) => {
-      if (fresh.metadata?.uid !== obj.metadata?.uid) return false;
-      const generation = obj.metadata?.generation ?? 0;
-      const st = { ...(fresh.status ?? {}) } as NonNullable<SSHKey['status']>;
+    const synced: ConditionInput = { type: 'Synced', status: 'True', reason: 'ReconcileSuccess', message: '' };
+    await reportStatus(this.d.sshKeys, obj, [ready, synced], (st: NonNullable<SSHKey['status']>) => {
       if (parsed) {
         st.fingerprint = parsed.fingerprint;
         st.keyType = parsed.keyType;
@@ -88,9 +85,6 @@ export class SSHKeyReconciler implements Reconciler {
         delete st.fingerprint;
         delete st.keyType;
       }
-      st.conditions = setCondition(setCondition(st.conditions, ready, generation), { type: 'Synced', status: 'True', reason: 'ReconcileSuccess', message: '' }, generation);
-      st.observedGeneration = generation;
-      fresh.status = st;
     });
   }
 

@@ -8,7 +8,8 @@
  * `false` or leaves `status` deep-equal to what was read, nothing is written — a steady
  * state costs one GET and no write, and does not wake watchers.
  */
-import { isConflict, type KubeObject, type ResourceClient } from './client.js';
+import { isConflict, objectKey, splitKey, type KubeObject, type ResourceClient } from './client.js';
+import { setCondition, type ConditionInput, type ConditionLike } from './conditions.js';
 
 export interface UpdateStatusOptions {
   /** Attempts before the last 409 is thrown. Default 8. */
@@ -42,6 +43,40 @@ export async function updateStatus<T extends WithStatus>(
       await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
     }
   }
+}
+
+/** The status every stratus kind has: `observedGeneration` and Kubernetes conditions. */
+export interface ReportedStatus {
+  observedGeneration?: number;
+  conditions?: ConditionLike[];
+}
+
+/**
+ * What every reconcile branch ends with (crossplane's "set a condition, write status"):
+ * `mutate` the status fields, set `conditions`, and stamp `observedGeneration` (on the
+ * object and on each condition) with the generation `reconciled` had — the one this
+ * reconcile acted on; a newer generation triggers its own reconcile. Built on
+ * `updateStatus` (fresh read, conflict retry, no write when nothing changed); does nothing
+ * when the object was deleted and re-created meanwhile (its uid differs).
+ */
+export async function reportStatus<S extends ReportedStatus, T extends KubeObject & { status?: S }>(
+  resource: ResourceClient<T>,
+  reconciled: T,
+  conditions: ConditionInput[],
+  mutate?: (status: S) => void,
+): Promise<T | undefined> {
+  const { namespace, name } = splitKey(objectKey(reconciled));
+  const generation = reconciled.metadata?.generation ?? 0;
+  return updateStatus(resource, namespace, name, (fresh) => {
+    if (fresh.metadata?.uid !== reconciled.metadata?.uid) return false;
+    const status = { ...(fresh.status ?? {}) } as S;
+    mutate?.(status);
+    let conds = status.conditions;
+    for (const c of conditions) conds = setCondition(conds, c, generation);
+    status.conditions = conds ?? [];
+    status.observedGeneration = generation;
+    fresh.status = status;
+  });
 }
 
 /** Structural equality of JSON values; object key order does not matter. */
