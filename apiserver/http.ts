@@ -32,6 +32,7 @@ import { toTable, toTableRowForWatch } from './table.js';
 import { serveWatch, type WatchRegistry } from './watch.js';
 import type { WatchCaches } from './watchcache.js';
 import type { PrinterColumn } from './schema/types.js';
+import { requestUser, type UserInfo } from './auth/user.js';
 
 export const maxBodyBytes = 3 * 1024 * 1024;
 
@@ -451,6 +452,7 @@ function writeOptions(ex: Exchange): WriteOptions {
     ...(fieldManager ? { fieldManager } : {}),
     ...(fieldValidation ? { fieldValidation } : {}),
     warnings: ex.warnings,
+    ...withUser(ex),
   };
 }
 
@@ -500,7 +502,12 @@ function deleteOptions(ex: Exchange, body: unknown): DeleteOptions {
   const dry = [...ex.url.searchParams.getAll('dryRun'), ...(Array.isArray(src.dryRun) ? src.dryRun : [])];
   for (const d of dry) if (d !== 'All') throw badRequest(`Invalid dryRun value: "${String(d)}": valid values are "All"`);
   if (dry.length > 0) o.dryRun = true;
-  return o;
+  return { ...o, ...withUser(ex) };
+}
+
+function withUser(ex: Exchange): { user?: UserInfo } {
+  const user = requestUser(ex.req);
+  return user ? { user } : {};
 }
 
 const verbByMethod: Record<string, string> = { POST: 'create', PUT: 'update', PATCH: 'patch' };

@@ -38,6 +38,8 @@ import {
 } from './resources.js';
 import { clone, deepEqual, fieldText, getPath, isPlainObject, mergePatch, strategicMergePatch } from './objects.js';
 import { decodeObject } from './watchcache.js';
+import type { AdmissionAttributes, AdmissionPlugin } from './admission.js';
+import type { UserInfo } from './auth/user.js';
 import { ApplyError, applyConflictStatus, serverSideApply, recordUpdate, type ApplyConflict } from './apply/index.js';
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selectors.js';
 import { crdErrors } from './schema/structural.js';
@@ -58,6 +60,8 @@ export interface WriteOptions {
   fieldValidation?: FieldValidation;
   /** Filled with `Warning` header texts (unknown fields under `Warn`). */
   warnings?: string[];
+  /** Who asked (admission plugins read it); absent for the server's own writes. */
+  user?: UserInfo;
 }
 
 export type PatchType = 'merge' | 'json' | 'strategic' | 'apply';
@@ -67,6 +71,8 @@ export interface DeleteOptions {
   orphanDependents?: boolean;
   preconditions?: { uid?: string; resourceVersion?: string };
   dryRun?: boolean;
+  /** Who asked (admission plugins read it); absent for the server's own deletes. */
+  user?: UserInfo;
 }
 
 export interface ListOptions {
@@ -147,6 +153,8 @@ export interface RegistryHooks {
 
 export class Registry {
   readonly hooks: RegistryHooks = {};
+  /** Admission plugins, run in order before every create, update and delete is written. */
+  readonly admission: AdmissionPlugin[] = [];
 
   constructor(
     readonly store: Store,
@@ -319,6 +327,7 @@ export class Registry {
     this.prepare(target, obj, undefined);
     this.admit(target, obj, opts, undefined);
     if (!fromApply) this.recordManagedFields(t, undefined, obj, opts, undefined);
+    await this.runAdmission({ operation: 'CREATE', resource: t.resource, namespace: m.namespace, name: m.name, object: obj, dryRun: Boolean(opts.dryRun), ...(opts.user ? { user: opts.user } : {}) });
     if (opts.dryRun) return this.decode(t, obj);
     const key = this.key(target, m.name);
     let kv: KeyValue;
@@ -514,6 +523,17 @@ export class Registry {
       const unchanged = deepEqual(stripVolatile(next), stripVolatile(current));
       if (unchanged) return this.decode(t, current);
       if (!fromApply) this.recordManagedFields(t, current, next, opts, subresource);
+      await this.runAdmission({
+        operation: 'UPDATE',
+        resource: t.resource,
+        ...(subresource ? { subresource } : {}),
+        namespace: om.namespace,
+        name,
+        object: next,
+        oldObject: current,
+        dryRun: Boolean(opts.dryRun),
+        ...(opts.user ? { user: opts.user } : {}),
+      });
       const finalize = Boolean(nm.deletionTimestamp) && (nm.finalizers ?? []).length === 0 && !this.namespacePending(t, next);
       if (opts.dryRun) return this.decode(t, next);
       try {
@@ -553,6 +573,7 @@ export class Registry {
       if (pre?.resourceVersion && pre.resourceVersion !== String(kv.modRevision)) {
         throw conflict(t.resource, name, `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${kv.modRevision}`);
       }
+      await this.runAdmission({ operation: 'DELETE', resource: t.resource, namespace: m.namespace, name, oldObject: current, dryRun: Boolean(options.dryRun), ...(options.user ? { user: options.user } : {}) });
       const policy = options.propagationPolicy ?? (options.orphanDependents ? 'Orphan' : undefined);
       const finalizers = [...(m.finalizers ?? [])];
       if (policy === 'Foreground' && !finalizers.includes('foregroundDeletion')) finalizers.push('foregroundDeletion');
@@ -748,6 +769,10 @@ export class Registry {
         }
       }
     }
+  }
+
+  private async runAdmission(attributes: AdmissionAttributes): Promise<void> {
+    for (const plugin of this.admission) await plugin.admit(attributes);
   }
 
   /** Validation, unknown-field handling and defaulting; throws 400/422. */
