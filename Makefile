@@ -4,9 +4,16 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # System packages the control plane and its integration tests use (see ../shared/ENVIRONMENT.md).
+# Installed without Recommends (qemu's and libvirt's bring GTK, GStreamer, audio, Xen, LXC,
+# VirtualBox, swtpm, OVMF: ~170 packages stratus never loads). The recommends stratus does
+# use are listed by name: qemu-utils (qemu-img), qemu-block-extra (a DataCentred install ISO
+# read over HTTP is a qemu curl block device), libxml2-utils (virt-xml-validate),
+# netcat-openbsd (qemu+ssh:// to older libvirt hosts), xz-utils and ca-certificates (docker).
+# qemu's iPXE ROMs (virtio NICs) and SeaBIOS are hard dependencies, so they come anyway.
 APT_PACKAGES := etcd-server etcd-client libvirt-dev libvirt-clients libvirt-daemon \
-  libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils openvswitch-switch docker.io \
-  busybox-static iproute2 git openssl xorriso lua5.1 openssh-server openssh-client
+  libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils qemu-block-extra openvswitch-switch \
+  docker.io busybox-static iproute2 git openssl xorriso lua5.1 openssh-server openssh-client \
+  libxml2-utils netcat-openbsd xz-utils ca-certificates
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Native addons (better-sqlite3, @unraid/libvirt) compile here: prebuilt downloads are unreachable.
 export npm_config_build_from_source := true
@@ -33,7 +40,7 @@ deps-apt:
 	if [ -n "$$missing" ]; then \
 	  echo "make deps-apt: installing$$missing"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 deps-npm: node_modules/.stratus-installed
