@@ -7,7 +7,7 @@
  * finish) and closes the store. It knows nothing of the CLI, controllers or the legacy proxy.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from 'node:fs';
 import { isIP, type AddressInfo } from 'node:net';
@@ -17,7 +17,7 @@ import { log } from '../runtime/log.js';
 import { instrumentStore, openStore, type Store } from './storage/index.js';
 import { loadCrdDir } from './schema/validate.js';
 import type { CustomResourceDefinition } from './schema/types.js';
-import { ApiError } from './errors.js';
+import { ApiError, serviceUnavailable } from './errors.js';
 import { createRequestHandler } from './http.js';
 import { ApiMetrics } from './metrics.js';
 import { Registry, type Target } from './registry.js';
@@ -42,6 +42,11 @@ export interface ApiServerOptions {
    * compacted, as kube-apiserver does (default 300; 0 disables).
    */
   compactionIntervalSeconds?: number;
+  /**
+   * How long `close()` lets in-flight requests finish before it cuts every connection
+   * (default 10). Shutdown never waits longer than this for clients.
+   */
+  drainTimeoutSeconds?: number;
 }
 
 export interface ApiServer {
@@ -101,6 +106,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   let crdSub: Subscription | undefined;
   let gc: GarbageCollector | undefined;
   let ready = false;
+  // Set by close(): from then on every request, including one on a kept-alive connection,
+  // is refused, so nothing new (a watch above all) can start while the server drains.
+  let draining = false;
 
   const applyCrd = (obj: KubeObject, deleted: boolean): void => {
     const crd = obj as unknown as CustomResourceDefinition;
@@ -140,9 +148,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       openWatches,
       heartbeatMs: (options.heartbeatSeconds ?? 5) * 1000,
     });
+    const guarded = (req: IncomingMessage, res: ServerResponse): void => {
+      if (draining) refuseWhileDraining(res);
+      else handler(req, res);
+    };
     const server: Server = tls
-      ? createHttpsServer({ cert: readFileSync(options.tlsCertFile ?? ''), key: readFileSync(options.tlsKeyFile ?? '') }, handler)
-      : createHttpServer(handler);
+      ? createHttpsServer({ cert: readFileSync(options.tlsCertFile ?? ''), key: readFileSync(options.tlsKeyFile ?? '') }, guarded)
+      : createHttpServer(guarded);
     // Watches are long-lived: no request timeout; idle keep-alive connections are closed.
     server.requestTimeout = 0;
     server.headersTimeout = 60_000;
@@ -176,14 +188,24 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       close() {
         closing ??= (async () => {
           ready = false;
+          draining = true;
           compaction.stop();
           const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-          for (const end of [...openWatches]) end();
-          server.closeIdleConnections();
-          // In-flight requests finish; connections that stay idle are closed as they go idle.
-          const idle = setInterval(() => server.closeIdleConnections(), 50);
+          const endWatchesAndIdle = (): void => {
+            for (const end of [...openWatches]) end();
+            server.closeIdleConnections();
+          };
+          endWatchesAndIdle();
+          // In-flight requests finish; connections that stay idle are closed as they go idle,
+          // and a watch whose set-up was under way when draining began is ended once it opens.
+          const idle = setInterval(endWatchesAndIdle, 50);
+          const cut = setTimeout(() => {
+            log.warn({ component: 'apiserver' }, 'drain timeout: closing the connections still open');
+            server.closeAllConnections();
+          }, (options.drainTimeoutSeconds ?? 10) * 1000);
           await closed;
           clearInterval(idle);
+          clearTimeout(cut);
           crdSub?.close();
           await gc?.stop();
           await caches.close();
@@ -199,6 +221,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     await store.close().catch(() => undefined);
     throw err;
   }
+}
+
+/** The answer to a request that arrives while the server drains: retry elsewhere or later. */
+function refuseWhileDraining(res: ServerResponse): void {
+  const body = JSON.stringify(serviceUnavailable('the API server is shutting down').toStatus());
+  res.writeHead(503, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Connection: 'close', 'Retry-After': '1' });
+  res.end(body);
 }
 
 /** Compacts to the revision observed one interval ago, like kube-apiserver's compactor. */
