@@ -744,6 +744,10 @@ export interface InstanceSpec {
      */
     location?: string;
     /**
+     * disk: define a blank domain that boots from its first disk, with neither image nor location (a machine whose system is put on its disk another way, e.g. PXE or a DataCentred host defined without install).
+     */
+    boot?: 'disk';
+    /**
      * Console device of the domain.
      */
     console?: 'serial' | 'pty' | 'none';

@@ -7,7 +7,8 @@
  *
  *   upload_ssh {keyname, content}   → an SSHKey (`spec.keyName` = keyname, `spec.publicKey`
  *                                     = content) in the user's namespace; a key name taken
- *                                     already → 200 `{output: false, message: "... exists"}`
+ *                                     already by any user of this server → 200
+ *                                     `{output: false, message: "... exists"}`
  *
  * Arguments may also be nested as `{"command": ..., "args": {...}}`.
  */
@@ -51,7 +52,8 @@ export const brumeApi: LegacyApi = {
         const content = field.string(args, 'content', { required: true, max: 16384 })!;
         if (!PUBLIC_KEY.test(content)) throw badRequest('content is not an OpenSSH public key ("TYPE BASE64 [comment]")');
         const keys = client.resource<SSHKey>(Resources.sshKeys);
-        const taken = (await keys.list(caller.namespace)).some((k) => k.spec?.keyName === keyname);
+        // "must be unique to the server": every namespace (every Brume user) is checked.
+        const taken = (await keys.list()).some((k) => k.spec?.keyName === keyname);
         const exists = { status: 200, json: { output: false, message: `an SSH key named ${keyname} exists already` } };
         if (taken) return exists;
         try {

@@ -1,7 +1,7 @@
 /**
  * Cloud Brain: a uniform compute API over Instances.
  *
- *   POST   /instances {provider, image}  → 201, Location: /instances/<id>,
+ *   POST   /instances {provider, image}  → 201, Location: http://<host>/instances/<id> (absolute),
  *                                          {id, provider, image, ip_address: null, state: "creating"}
  *   GET    /instances/<id>               → 200, the same shape, current state and IP
  *   DELETE /instances/<id>               → 200, the same shape with state "terminating"
@@ -9,6 +9,7 @@
  * `id` is the Instance's `metadata.uid`. Errors are `{"error": "<message>"}`; any invalid
  * token is 401 `{"error": "unauthorized"}`.
  */
+import type { IncomingMessage } from 'node:http';
 import type { Instance } from '../crds/types.js';
 import type { KubeClient } from '../runtime/client.js';
 import { Resources } from '../controllers/resources.js';
@@ -66,6 +67,28 @@ export function cloudBrainView(inst: Instance): CloudBrainInstance {
   };
 }
 
+const HOST_HEADER = /^[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$/;
+
+/**
+ * The absolute URL of `path` as the client reached the proxy, as Cloud Brain's `Location`
+ * is (`https://cloud-brain/instances/<id>`): scheme and host from `X-Forwarded-Proto` /
+ * `X-Forwarded-Host` when a front proxy set them, else `http` and the `Host` header, else the
+ * address the connection arrived on. Header values that are not a host[:port] are ignored,
+ * so a client cannot inject another URL.
+ */
+export function absoluteUrl(req: IncomingMessage, path: string): string {
+  const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v)?.split(',')[0]?.trim();
+  const proto = first(req.headers['x-forwarded-proto']);
+  const scheme = proto === 'https' || proto === 'http' ? proto : 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
+  const candidates = [first(req.headers['x-forwarded-host']), req.headers.host];
+  let host = candidates.find((h): h is string => h !== undefined && HOST_HEADER.test(h));
+  if (!host) {
+    const addr = req.socket.localAddress ?? '127.0.0.1';
+    host = `${addr.includes(':') ? `[${addr}]` : addr}:${req.socket.localPort ?? 80}`;
+  }
+  return `${scheme}://${host}${path}`;
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 async function findByUid(client: KubeClient, namespace: string, id: string): Promise<Instance> {
@@ -99,7 +122,7 @@ export const cloudBrainApi: LegacyApi = {
         });
         const view = cloudBrainView(created);
         // Just created: whatever the controllers did meanwhile, the client sees the start.
-        return { status: 201, headers: { location: `/instances/${view.id}` }, json: { ...view, ip_address: null, state: 'creating' } };
+        return { status: 201, headers: { location: absoluteUrl(r.req, `/instances/${view.id}`) }, json: { ...view, ip_address: null, state: 'creating' } };
       },
     },
     {

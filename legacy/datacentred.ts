@@ -11,11 +11,13 @@
  *
  * A guest is an Instance (`provider: libvirt`, `memoryMiB` = memory MB, `disks` = one disk of
  * each size in GB, in order, on virtio-scsi so the guest sees sda, sdb, ...; `networks` =
- * the Networks of those names; `libvirt.location` = location, `libvirt.console` = serial
- * when console is true). As in the original agent, `install: true` is required; stratus also
- * needs `location`, the installer to boot. A network is a Network (`spec.bridge`,
- * `spec.vlan`); the host in its path is recorded, not part of its identity (guests name
- * networks without a host). Names that are not DNS-1123 labels map through `objectName`.
+ * the host's Networks of those names; `libvirt.console` = serial when console is true). With
+ * `install: true` the installer at `location` (required then) is booted once — an ISO, or an
+ * install tree such as the document's `…/dists/<release>/main/installer-amd64`; without it the
+ * domain is defined blank and boots from its first disk. A network is a Network
+ * (`spec.bridge`, `spec.vlan`) belonging to the host in its path: its object name is derived
+ * from host and network name, so two hosts may each have `mgmt`. Names that are not DNS-1123
+ * labels map through `objectName`.
  */
 import type { Instance, Network } from '../crds/types.js';
 import type { KubeClient, KubeObject } from '../runtime/client.js';
@@ -50,6 +52,13 @@ async function lookup<T extends KubeObject>(client: KubeClient, ref: typeof Reso
   return recorded === undefined ? (name === legacy ? obj : undefined) : recorded === legacy ? obj : undefined;
 }
 
+/** The Network of `net` on `host`, when it exists and was made for exactly that pair. */
+async function lookupNetwork(client: KubeClient, namespace: string, host: string, net: string): Promise<Network | undefined> {
+  const obj = await client.resource<Network>(Resources.networks).get(namespace, networkObjectName(host, net));
+  const a = obj?.metadata?.annotations;
+  return a?.[LEGACY_NAME_ANNOTATION] === net && a[HOST_ANNOTATION] === host ? obj : undefined;
+}
+
 function intList(o: JsonObject, key: string, min: number, max: number, maxItems: number): number[] {
   const v = o[key];
   if (v === undefined || v === null) throw badRequest(`${key} is required`);
@@ -76,23 +85,37 @@ function nameList(o: JsonObject, key: string, maxItems: number): string[] {
   });
 }
 
-/** Validates a host request body into an Instance spec (throws 400 naming the field). */
-export function hostSpec(body: JsonObject): Instance['spec'] {
+/**
+ * The Network object of network `net` on host `host`: networks belong to the host named in
+ * their path (two hosts may each have `mgmt`), so the name is derived from both.
+ */
+export function networkObjectName(host: string, net: string): string {
+  return objectName(`${host}/${net}`);
+}
+
+/**
+ * Validates a host request body into an Instance spec (throws 400 naming the field). With
+ * `install: true` the guest boots the installer at `location` (required then); without it the
+ * domain is defined blank and boots from its first disk, as the agent did. `console: true`
+ * gives the guest a serial console either way.
+ */
+export function hostSpec(body: JsonObject, host: string): Instance['spec'] {
   const memory = field.integer(body, 'memory', { required: true, min: 4, max: 4194304 })!;
   const disks = intList(body, 'disks', 1, 65536, 16);
   const networks = nameList(body, 'networks', 16);
-  const install = field.boolean(body, 'install');
+  const install = field.boolean(body, 'install') ?? false;
   const location = field.string(body, 'location', { max: 2048 });
   const console = field.boolean(body, 'console');
-  if (install !== true) throw badRequest('install must be true: guests are installed from the network');
-  if (location === undefined) throw badRequest('location is required with install');
-  if (!/^(https?|ftp|nfs):\/\/\S+$/.test(location)) throw badRequest('location must be an http, https, ftp or nfs URL');
+  if (install && location === undefined) throw badRequest('location is required with install');
+  if (install && !/^(https?|ftp|nfs):\/\/\S+$/.test(location!)) throw badRequest('location must be an http, https, ftp or nfs URL');
+  if (!install && disks.length === 0) throw badRequest('disks: a guest that is not installed boots from its first disk, so it needs one');
+  const libvirt = { ...(install ? { location: location! } : { boot: 'disk' as const }), console: console ? ('serial' as const) : ('none' as const) };
   return {
     provider: 'libvirt',
     memoryMiB: memory,
     disks: disks.map((sizeGiB, i) => ({ name: `disk${i}`, sizeGiB })),
-    networks: networks.map((n) => ({ name: objectName(n) })),
-    libvirt: { location, console: console ? 'serial' : 'none' },
+    networks: networks.map((n) => ({ name: networkObjectName(host, n) })),
+    libvirt,
   };
 }
 
@@ -126,7 +149,7 @@ export const dataCentredApi: LegacyApi = {
         const host = r.params.hostname!;
         if (!LEGACY_NAME.test(host)) throw badRequest('hostname must be letters, digits, -_. (at most 253)');
         const body = parseJsonObject(await r.body());
-        const spec = hostSpec(body);
+        const spec = hostSpec(body, host);
         const hostname = guestHostname(host);
         if (hostname) spec.hostname = hostname;
         const name = objectName(host);
@@ -150,9 +173,9 @@ export const dataCentredApi: LegacyApi = {
       pattern: '/host/:hostname/network/:networkname/',
       auth: 'token-unless-insecure',
       async handler(r, caller, client) {
-        legacyName('host', r.params.hostname!);
+        const host = legacyName('host', r.params.hostname!);
         const net = legacyName('network', r.params.networkname!);
-        if (!(await lookup<Network>(client, Resources.networks, caller.namespace, net))) throw notFound('no such network');
+        if (!(await lookupNetwork(client, caller.namespace, host, net))) throw notFound('no such network');
         return { status: 204 };
       },
     },
@@ -166,7 +189,7 @@ export const dataCentredApi: LegacyApi = {
         if (!LEGACY_NAME.test(host)) throw badRequest('hostname must be letters, digits, -_. (at most 253)');
         if (!LEGACY_NAME.test(net)) throw badRequest('network name must be letters, digits, -_. (at most 253)');
         const spec = networkSpec(parseJsonObject(await r.body()));
-        const name = objectName(net);
+        const name = networkObjectName(host, net);
         const networks = client.resource<Network>(Resources.networks);
         if (await networks.get(caller.namespace, name)) throw conflict('network exists');
         try {

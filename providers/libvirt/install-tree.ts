@@ -19,18 +19,19 @@ export interface TreeLayout {
 /** Tried in order; the first whose kernel exists wins. */
 export const TREE_LAYOUTS: readonly TreeLayout[] = [
   { name: 'redhat', kernel: 'images/pxeboot/vmlinuz', initrd: 'images/pxeboot/initrd.img', cmdline: (l) => `inst.repo=${l}` },
-  {
-    name: 'debian',
-    kernel: 'current/images/netboot/debian-installer/amd64/linux',
-    initrd: 'current/images/netboot/debian-installer/amd64/initrd.gz',
-    cmdline: () => '',
-  },
-  {
-    name: 'ubuntu',
-    kernel: 'current/legacy-images/netboot/ubuntu-installer/amd64/linux',
-    initrd: 'current/legacy-images/netboot/ubuntu-installer/amd64/initrd.gz',
-    cmdline: () => '',
-  },
+  // Debian and Ubuntu archives' installer trees (`…/dists/<release>/main/installer-amd64`,
+  // the DataCentred agent's locations): netboot images under images/ (Debian; Ubuntu up to
+  // 18.04) or legacy-images/ (Ubuntu 20.04; some Debian mirrors).
+  ...(['debian', 'ubuntu'] as const).flatMap((distro) =>
+    (['images', 'legacy-images'] as const).map(
+      (dir): TreeLayout => ({
+        name: `${distro}${dir === 'legacy-images' ? '-legacy' : ''}`,
+        kernel: `current/${dir}/netboot/${distro}-installer/amd64/linux`,
+        initrd: `current/${dir}/netboot/${distro}-installer/amd64/initrd.gz`,
+        cmdline: () => '',
+      }),
+    ),
+  ),
   { name: 'debian-media', kernel: 'install.amd/vmlinuz', initrd: 'install.amd/initrd.gz', cmdline: () => '' },
   { name: 'suse', kernel: 'boot/x86_64/loader/linux', initrd: 'boot/x86_64/loader/initrd', cmdline: (l) => `install=${l}` },
 ];

@@ -358,12 +358,16 @@ async function busyboxRootfs(): Promise<string> {
   return tarPath;
 }
 
-/** Imports the busybox rootfs into `engine` as `stratus/busybox:1` and returns that reference. */
-export async function importBusybox(engine: Pick<Dockerd, 'client'>): Promise<string> {
+/**
+ * Imports the busybox rootfs into `engine` as `stratus/busybox:1` (or `as`, with Dockerfile
+ * `changes` such as `CMD ["sleep", "3600"]`) and returns that reference.
+ */
+export async function importBusybox(engine: Pick<Dockerd, 'client'>, options: { as?: string; changes?: string[] } = {}): Promise<string> {
   rootfsTar ??= busyboxRootfs();
   const tarPath = await rootfsTar;
-  const [repo, tag] = BUSYBOX_IMAGE.split(':') as [string, string];
-  const stream = await engine.client.importImage(tarPath, { repo, tag });
+  const ref = options.as ?? BUSYBOX_IMAGE;
+  const [repo, tag] = ref.split(':') as [string, string];
+  const stream = await engine.client.importImage(tarPath, { repo, tag, ...(options.changes ? { changes: options.changes } : {}) });
   await new Promise<void>((resolve, reject) => {
     engine.client.modem.followProgress(stream, (err: Error | null, events: Array<{ error?: string }>) => {
       const failed = events.find((e) => e.error);
@@ -372,5 +376,5 @@ export async function importBusybox(engine: Pick<Dockerd, 'client'>): Promise<st
       else resolve();
     });
   });
-  return BUSYBOX_IMAGE;
+  return ref;
 }

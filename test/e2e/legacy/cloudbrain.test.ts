@@ -56,7 +56,8 @@ describe('Cloud Brain API through the legacy proxy (stratus serve --sim-node)', 
     const body = created.json as { id: string };
     assert.match(body.id, UUID);
     assert.deepEqual(created.json, { id: body.id, provider: 'libvirt', image: 'debian-12', ip_address: null, state: 'creating' });
-    assert.equal(created.headers.get('location'), `/instances/${body.id}`);
+    // An absolute URL, as the document's `Location: https://cloud-brain/instances/<id>`.
+    assert.equal(created.headers.get('location'), `${env.legacy}/instances/${body.id}`);
 
     // The Instance exists in the token's namespace with that uid.
     const inst = (await client.resource<Instance>(Resources.instances).list('default')).find((i) => i.metadata?.uid === body.id);
@@ -67,7 +68,7 @@ describe('Cloud Brain API through the legacy proxy (stratus serve --sim-node)', 
     const running = await waitFor(
       'the instance to be running through GET',
       async () => {
-        const r = await http('GET', `${env.legacy}${created.headers.get('location')!}`, { headers: tokenHeaders(token.token) });
+        const r = await http('GET', created.headers.get('location')!, { headers: tokenHeaders(token.token) });
         assert.equal(r.status, 200, r.text);
         const v = r.json as { state: string };
         assert.ok(['creating', 'starting', 'running'].includes(v.state), `state ${v.state}`);

@@ -4,6 +4,7 @@ import type { Instance, Network } from '../../../crds/types.js';
 import { KubeClient } from '../../../runtime/client.js';
 import { Resources } from '../../../controllers/resources.js';
 import { objectName } from '../../../legacy/names.js';
+import { networkObjectName } from '../../../legacy/datacentred.js';
 import type { Daemon } from '../../harness/process.js';
 import { createToken, http, startLegacyServe, startProxy, tokenHeaders, type LegacyServe } from './helpers.js';
 
@@ -53,7 +54,7 @@ describe('DataCentred staging compute agent API through the legacy proxy', () =>
     const again = await http('POST', url, { headers: h, body: JSON.stringify({ bridge: 'br-staging', vlan: 10 }) });
     assert.equal(again.status, 409);
 
-    const net = await client.resource<Network>(Resources.networks).get('default', objectName('ns_example_com_vlan_10'));
+    const net = await client.resource<Network>(Resources.networks).get('default', networkObjectName('ns.example.com', 'ns_example_com_vlan_10'));
     assert.ok(net, 'the Network object exists');
     assert.equal(net.spec.bridge, 'br-staging');
     assert.equal(net.spec.vlan, 10);
@@ -75,7 +76,7 @@ describe('DataCentred staging compute agent API through the legacy proxy', () =>
     assert.equal(inst.spec.provider, 'libvirt');
     assert.equal(inst.spec.memoryMiB, 512);
     assert.deepEqual(inst.spec.disks, [{ name: 'disk0', sizeGiB: 8 }]);
-    assert.deepEqual(inst.spec.networks, [{ name: objectName('ns_example_com_vlan_10') }]);
+    assert.deepEqual(inst.spec.networks, [{ name: networkObjectName('ns.example.com', 'ns_example_com_vlan_10') }]);
     assert.equal(inst.spec.libvirt?.location, EXAMPLE_HOST.location);
     assert.equal(inst.spec.libvirt?.console, 'none');
     assert.equal(inst.spec.hostname, 'ns');
@@ -137,7 +138,7 @@ describe('DataCentred staging compute agent API through the legacy proxy', () =>
       ['missing networks', { ...EXAMPLE_HOST, networks: undefined }, 400],
       ['network not a string', { ...EXAMPLE_HOST, networks: [10] }, 400],
       ['network twice', { ...EXAMPLE_HOST, networks: ['a', 'a'] }, 400],
-      ['install missing', { ...EXAMPLE_HOST, install: undefined }, 400],
+      ['no install and no disk to boot from', { ...EXAMPLE_HOST, install: undefined, location: undefined, disks: [] }, 400],
       ['install a string', { ...EXAMPLE_HOST, install: 'yes' }, 400],
       ['location missing', { ...EXAMPLE_HOST, location: undefined }, 400],
       ['location not a URL', { ...EXAMPLE_HOST, location: 'gb.archive.ubuntu.com' }, 400],

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import type { ComputeNode, Instance } from '../../../crds/types.js';
 import { guestHostname, isDnsLabel, objectName } from '../../../legacy/names.js';
 import { cloudBrainState, cloudBrainView } from '../../../legacy/cloudbrain.js';
-import { hostSpec, networkSpec } from '../../../legacy/datacentred.js';
-import { bindPorts, engineAddress, engineStatus } from '../../../legacy/clementine.js';
+import { hostSpec, networkObjectName, networkSpec } from '../../../legacy/datacentred.js';
+import { engineStatus } from '../../../legacy/clementine.js';
+import { bindPorts, engineRequest, engineView, imageConfig, instanceSpec } from '../../../legacy/clementine-shapes.js';
 import { compile, LegacyError, parseJsonObject, fromDownstream } from '../../../legacy/http.js';
 import { ApiError } from '../../../runtime/client.js';
 
@@ -82,26 +83,35 @@ describe('Cloud Brain state mapping', () => {
 describe('DataCentred bodies', () => {
   const example = { memory: 512, disks: [8, 20], networks: ['ns_example_com_vlan_10'], install: true, location: 'http://mirror/x.iso', console: true };
   it('maps the documented body onto an Instance spec', () => {
-    assert.deepEqual(hostSpec(example), {
+    assert.deepEqual(hostSpec(example, 'ns.example.com'), {
       provider: 'libvirt',
       memoryMiB: 512,
       disks: [
         { name: 'disk0', sizeGiB: 8 },
         { name: 'disk1', sizeGiB: 20 },
       ],
-      networks: [{ name: objectName('ns_example_com_vlan_10') }],
+      networks: [{ name: networkObjectName('ns.example.com', 'ns_example_com_vlan_10') }],
       libvirt: { location: 'http://mirror/x.iso', console: 'serial' },
     });
+  });
+  it('without install defines a blank domain (no location) and keeps the console', () => {
+    const spec = hostSpec({ memory: 512, disks: [8], networks: [], console: true }, 'db');
+    assert.deepEqual(spec.libvirt, { boot: 'disk', console: 'serial' });
+    assert.deepEqual(hostSpec({ ...example, install: false }, 'db').libvirt, { boot: 'disk', console: 'serial' }, 'a location without install is not used');
+  });
+  it('names a network by its host and name, so two hosts may each have one of a name', () => {
+    assert.notEqual(networkObjectName('a.example.com', 'mgmt'), networkObjectName('b.example.com', 'mgmt'));
+    assert.ok(isDnsLabel(networkObjectName('a.example.com', 'mgmt')));
   });
   const bad: [string, Record<string, unknown>][] = [
     ['memory missing', { ...example, memory: undefined }],
     ['memory negative', { ...example, memory: -1 }],
     ['disks with a float', { ...example, disks: [1.5] }],
     ['networks not a list', { ...example, networks: 'a' }],
-    ['install false', { ...example, install: false }],
+    ['install without location', { ...example, location: undefined }],
     ['location ftp-less', { ...example, location: 'file:///x' }],
   ];
-  for (const [name, body] of bad) it(`refuses ${name} with 400`, () => assert.equal(status(() => hostSpec(body)), 400));
+  for (const [name, body] of bad) it(`refuses ${name} with 400`, () => assert.equal(status(() => hostSpec(body, 'h')), 400));
   it('reads a network body', () => {
     assert.deepEqual(networkSpec({ bridge: 'br-stg', vlan: 10 }), { bridge: 'br-stg', vlan: 10 });
     assert.equal(status(() => networkSpec({ bridge: 'br-stg', vlan: 4095 })), 400);
@@ -110,26 +120,60 @@ describe('DataCentred bodies', () => {
 });
 
 describe('clementine bodies', () => {
-  it('reads bind_ports as an object or a list', () => {
+  it('reads bind_ports as the document writes them, and the earlier object and list forms', () => {
+    assert.deepEqual(bindPorts([{ proto: 'tcp', port: 6379, container_port: 6379 }]), [{ proto: 'tcp', port: 6379, container_port: 6379 }]);
+    assert.deepEqual(bindPorts([{ proto: 'udp', host_ip: '0.0.0.0', port: 5353, container_port: 53 }]), [{ proto: 'udp', host_ip: '0.0.0.0', port: 5353, container_port: 53 }]);
     // (A bare integer key comes first in a JS object.)
     assert.deepEqual(bindPorts({ '80/tcp': 8080, '53/udp': '5353', '22': 2222 }), [
-      { containerPort: 22, hostPort: 2222, protocol: 'TCP' },
-      { containerPort: 80, hostPort: 8080, protocol: 'TCP' },
-      { containerPort: 53, hostPort: 5353, protocol: 'UDP' },
+      { container_port: 22, port: 2222, proto: 'tcp' },
+      { container_port: 80, port: 8080, proto: 'tcp' },
+      { container_port: 53, port: 5353, proto: 'udp' },
     ]);
     assert.deepEqual(bindPorts(['8080:80', '5353:53/udp']), [
-      { hostPort: 8080, containerPort: 80, protocol: 'TCP' },
-      { hostPort: 5353, containerPort: 53, protocol: 'UDP' },
+      { port: 8080, container_port: 80, proto: 'tcp' },
+      { port: 5353, container_port: 53, proto: 'udp' },
     ]);
     assert.deepEqual(bindPorts(undefined), []);
-    for (const b of ['80', ['x:80'], { '80/sctp': 1 }, { '80': 0 }, ['1:80', '2:80']]) assert.equal(status(() => bindPorts(b)), 400, JSON.stringify(b));
+    const bad = ['80', ['x:80'], { '80/sctp': 1 }, { '80': 0 }, ['1:80', '2:80'], [{ proto: 'sctp', port: 1, container_port: 1 }], [{ port: 1 }], [{ port: 1, container_port: 2, extra: 1 }], [{ port: 1, container_port: 2, host_ip: 'x' }]];
+    for (const b of bad) assert.equal(status(() => bindPorts(b)), 400, JSON.stringify(b));
   });
-  it('reads an engine address from address or host and port', () => {
-    assert.equal(engineAddress({ address: 'tcp://10.0.0.1:2376' }).address, 'tcp://10.0.0.1:2376');
-    assert.equal(engineAddress({ address: 'docker1:2375' }).address, 'tcp://docker1:2375');
-    assert.equal(engineAddress({ host: 'docker1' }).address, 'tcp://docker1:2376');
-    assert.equal(status(() => engineAddress({})), 400);
-    assert.equal(status(() => engineAddress({ host: 'a', port: 70000 })), 400);
+  it('reads an engine as {id, addr, cpus, memory, labels}, and the earlier host/port and address forms', () => {
+    const id = (h: string, p: number): string => `engine-${h}-${p}`;
+    const doc = engineRequest({ id: 'boot2docker', addr: 'https://192.168.59.103:2376', cpus: 4, memory: 32000, labels: ['local', 'boot2docker'] }, id);
+    assert.deepEqual(doc, { id: 'boot2docker', addr: 'https://192.168.59.103:2376', address: 'tcp://192.168.59.103:2376', tls: true, tlsFromSecret: false, cpus: 4, memory: 32000, labels: ['local', 'boot2docker'] });
+    assert.equal(engineRequest({ id: 'e', addr: 'tcp://10.0.0.1:2375' }, id).tls, false);
+    assert.equal(engineRequest({ address: 'docker1:2375' }, id).address, 'tcp://docker1:2375');
+    assert.equal(engineRequest({ host: 'docker1' }, id).id, 'engine-docker1-2376');
+    for (const b of [{}, { id: 'e', addr: 'http://a:1' }, { id: 'e', addr: 'https://a' }, { id: 'E!', addr: 'tcp://a:1' }, { id: 'e', addr: 'tcp://a:1', cpus: '4' }, { id: 'e', addr: 'tcp://a:1', labels: 'local' }, { id: 'e', addr: 'tcp://a:1', labels: ['a b'] }, { host: 'a', port: 70000 }]) {
+      assert.equal(status(() => engineRequest(b, id)), 400, JSON.stringify(b));
+    }
+  });
+  it('shows an engine as the client gave it: addr, capacity override, labels in order', () => {
+    const node: ComputeNode = {
+      apiVersion: 'compute.stratus.dev/v1alpha1',
+      kind: 'ComputeNode',
+      metadata: {
+        name: 'boot2docker',
+        labels: { 'clementine.stratus.dev/local': '', 'clementine.stratus.dev/boot2docker': '' },
+        annotations: { 'legacy.stratus.dev/clementine-engine': JSON.stringify({ addr: 'https://192.168.59.103:2376', labels: ['local', 'boot2docker'] }) },
+      },
+      spec: { provider: 'docker', docker: { address: 'tcp://192.168.59.103:2376', tlsSecretRef: { name: 'clementine-tls' } }, capacityOverride: { cpus: 4, memoryMiB: 32000 } },
+      status: { capacity: { cpus: 2, memoryMiB: 1000 } },
+    };
+    assert.deepEqual(engineView(node), { id: 'boot2docker', addr: 'https://192.168.59.103:2376', cpus: 4, memory: 32000, labels: ['local', 'boot2docker'] });
+  });
+  it('turns the document\'s image config into a docker Instance: image, host ports, unique placement, engine labels as node selector', () => {
+    const config = imageConfig({ name: 'redis:latest', bind_ports: [{ proto: 'tcp', port: 6379, container_port: 6379 }], type: 'unique', labels: ['local'] });
+    assert.deepEqual(instanceSpec(config, 'g'), {
+      provider: 'docker',
+      image: 'redis:latest',
+      ports: [{ containerPort: 6379, hostPort: 6379, protocol: 'TCP' }],
+      nodeSelector: { 'clementine.stratus.dev/local': '' },
+      placement: { group: 'g', unique: true },
+    });
+    for (const b of [{}, { name: 5 }, { name: 'a b' }, { name: 'x', type: 'many' }, { name: 'x', labels: { a: '1' } }, { name: 'x', restart_policy: { name: 'sometimes' } }, { name: 'x', volumes: ['data'] }]) {
+      assert.equal(status(() => imageConfig(b)), 400, JSON.stringify(b));
+    }
   });
   it('derives an engine status from the Ready condition', () => {
     const node = (conditions: NonNullable<ComputeNode['status']>['conditions']): ComputeNode => ({
