@@ -2,7 +2,9 @@
  * ComputeNodeReconciler: the heartbeat of every node. Each reconcile reaches the node's
  * system through its provider connection and reports what it has (`capacity`,
  * `allocatable`, `version`), what stratus placed on it (`allocated`, from the Instance
- * cache), `lastHeartbeatTime`, and `Ready`/`Synced`. An unreachable node goes
+ * cache), `machines` (the names of every machine the node carries, where the provider lists
+ * them: the legacy DataCentred API answers "does this domain exist" from it),
+ * `lastHeartbeatTime`, and `Ready`/`Synced`. An unreachable node goes
  * `Ready=False` with the provider's error; its Instances learn it through their own
  * reconcile (the Instance controller watches nodes).
  *
@@ -32,6 +34,9 @@ export interface ComputeNodeReconcilerDeps {
 }
 
 type Status = NonNullable<ComputeNode['status']>;
+
+/** The CRD's bound on `status.machines`. */
+const MAX_MACHINE_NAMES = 4096;
 
 /** What is bound to a node, summed from the Instance cache. */
 export function allocatedOn(instanceCache: Informer<Instance>, nodeName: string): { cpus: number; memoryMiB: number; instances: number } {
@@ -88,6 +93,7 @@ export class ComputeNodeReconciler implements Reconciler {
         const o = node.spec.capacityOverride;
         status.allocatable = { cpus: o?.cpus ?? desc.capacity.cpus, memoryMiB: o?.memoryMiB ?? desc.capacity.memoryMiB };
         status.version = desc.version;
+        if (desc.machineNames) status.machines = desc.machineNames.slice(0, MAX_MACHINE_NAMES);
         status.lastHeartbeatTime = kubeTime();
       }
       status.allocated = allocated;

@@ -350,6 +350,12 @@ export interface ComputeNodeStatus {
    */
   version?: string;
   /**
+   * Names of every machine on the node as of lastHeartbeatTime, stratus's or not (libvirt: every defined domain); absent where the provider does not list them.
+   *
+   * @maxItems 4096
+   */
+  machines?: string[];
+  /**
    * When the node last answered a probe.
    */
   lastHeartbeatTime?: string;

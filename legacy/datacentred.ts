@@ -3,7 +3,7 @@
  * VLAN networks for them. Answers are status codes; bodies are empty except errors, which
  * are `{"error": "<message>"}`. A trailing slash on every path is optional.
  *
- *   GET  /host/<hostname>/                         204 the guest exists, 404 it does not
+ *   GET  /host/<hostname>/                         204 the libvirt domain exists, 404 it does not
  *   POST /host/<hostname>/ {memory, disks, networks, install, location, console}
  *                                                  201 created, 409 exists, 400 malformed
  *   GET  /host/<hostname>/network/<networkname>/   204 / 404
@@ -19,7 +19,8 @@
  * from host and network name, so two hosts may each have `mgmt`. Names that are not DNS-1123
  * labels map through `objectName`.
  */
-import type { Instance, Network } from '../crds/types.js';
+import type { ComputeNode, Instance, Network } from '../crds/types.js';
+import { domainName } from '../providers/libvirt/domain-xml.js';
 import type { KubeClient, KubeObject } from '../runtime/client.js';
 import { isAlreadyExists } from '../runtime/client.js';
 import { Resources } from '../controllers/resources.js';
@@ -57,6 +58,54 @@ async function lookupNetwork(client: KubeClient, namespace: string, host: string
   const obj = await client.resource<Network>(Resources.networks).get(namespace, networkObjectName(host, net));
   const a = obj?.metadata?.annotations;
   return a?.[LEGACY_NAME_ANNOTATION] === net && a[HOST_ANNOTATION] === host ? obj : undefined;
+}
+
+async function libvirtNodes(client: KubeClient): Promise<ComputeNode[]> {
+  return (await client.resource<ComputeNode>(Resources.computeNodes).list()).filter((n) => n.spec?.provider === 'libvirt');
+}
+
+/** When the Instance controller last changed its view of the machine (its conditions' transitions). */
+function lastObserved(inst: Instance): number {
+  const times = (inst.status?.conditions ?? []).filter((c) => c.type === 'Synced' || c.type === 'Ready').map((c) => Date.parse(c.lastTransitionTime ?? ''));
+  return Math.max(0, ...times.filter(Number.isFinite));
+}
+
+/**
+ * Whether the libvirt domain of `host` exists, as the agent's probe answered. The nodes'
+ * heartbeats list every domain they carry (`ComputeNode.status.machines`), so:
+ * - a guest made through this API exists when its node lists its domain — or, while the
+ *   node's list predates the Instance controller's latest observation of it, when that
+ *   controller has seen it (`status.providerID`);
+ * - a guest that is gone behind stratus's back is absent from the next heartbeat: 404 (until
+ *   the Instance controller's drift repair defines it again);
+ * - a domain named `host` that was defined outside stratus exists too (204), as it did for the
+ *   agent, which probed the hypervisor.
+ */
+export async function domainExists(client: KubeClient, namespace: string, host: string): Promise<boolean> {
+  const [inst, nodes] = await Promise.all([lookup<Instance>(client, Resources.instances, namespace, host), libvirtNodes(client)]);
+  if (!inst) return nodes.some((n) => n.status?.machines?.includes(host));
+  if (inst.metadata?.deletionTimestamp || !inst.status?.providerID) return false;
+  const node = nodes.find((n) => n.metadata?.name === inst.spec.nodeName);
+  if (!node) return false;
+  const listed = node.status?.machines;
+  if (!listed) return true; // a provider that does not list its machines: the Instance's word
+  if (listed.includes(domainName({ namespace, name: inst.metadata!.name!, uid: inst.metadata!.uid! }))) return true;
+  const heartbeat = Date.parse(node.status?.lastHeartbeatTime ?? '');
+  return !Number.isFinite(heartbeat) || heartbeat <= lastObserved(inst);
+}
+
+/** How long a host POST waits for the controller to define the domain (the agent answered once it had). */
+export const DEFINE_WAIT_MS = 30_000;
+
+/** Waits until the Instance controller defined the domain or reported why it cannot, at most `DEFINE_WAIT_MS`. */
+async function untilDefined(client: KubeClient, inst: Instance): Promise<void> {
+  const deadline = Date.now() + DEFINE_WAIT_MS;
+  const instances = client.resource<Instance>(Resources.instances);
+  while (Date.now() < deadline) {
+    const cur = await instances.get(inst.metadata!.namespace!, inst.metadata!.name!);
+    if (!cur || cur.status?.providerID || cur.status?.conditions?.some((c) => c.type === 'Synced' && c.status === 'False')) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 function intList(o: JsonObject, key: string, min: number, max: number, maxItems: number): number[] {
@@ -137,7 +186,7 @@ export const dataCentredApi: LegacyApi = {
       auth: 'token-unless-insecure',
       async handler(r, caller, client) {
         const host = legacyName('host', r.params.hostname!);
-        if (!(await lookup<Instance>(client, Resources.instances, caller.namespace, host))) throw notFound('no such host');
+        if (!(await domainExists(client, caller.namespace, host))) throw notFound('no such host');
         return { status: 204 };
       },
     },
@@ -154,8 +203,10 @@ export const dataCentredApi: LegacyApi = {
         if (hostname) spec.hostname = hostname;
         const name = objectName(host);
         if (await client.resource<Instance>(Resources.instances).get(caller.namespace, name)) throw conflict('host exists');
+        if ((await libvirtNodes(client)).some((n) => n.status?.machines?.includes(host))) throw conflict('a libvirt domain of that name exists');
+        let created: Instance;
         try {
-          await client.resource<Instance>(Resources.instances).create({
+          created = await client.resource<Instance>(Resources.instances).create({
             apiVersion: 'compute.stratus.dev/v1alpha1',
             kind: 'Instance',
             metadata: { name, namespace: caller.namespace, labels: { [LEGACY_API_LABEL]: 'datacentred' }, annotations: { [LEGACY_NAME_ANNOTATION]: host } },
@@ -165,6 +216,7 @@ export const dataCentredApi: LegacyApi = {
           if (isAlreadyExists(err)) throw conflict('host exists');
           throw err;
         }
+        await untilDefined(client, created);
         return { status: 201 };
       },
     },

@@ -122,6 +122,11 @@ export interface NodeDescription {
   version: string;
   /** Machines on the node this provider manages (whatever their state). */
   machineCount: number;
+  /**
+   * Names of every machine on the node, stratus's or not (libvirt: every defined domain), when
+   * the provider can list them: what exists on the hypervisor as of this description.
+   */
+  machineNames?: string[];
 }
 
 /** A connection to one ComputeNode's backing system. */

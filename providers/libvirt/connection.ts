@@ -120,10 +120,16 @@ export function connectLibvirt(options: LibvirtConnectOptions): LibvirtNodeConne
         const lib = /Using library:\s*libvirt\s+(\S+)/.exec(version)?.[1];
         const hyp = /Running hypervisor:\s*(.+)/.exec(version)?.[1]?.trim();
         const owned = await conn.machines().listOwned();
+        const names = (await session.shell.run(['list', '--all', '--name']))
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean)
+          .sort();
         return {
           capacity: { cpus: info.cpus, memoryMiB: Math.floor(info.memoryKiB / 1024) },
           version: [`libvirt ${lib ?? 'unknown'}`, hyp].filter(Boolean).join(' / '),
           machineCount: owned.length,
+          machineNames: names,
         };
       } catch (err) {
         throw asProviderError(err, 'cannot describe the node');

@@ -6,9 +6,9 @@ import { Resources } from '../../../controllers/resources.js';
 import { objectName } from '../../../legacy/names.js';
 import { networkObjectName } from '../../../legacy/datacentred.js';
 import type { Daemon } from '../../harness/process.js';
-import { createToken, http, startLegacyServe, startProxy, tokenHeaders, type LegacyServe } from './helpers.js';
+import { createToken, http, startInstallTree, startLegacyServe, startProxy, tokenHeaders, type LegacyServe } from './helpers.js';
 
-/** The agent's documented example request. */
+/** The agent's documented example request (its archive is replaced by a local tree in `before`). */
 const EXAMPLE_HOST = {
   memory: 512,
   disks: [8],
@@ -22,8 +22,11 @@ describe('DataCentred staging compute agent API through the legacy proxy', () =>
   let client: KubeClient;
   let token: string;
   let insecure: { url: string; daemon: Daemon } | undefined;
+  let tree: Awaited<ReturnType<typeof startInstallTree>>;
 
   before(async () => {
+    tree = await startInstallTree();
+    EXAMPLE_HOST.location = EXAMPLE_HOST.location.replace('http://gb.archive.ubuntu.com', tree.mirror);
     env = await startLegacyServe();
     client = KubeClient.fromFile(env.serve.kubeconfig);
     token = (await createToken(env.serve.kubeconfig, 'datacentred e2e')).token;
@@ -33,6 +36,7 @@ describe('DataCentred staging compute agent API through the legacy proxy', () =>
     await insecure?.daemon.stop();
     client?.close();
     await env?.serve.stop();
+    await tree?.close();
   });
 
   const counts = async (): Promise<string> =>

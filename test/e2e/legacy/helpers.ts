@@ -4,6 +4,8 @@
  * and a small HTTP client that returns status, headers and parsed body.
  */
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { startStratusServe, type StratusServe } from '../../harness/apiserver.js';
 import { stratusBin } from '../../harness/paths.js';
@@ -84,4 +86,35 @@ export async function http(method: string, url: string, opts: { body?: string | 
 /** JSON body + `Authorization: token T`. */
 export function tokenHeaders(token: string | undefined): Record<string, string> {
   return { 'content-type': 'application/json', ...(token ? { authorization: `token ${token}` } : {}) };
+}
+
+/**
+ * An install tree of the DataCentred document's form on 127.0.0.1: the Ubuntu archive's
+ * `…/ubuntu/dists/xenial/main/installer-amd64` with its netboot kernel and initrd (tiny
+ * stand-ins), so a host POSTed with the document's location installs from here and no test
+ * traffic leaves the machine. `mirror` replaces `http://gb.archive.ubuntu.com`.
+ */
+export async function startInstallTree(): Promise<{ mirror: string; requests: string[]; close(): Promise<void> }> {
+  const netboot = '/ubuntu/dists/xenial/main/installer-amd64/current/images/netboot/ubuntu-installer/amd64';
+  const files = new Map<string, Buffer>([
+    [`${netboot}/linux`, Buffer.from('stand-in installer kernel\n')],
+    [`${netboot}/initrd.gz`, Buffer.from('stand-in installer initrd\n')],
+  ]);
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    requests.push(req.url ?? '');
+    const body = files.get(req.url ?? '');
+    res.writeHead(body ? 200 : 404, { 'content-length': body?.length ?? 0 });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    mirror: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }

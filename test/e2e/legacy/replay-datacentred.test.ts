@@ -11,14 +11,17 @@ import { KubeClient } from '../../../runtime/client.js';
 import { Resources } from '../../../controllers/resources.js';
 import { networkObjectName } from '../../../legacy/datacentred.js';
 import { objectName } from '../../../legacy/names.js';
-import { createToken, http, startLegacyServe, type LegacyServe } from './helpers.js';
-import { loadExchanges, replay } from './replay.js';
+import { createToken, http, startInstallTree, startLegacyServe, type LegacyServe } from './helpers.js';
+import { bind, loadExchanges, replay } from './replay.js';
 
 describe('DataCentred document replayed through the legacy proxy', () => {
   let env: LegacyServe;
   let client: KubeClient;
+  let tree: Awaited<ReturnType<typeof startInstallTree>>;
 
   before(async () => {
+    // The document's archive, served on 127.0.0.1 in its own layout.
+    tree = await startInstallTree();
     env = await startLegacyServe(['--legacy-insecure']);
     client = KubeClient.fromFile(env.serve.kubeconfig);
   });
@@ -26,6 +29,7 @@ describe('DataCentred document replayed through the legacy proxy', () => {
   after(async () => {
     client?.close();
     await env?.serve.stop();
+    await tree?.close();
   });
 
   async function replayDocument(namespace: string, headers: Record<string, string>): Promise<void> {
@@ -38,10 +42,11 @@ describe('DataCentred document replayed through the legacy proxy', () => {
         const own = await http('POST', `${env.legacy}/host/db.example.com/network/managment-network`, { headers, body: JSON.stringify({ bridge: 'br0', vlan: 20 }) });
         assert.equal(own.status, 201, own.text);
       }
-      await replay(env.legacy, ex, headers);
+      await replay(env.legacy, bind(ex, { 'http://gb.archive.ubuntu.com': tree.mirror }), headers);
     }
     const inst = await client.resource<Instance>(Resources.instances).get(namespace, objectName('ns.example.com'));
-    assert.equal(inst?.spec.libvirt?.location, 'http://gb.archive.ubuntu.com/ubuntu/dists/xenial/main/installer-amd64');
+    assert.equal(inst?.spec.libvirt?.location, `${tree.mirror}/ubuntu/dists/xenial/main/installer-amd64`);
+    assert.ok(tree.requests.some((u) => u.endsWith('/current/images/netboot/ubuntu-installer/amd64/initrd.gz')), 'the installer came from the document\'s tree layout');
     assert.deepEqual(inst?.spec.networks, [{ name: networkObjectName('ns.example.com', 'ns_example_com_vlan_10') }]);
     const blank = await client.resource<Instance>(Resources.instances).get(namespace, objectName('db.example.com'));
     assert.equal(blank?.spec.libvirt?.location, undefined, 'no install: a blank domain booting from its first disk');
