@@ -31,7 +31,6 @@
  * saved config carry the label `legacy.stratus.dev/image=<id>`; `scale` creates or deletes
  * Instances until there are N.
  */
-import { randomBytes } from 'node:crypto';
 import type { ComputeNode, Instance } from '../crds/types.js';
 import { CoreResources, isAlreadyExists, type KubeClient, type KubeObject } from '../runtime/client.js';
 import { Resources } from '../controllers/resources.js';
@@ -153,12 +152,13 @@ async function schedule(client: KubeClient, caller: Caller, config: ImageConfig,
   const wanted = engineLabels(config.labels ?? []);
   const eligible = engines.filter((e) => Object.keys(wanted).every((k) => e.metadata?.labels?.[k] !== undefined));
   if (eligible.length === 0) throw conflict(config.labels?.length ? `no engine has the labels ${config.labels.join(', ')}` : 'no engine to run the container on');
+  // One placement group per image (per saved config): clementine's unique scheduler kept two
+  // containers of one image off the same engine.
+  const group = extraLabels[IMAGE_LABEL] ? `image-${extraLabels[IMAGE_LABEL]}` : objectName(config.name, 'clementine-');
   if (config.type === 'unique') {
-    const group = extraLabels[IMAGE_LABEL] ? `image-${extraLabels[IMAGE_LABEL]}` : undefined;
-    const placed = group ? (await dockerInstances(client, caller.namespace)).filter((i) => i.spec.placement?.group === group).length : 0;
+    const placed = (await dockerInstances(client, caller.namespace)).filter((i) => i.spec.placement?.group === group && !i.metadata?.deletionTimestamp).length;
     if (placed + count > eligible.length) throw conflict(`a unique config runs at most once per engine: ${eligible.length} engines for ${placed + count} containers`);
   }
-  const group = extraLabels[IMAGE_LABEL] ? `image-${extraLabels[IMAGE_LABEL]}` : `clementine-${randomBytes(4).toString('hex')}`;
   const instances = client.resource<Instance>(Resources.instances);
   const created: Instance[] = [];
   for (let i = 0; i < count; i++) {
