@@ -6,7 +6,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Instance, Network } from '../../../crds/types.js';
+import type { ComputeNode, Instance, Network } from '../../../crds/types.js';
+import { domainName } from '../../../providers/libvirt/domain-xml.js';
+import { waitFor } from '../../harness/process.js';
 import { KubeClient } from '../../../runtime/client.js';
 import { Resources } from '../../../controllers/resources.js';
 import { networkObjectName } from '../../../legacy/datacentred.js';
@@ -56,9 +58,14 @@ describe('DataCentred document replayed through the legacy proxy', () => {
     assert.deepEqual(nets.map((n) => [n.metadata?.annotations?.['legacy.stratus.dev/host'], n.spec.vlan]).sort(), [['db.example.com', 20], ['ns.example.com', 10]]);
   }
 
-  it('replays every exchange with a token', async () => {
+  it('replays every exchange with a token; the host stays 204 once the node\'s heartbeat lists its domain', async () => {
     const token = (await createToken(env.serve.kubeconfig, 'datacentred replay', 'dc')).token;
-    await replayDocument('dc', { authorization: `token ${token}` });
+    const headers = { authorization: `token ${token}` };
+    await replayDocument('dc', headers);
+    const inst = await client.resource<Instance>(Resources.instances).get('dc', objectName('ns.example.com'));
+    const domain = domainName({ namespace: 'dc', name: inst!.metadata!.name!, uid: inst!.metadata!.uid! });
+    await waitFor('the sim node lists the domain', async () => (await client.resource<ComputeNode>(Resources.computeNodes).get(undefined, 'sim'))?.status?.machines?.includes(domain), 30_000, 200);
+    assert.equal((await http('GET', `${env.legacy}/host/ns.example.com/`, { headers })).status, 204);
   });
 
   it('replays every exchange without a token under --legacy-insecure (the default namespace)', async () => {
