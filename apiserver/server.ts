@@ -19,6 +19,7 @@ import { loadCrdDir } from './schema/validate.js';
 import type { CustomResourceDefinition } from './schema/types.js';
 import { ApiError, serviceUnavailable } from './errors.js';
 import { createRequestHandler } from './http.js';
+import type { Registry as PromRegistry } from 'prom-client';
 import { ApiMetrics } from './metrics.js';
 import { Registry, type Target } from './registry.js';
 import { ResourceCatalog, storageVersion, type KubeObject, type Resource } from './resources.js';
@@ -55,6 +56,8 @@ export interface ApiServer {
   /** A kubeconfig (context `stratus`) that kubectl and @kubernetes/client-node use as is. */
   kubeconfigPath: string;
   store: Store;
+  /** The registry `/metrics` serves: components in the same process (the controllers) register on it. */
+  metricsRegistry: PromRegistry;
   close(): Promise<void>;
 }
 
@@ -185,6 +188,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       url,
       kubeconfigPath,
       store,
+      metricsRegistry: metrics.registry,
       close() {
         closing ??= (async () => {
           ready = false;

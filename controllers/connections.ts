@@ -1,21 +1,18 @@
 /**
  * One open connection per ComputeNode, shared by every controller that talks to the node.
  *
- * A connection is opened on first use from the node's spec (and, for Docker TLS and GCE
- * credentials, the Secret it references) and kept while the spec is unchanged. A changed
- * spec, or `forget` after the node proved unreachable, closes it so the next use opens a
- * fresh one — that is how a rotated certificate or a repaired engine is picked up.
+ * A connection is opened on first use through the node's provider in the `ProviderRegistry`
+ * (its settings read from the node's spec once, and, for Docker TLS and GCE credentials,
+ * the Secret they reference) and kept while the spec is unchanged. A changed spec, or
+ * `forget` after the node proved unreachable, closes it so the next use opens a fresh one —
+ * that is how a rotated certificate or a repaired engine is picked up.
  */
 import type { NodeConnection } from '../providers/machine.js';
+import type { AnyProvider, ProviderRegistry, SecretReader } from '../providers/registry.js';
 import type { ComputeNode } from '../crds/types.js';
 import { log } from '../runtime/log.js';
 
-export type NodeProvider = ComputeNode['spec']['provider'];
-
-/** Reads a Secret's data as UTF-8 strings; throws a clear error when it does not exist. */
-export type SecretReader = (namespace: string, name: string) => Promise<Record<string, string>>;
-
-export type ConnectionFactory = (node: ComputeNode, secrets: SecretReader) => Promise<NodeConnection>;
+export type { SecretReader };
 
 interface Entry {
   fingerprint: string;
@@ -26,9 +23,14 @@ export class NodeConnections {
   private readonly open = new Map<string, Entry>();
 
   constructor(
-    private readonly factories: Partial<Record<NodeProvider, ConnectionFactory>>,
+    readonly providers: ProviderRegistry,
     private readonly secrets: SecretReader,
   ) {}
+
+  /** The provider of `node` (a `ReconcileError('ProviderNotAvailable')` when this build has none of that name). */
+  providerOf(node: ComputeNode): AnyProvider {
+    return this.providers.get(node.spec.provider);
+  }
 
   /** The node's connection, opened now if needed. Rejects when the provider is not available. */
   async get(node: ComputeNode): Promise<NodeConnection> {
@@ -44,9 +46,9 @@ export class NodeConnections {
       }
     }
     if (existing) await this.forget(name);
-    const factory = this.factories[node.spec.provider];
-    if (!factory) throw new Error(`no provider "${node.spec.provider}" is available in this controller`);
-    const entry: Entry = { fingerprint, connection: factory(node, this.secrets) };
+    const provider = this.providerOf(node);
+    const connect = async (): Promise<NodeConnection> => provider.connect(provider.nodeSettings(node.spec), this.secrets);
+    const entry: Entry = { fingerprint, connection: connect() };
     this.open.set(name, entry);
     try {
       return await entry.connection;

@@ -26,9 +26,7 @@ import type { Reconciler, ReconcileContext, ReconcileResult } from '../runtime/c
 import { updateStatus } from '../runtime/status.js';
 import { kubeTime, setCondition } from '../runtime/conditions.js';
 import type { EventRecorder } from '../runtime/events.js';
-import type { DockerNodeConnection } from '../providers/docker/index.js';
 import type { GuestChannel } from '../providers/guest/channel.js';
-import { DockerExecChannel } from '../providers/guest/docker.js';
 import { SshChannel } from '../providers/guest/ssh.js';
 import type { NodeConnections, SecretReader } from './connections.js';
 import { bundlePath, readGuestFile, releaseIdFor, runRelease, type ReleaseGuest, type ReleasePlan, type ReleaseResult, type StageReport } from './pipeline/engine.js';
@@ -223,9 +221,10 @@ export class DeploymentReconciler implements Reconciler {
       const node = this.d.nodeCache.get(inst.spec.nodeName);
       if (!node) throw new WaitingForGuests(`ComputeNode "${inst.spec.nodeName}" of Instance "${name}" is not known yet`);
       let channel: GuestChannel;
-      if (node.spec.provider === 'docker') {
-        const conn = (await this.d.connections.get(node)) as DockerNodeConnection;
-        channel = new DockerExecChannel(name, conn, inst.metadata?.uid ?? '');
+      // A provider with its own guest channel (containers: exec) needs no SSH.
+      const guestChannel = this.d.connections.providerOf(node).capabilities.guestChannel;
+      if (guestChannel) {
+        channel = guestChannel.open(await this.d.connections.get(node), { name, uid: inst.metadata?.uid ?? '' });
       } else {
         if (!inst.status.ipAddress) throw new WaitingForGuests(`Instance "${name}" has no IP address yet`);
         channel = new SshChannel(name, { host: inst.status.ipAddress, ...(await sshKey()), knownHostsFile: this.knownHosts() });

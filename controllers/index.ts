@@ -6,18 +6,17 @@ import type { ComputeNode, Instance, Network, SSHKey } from '../crds/types.js';
 import type { Manager } from '../runtime/manager.js';
 import { objectKey, type KubeObject } from '../runtime/client.js';
 import { getCondition } from '../runtime/conditions.js';
-import { ProviderError } from '../providers/machine.js';
-import { closeLibvirtSessions, connectLibvirt } from '../providers/libvirt/index.js';
-import { connectDocker } from '../providers/docker/index.js';
-import { connectGce } from '../providers/gce/index.js';
-import { NodeConnections, type ConnectionFactory, type NodeProvider, type SecretReader } from './connections.js';
+import { ReconcileError } from '../runtime/errors.js';
+import { builtinProviders } from '../providers/index.js';
+import { ProviderMetrics } from '../providers/metrics.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import { NodeConnections, type SecretReader } from './connections.js';
 import { Indexes, Resources } from './resources.js';
 import { InstanceReconciler, type InstanceEventReason } from './instance.js';
 import { ComputeNodeReconciler, type ComputeNodeEventReason } from './computenode.js';
 import { SchedulerReconciler, type SchedulerEventReason } from './scheduler.js';
 import { SSHKeyReconciler } from './sshkey.js';
 import { NetworkReconciler, type NetworkEventReason } from './network.js';
-import { OvsSwitches } from './switches.js';
 import { registerProjectControllers } from './project.js';
 
 export interface ControllerSettings {
@@ -33,57 +32,13 @@ export interface ControllerSettings {
   instanceConcurrency?: number;
   /** Where the Project controllers keep Git mirrors, artifacts and keys (see controllers/project.ts). */
   projectsDir?: string;
-  /** Replaces the provider connection factories (tests, or a build without a provider). */
-  providers?: Partial<Record<NodeProvider, ConnectionFactory>>;
+  /** The providers to drive (tests, or a build with other providers). Default: `builtinProviders()`. */
+  providers?: ProviderRegistry;
 }
 
 interface Secret extends KubeObject {
   data?: Record<string, string>;
   stringData?: Record<string, string>;
-}
-
-/** The built-in providers: how a ComputeNode's spec becomes a connection. */
-export function defaultProviders(): Partial<Record<NodeProvider, ConnectionFactory>> {
-  return {
-    libvirt: async (node) => {
-      const spec = node.spec.libvirt;
-      if (!spec) throw new ProviderError('InvalidSpec', 'spec.libvirt is required when spec.provider is libvirt', false);
-      return connectLibvirt({ uri: spec.uri, imagePool: spec.imagePool ?? 'default' });
-    },
-    docker: async (node, secrets) => {
-      const spec = node.spec.docker;
-      if (!spec) throw new ProviderError('InvalidSpec', 'spec.docker is required when spec.provider is docker', false);
-      let tls;
-      if (spec.tlsSecretRef) {
-        const data = await secrets(spec.tlsSecretRef.namespace ?? 'default', spec.tlsSecretRef.name);
-        const missing = ['ca.pem', 'cert.pem', 'key.pem'].filter((k) => !data[k]);
-        if (missing.length > 0) {
-          throw new ProviderError('TLSError', `Secret "${spec.tlsSecretRef.name}" lacks ${missing.join(', ')}`, false);
-        }
-        tls = { ca: data['ca.pem']!, cert: data['cert.pem']!, key: data['key.pem']! };
-      }
-      return connectDocker({ address: spec.address, ...(tls ? { tls } : {}), ...(spec.hostIP ? { defaultHostIP: spec.hostIP } : {}) });
-    },
-    gce: async (node, secrets) => {
-      const spec = node.spec.gce;
-      if (!spec) throw new ProviderError('InvalidSpec', 'spec.gce is required when spec.provider is gce', false);
-      let credentialsJson: string | undefined;
-      if (spec.credentialsSecretRef) {
-        const ref = spec.credentialsSecretRef;
-        const data = await secrets(ref.namespace ?? 'default', ref.name);
-        credentialsJson = data['key.json'] ?? data['credentials.json'];
-        if (!credentialsJson) throw new ProviderError('InvalidCredentials', `Secret "${ref.name}" has no key.json (a service-account key)`, false);
-      }
-      return connectGce({
-        project: spec.project,
-        zone: spec.zone,
-        ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
-        ...(credentialsJson ? { credentialsJson } : {}),
-        ...(spec.imageProject ? { imageProject: spec.imageProject } : {}),
-        ...(spec.network ? { network: spec.network } : {}),
-      });
-    },
-  };
 }
 
 /** A filter that is true the first time it sees a node in a given `state`. */
@@ -101,7 +56,7 @@ function nodeStateChanges(state: (n: ComputeNode) => string): (n: ComputeNode) =
 /** What the controllers hold open; close it after the manager stops. */
 export interface ControllerResources {
   connections: NodeConnections;
-  switches: OvsSwitches;
+  providers: ProviderRegistry;
   close(): Promise<void>;
 }
 
@@ -123,14 +78,15 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
 
   const readSecret: SecretReader = async (namespace, name) => {
     const s = await secretsClient.get(namespace, name);
-    if (!s) throw new ProviderError('SecretNotFound', `Secret "${namespace}/${name}" does not exist`);
+    if (!s) throw new ReconcileError('SecretNotFound', `Secret "${namespace}/${name}" does not exist`);
     const out: Record<string, string> = {};
     for (const [k, v] of Object.entries(s.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
     for (const [k, v] of Object.entries(s.stringData ?? {})) out[k] = v;
     return out;
   };
-  const connections = new NodeConnections(settings.providers ?? defaultProviders(), readSecret);
-  const switches = new OvsSwitches();
+  const providers = settings.providers ?? builtinProviders();
+  const connections = new NodeConnections(providers, readSecret);
+  const providerMetrics = new ProviderMetrics(mgr.metrics.registry);
 
   // ComputeNodes: heartbeat, capacity, and what is bound to them.
   mgr
@@ -179,7 +135,7 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
         sshKeyCache,
         networkCache,
         connections,
-        switches,
+        providerMetrics,
         recorder: mgr.eventRecorder<InstanceEventReason>('instance-controller'),
         ...(settings.instancePollMs !== undefined ? { pollIntervalMs: settings.instancePollMs } : {}),
         ...(settings.instanceTransitionMs !== undefined ? { transitionPollMs: settings.instanceTransitionMs } : {}),
@@ -205,7 +161,6 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
         nodeCache,
         instanceCache,
         connections,
-        switches,
         recorder: mgr.eventRecorder<NetworkEventReason>('network-controller'),
         ...(settings.networkPollMs !== undefined ? { pollIntervalMs: settings.networkPollMs } : {}),
       }),
@@ -219,12 +174,10 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
 
   return {
     connections,
-    switches,
+    providers,
     async close() {
       await connections.closeAll();
-      await switches.closeAll();
-      // libvirt sessions (virsh shells, test-driver worlds) outlive single connections by design.
-      await closeLibvirtSessions();
+      await providers.shutdown();
     },
   };
 }

@@ -1,31 +1,35 @@
 /**
- * InstanceReconciler: one generic lifecycle for every kind of machine (crossplane's managed
- * reconciler). The provider behind the Instance's ComputeNode does the work through the
- * idempotent `MachineProvider` contract; this file decides *what* to do and reports it.
+ * InstanceReconciler: Instances on the managed-resource lifecycle (`runtime/managed.ts`),
+ * for every machine provider alike. This file says what "the external resource" of an
+ * Instance is — a machine on the ComputeNode it is bound to, reached through the node's
+ * provider (`MachineProvider`) — and how its observation reads in status; the lifecycle owns
+ * the order, the finalizer, deadlines and the error policy.
  *
- * Each reconcile: fetch → handle deletion (finalizer) → ensure finalizer → wait for a node →
- * observe → create | update | nothing → write status → choose the next check.
- * Every branch sets `Synced` (did we reach the provider?) and `Ready` (is it running?),
- * writes status only when it changed, and picks a requeue: short while the machine is in
- * transition, the poll interval when steady (that poll is what repairs drift: a machine
- * destroyed or stopped behind stratus's back is recreated or restarted).
+ * Before a machine can be touched the Instance waits (not a failure) for the scheduler to
+ * bind a node, for the node to exist and to be Ready. Once observed, `Synced` says whether
+ * the provider was reached, `Ready` whether the machine runs, `NodeReady` whether its node
+ * is up. The check repeats quickly while the machine is in transition and at the poll
+ * interval when steady; that poll is what repairs drift (a machine destroyed or stopped
+ * behind stratus's back is recreated or restarted).
  *
  * Idempotent create: the external resource is named by `metadata.uid`, so a crash between
  * the provider's create and our status write finds the same resource on the next observe.
+ * Networks a provider cannot plug machines into itself (containers) are joined through its
+ * `networkAttachment` capability after every observe.
  */
 import type { ComputeNode, Instance, Network, SSHKey } from '../crds/types.js';
 import type { ResourceClient } from '../runtime/client.js';
 import type { Informer } from '../runtime/informer.js';
-import type { Reconciler, ReconcileContext, ReconcileResult } from '../runtime/controller.js';
-import { reconcileWithFinalizer, type CleanupResult } from '../runtime/finalizers.js';
-import { reportStatus } from '../runtime/status.js';
+import type { ReconcileContext } from '../runtime/controller.js';
+import { ManagedReconciler, type CallContext, type Connected, type ExternalClient, type ManagedKind, type StatusReport } from '../runtime/managed.js';
 import { getCondition, kubeTime, type ConditionInput } from '../runtime/conditions.js';
 import type { EventRecorder } from '../runtime/events.js';
-import { ProviderError, type MachineObservation, type MachineSpec, type MachineState } from '../providers/machine.js';
-import { attachNamespace } from '../providers/ovs/netns.js';
-import { machineSpecFor } from './machinespec.js';
+import { ReconcileError } from '../runtime/errors.js';
+import type { MachineObservation, MachineProvider, MachineSpec, MachineState } from '../providers/machine.js';
+import type { AnyProvider } from '../providers/registry.js';
+import type { ProviderMetrics } from '../providers/metrics.js';
+import { machineSpecFor, type Lookups } from './machinespec.js';
 import type { NodeConnections } from './connections.js';
-import { ovsDatabaseOf, type OvsSwitches } from './switches.js';
 
 export const INSTANCE_FINALIZER = 'compute.stratus.dev/instance';
 
@@ -47,52 +51,82 @@ export interface InstanceReconcilerDeps {
   sshKeyCache: Informer<SSHKey>;
   networkCache: Informer<Network>;
   connections: NodeConnections;
-  /** Open vSwitch sessions, for attaching containers to Networks. */
-  switches: OvsSwitches;
   recorder: EventRecorder<InstanceEventReason>;
+  /** Counts and times provider calls (absent: not measured). */
+  providerMetrics?: ProviderMetrics;
   /** Steady-state drift check. Default 30 s. */
   pollIntervalMs?: number;
   /** Check interval while a machine is in transition. Default 1 s. */
   transitionPollMs?: number;
+  /** Deadline of one provider call. Default 60 s. */
+  callTimeoutMs?: number;
 }
 
 type Status = NonNullable<Instance['status']>;
+type Event = InstanceEventReason;
 
 const TRANSITIONAL: ReadonlySet<MachineState> = new Set(['pending', 'creating', 'starting', 'stopping', 'terminating']);
 
-export class InstanceReconciler implements Reconciler {
-  private readonly pollMs: number;
-  private readonly transitionMs: number;
+/** Reasons after which the node's connection is dropped, so the next use reconnects. */
+const CONNECTION_FAILURES = new Set(['NodeUnreachable', 'TLSError']);
 
-  constructor(private readonly d: InstanceReconcilerDeps) {
-    this.pollMs = d.pollIntervalMs ?? 30_000;
-    this.transitionMs = d.transitionPollMs ?? 1000;
-  }
-
-  async reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> {
-    const cached = this.d.instanceCache.get(key);
-    if (!cached) return;
-    return reconcileWithFinalizer(this.d.instances, cached, INSTANCE_FINALIZER, {
-      apply: (inst) => this.apply(inst, ctx),
-      cleanup: (inst) => this.cleanup(inst, ctx),
+export class InstanceReconciler extends ManagedReconciler<Instance, MachineObservation, Event> {
+  constructor(d: InstanceReconcilerDeps) {
+    const transitionMs = d.transitionPollMs ?? 1000;
+    super(new InstanceKind(d, d.pollIntervalMs ?? 30_000, transitionMs), {
+      resource: d.instances,
+      cache: d.instanceCache,
+      recorder: d.recorder,
+      pollIntervalMs: d.pollIntervalMs ?? 30_000,
+      transitionPollMs: transitionMs,
+      ...(d.callTimeoutMs !== undefined ? { callTimeoutMs: d.callTimeoutMs } : {}),
     });
   }
+}
 
-  private async apply(inst: Instance, ctx: ReconcileContext): Promise<ReconcileResult> {
+class InstanceKind implements ManagedKind<Instance, MachineObservation, Event> {
+  readonly kind = 'instance';
+  readonly finalizer = INSTANCE_FINALIZER;
+  readonly failureEvent = 'ProviderError' as const;
+
+  constructor(
+    private readonly d: InstanceReconcilerDeps,
+    private readonly pollMs: number,
+    private readonly transitionMs: number,
+  ) {}
+
+  async connect(inst: Instance, _ctx: ReconcileContext, opts: { deleting: boolean }): Promise<Connected<Instance, MachineObservation, Event>> {
     const nodeName = inst.spec.nodeName;
+    if (opts.deleting) {
+      if (!nodeName) return { absent: true };
+      const node = this.d.nodeCache.get(nodeName);
+      if (!node) {
+        this.d.recorder.warning(inst, 'Orphaned', `ComputeNode "${nodeName}" no longer exists; its machine (if any) is left behind`);
+        return { absent: true };
+      }
+      return { client: await this.client(node, machineSpecFor(inst, this.lookups(), { lenient: true })) };
+    }
     if (!nodeName) {
-      await this.writeStatus(inst, { state: 'pending' }, [
-        { type: 'Ready', status: 'False', reason: 'Unscheduled', message: 'waiting for the scheduler to bind a ComputeNode' },
-      ]);
-      return {};
+      return {
+        wait: {
+          conditions: [{ type: 'Ready', status: 'False', reason: 'Unscheduled', message: 'waiting for the scheduler to bind a ComputeNode' }],
+          mutate: (s) => void (s.state = 'pending'),
+        },
+      };
     }
     const node = this.d.nodeCache.get(nodeName);
     if (!node) {
-      await this.writeStatus(inst, { state: inst.status?.state ?? 'pending' }, [
-        { type: 'Synced', status: 'False', reason: 'NodeNotFound', message: `ComputeNode "${nodeName}" does not exist` },
-        { type: 'Ready', status: 'False', reason: 'NodeNotFound', message: `ComputeNode "${nodeName}" does not exist` },
-      ]);
-      return { requeueAfterMs: this.pollMs };
+      const message = `ComputeNode "${nodeName}" does not exist`;
+      return {
+        wait: {
+          conditions: [
+            { type: 'Synced', status: 'False', reason: 'NodeNotFound', message },
+            { type: 'Ready', status: 'False', reason: 'NodeNotFound', message },
+          ],
+          mutate: (s) => void (s.state = inst.status?.state ?? 'pending'),
+        },
+        requeueAfterMs: this.pollMs,
+      };
     }
     const nodeReady = getCondition(node.status?.conditions, 'Ready');
     if (nodeReady?.status !== 'True') {
@@ -100,163 +134,136 @@ export class InstanceReconciler implements Reconciler {
       if (inst.status?.state && getCondition(inst.status.conditions, 'NodeReady')?.status !== 'False') {
         this.d.recorder.warning(inst, 'NodeNotReady', `ComputeNode "${nodeName}" is not ready (${why})`);
       }
-      await this.writeStatus(inst, {}, [
-        { type: 'NodeReady', status: 'False', reason: 'NodeNotReady', message: `ComputeNode "${nodeName}" is not ready: ${why}` },
-      ]);
-      return { requeueAfterMs: this.pollMs };
+      return {
+        wait: { conditions: [{ type: 'NodeReady', status: 'False', reason: 'NodeNotReady', message: `ComputeNode "${nodeName}" is not ready: ${why}` }] },
+        requeueAfterMs: this.pollMs,
+      };
     }
-
-    let spec: MachineSpec;
-    try {
-      spec = this.machineSpec(inst);
-      const provider = (await this.d.connections.get(node)).machines();
-      let observed = await provider.observe(spec);
-      if (!observed.exists) {
-        const wasThere = Boolean(inst.status?.providerID);
-        await provider.create(spec);
-        if (wasThere) this.d.recorder.warning(inst, 'Recreated', `the machine disappeared from "${nodeName}"; recreated it`);
-        else this.d.recorder.normal(inst, 'Created', `created on ComputeNode "${nodeName}"`);
-        ctx.log.info({ node: nodeName, recreated: wasThere }, 'machine created');
-        observed = await provider.observe(spec);
-        if (!observed.exists) {
-          await this.writeStatus(inst, { state: 'creating' }, this.syncedConditions('Creating', 'creating the machine'));
-          return { requeueAfterMs: this.transitionMs };
-        }
-      } else if (!observed.upToDate) {
-        await provider.update(spec, observed);
-        const reason = spec.powerState === 'Stopped' && observed.state !== 'stopped' ? 'Stopping' : spec.powerState === 'Running' && observed.state !== 'running' ? 'Starting' : 'Updated';
-        this.d.recorder.normal(inst, reason, `${reason.toLowerCase()} the machine on "${nodeName}" (was ${observed.state})`);
-        observed = await provider.observe(spec);
-      }
-      await this.attachContainerNetworks(node, spec, observed);
-      await this.writeObserved(inst, observed, nodeName);
-      return { requeueAfterMs: TRANSITIONAL.has(observed.state) || !observed.upToDate ? this.transitionMs : this.pollMs };
-    } catch (err) {
-      return this.failed(inst, node, err);
-    }
+    return { client: await this.client(node, machineSpecFor(inst, this.lookups())) };
   }
 
-  private async cleanup(inst: Instance, ctx: ReconcileContext): Promise<CleanupResult> {
-    const nodeName = inst.spec.nodeName;
-    if (inst.status?.state !== 'terminating') await this.writeStatus(inst, { state: 'terminating' }, []);
-    if (!nodeName) return { done: true };
-    const node = this.d.nodeCache.get(nodeName);
-    if (!node) {
-      this.d.recorder.warning(inst, 'Orphaned', `ComputeNode "${nodeName}" no longer exists; its machine (if any) is left behind`);
-      return { done: true };
-    }
-    try {
-      const spec = machineSpecFor(inst, this.lookups(), { lenient: true });
-      const provider = (await this.d.connections.get(node)).machines();
-      await provider.delete(spec);
-      const observed = await provider.observe(spec);
-      if (observed.exists) return { done: false, requeueAfterMs: this.transitionMs };
-      const db = ovsDatabaseOf(node);
-      if (db && node.spec.provider === 'docker' && spec.networks.length > 0) await this.d.switches.get(db).removePortsOwnedBy(spec.uid);
-      this.d.recorder.normal(inst, 'Deleted', `deleted the machine from "${nodeName}"`);
-      ctx.log.info({ node: nodeName }, 'machine deleted');
-      return { done: true };
-    } catch (err) {
-      const res = await this.failed(inst, node, err);
-      return { done: false, requeueAfterMs: res.requeueAfterMs ?? this.transitionMs * 5 };
-    }
+  deleting(inst: Instance): StatusReport<Instance> | undefined {
+    return inst.status?.state === 'terminating' ? undefined : { conditions: [], mutate: (s) => void (s.state = 'terminating') };
   }
 
-  /**
-   * Containers join Networks through a veth pair per Network (`eth1`, `eth2`, ...): the host
-   * end is an access port of the Network's VLAN, the other end is inside the container's
-   * namespace with the Instance's address. Re-run on every observe, so a restarted
-   * container (a new namespace) or a retagged Network is repaired. VMs need none of this:
-   * libvirt plugs their interfaces into the Network's portgroup.
-   */
-  private async attachContainerNetworks(node: ComputeNode, spec: MachineSpec, observed: MachineObservation): Promise<void> {
-    const db = ovsDatabaseOf(node);
-    if (!db || node.spec.provider !== 'docker' || spec.networks.length === 0) return;
-    if (observed.state !== 'running' || !observed.pid) return;
-    const sw = this.d.switches.get(db);
-    for (const [i, n] of spec.networks.entries()) {
-      await attachNamespace(sw, {
-        bridge: n.bridge,
-        vlan: n.vlan,
-        ownerUid: spec.uid,
-        ...(n.uid ? { networkUid: n.uid } : {}),
-        target: { pid: observed.pid },
-        ifName: `eth${i + 1}`,
-        ...(n.address ? { address: n.address } : {}),
-        ...(n.mac ? { mac: n.mac } : {}),
-        ...(node.spec.ovs?.netns ? { switchNetns: node.spec.ovs.netns } : {}),
-      });
+  failureStatus(inst: Instance, err: ReconcileError | undefined): ((s: Status) => void) | undefined {
+    // A machine that never existed and cannot be made without a spec change shows its last state (or pending).
+    if (err && !err.retryable && !inst.status?.providerID) return (s) => void (s.state = inst.status?.state ?? 'pending');
+    return undefined;
+  }
+
+  async onFailure(inst: Instance, err: unknown): Promise<void> {
+    if (err instanceof ReconcileError && CONNECTION_FAILURES.has(err.reason) && inst.spec.nodeName) await this.d.connections.forget(inst.spec.nodeName);
+  }
+
+  private async client(node: ComputeNode, spec: MachineSpec): Promise<MachineClient> {
+    const provider = this.d.connections.providerOf(node);
+    if (!provider.capabilities.machines) {
+      throw new ReconcileError('MachinesNotSupported', `provider "${provider.name}" of ComputeNode "${node.metadata?.name}" does not run machines`, false);
     }
+    const machines = (await this.d.connections.get(node)).machines();
+    return new MachineClient(this.d, node, provider, machines, spec, this.pollMs, this.transitionMs);
   }
 
-  private machineSpec(inst: Instance): MachineSpec {
-    return machineSpecFor(inst, this.lookups());
-  }
-
-  private lookups() {
+  private lookups(): Lookups {
     return {
-      sshKey: (ns: string, name: string) => this.d.sshKeyCache.get(`${ns}/${name}`),
-      network: (ns: string, name: string) => this.d.networkCache.get(`${ns}/${name}`),
+      sshKey: (ns, name) => this.d.sshKeyCache.get(`${ns}/${name}`),
+      network: (ns, name) => this.d.networkCache.get(`${ns}/${name}`),
     };
   }
+}
 
-  private syncedConditions(reason: string, message: string): ConditionInput[] {
-    return [
-      { type: 'Synced', status: 'True', reason: 'ReconcileSuccess', message: '' },
-      { type: 'Ready', status: 'False', reason, message },
-      { type: 'NodeReady', status: 'True', reason: 'NodeReady', message: '' },
-    ];
+/** One machine on one node, as the lifecycle's `ExternalClient`. */
+class MachineClient implements ExternalClient<Instance, MachineObservation, Event> {
+  private readonly nodeName: string;
+
+  constructor(
+    private readonly d: InstanceReconcilerDeps,
+    private readonly node: ComputeNode,
+    private readonly provider: AnyProvider,
+    private readonly machines: MachineProvider,
+    private readonly spec: MachineSpec,
+    private readonly pollMs: number,
+    private readonly transitionMs: number,
+  ) {
+    this.nodeName = node.metadata?.name ?? '';
   }
 
-  private async writeObserved(inst: Instance, o: MachineObservation, nodeName: string): Promise<void> {
+  observe(_inst: Instance, call: CallContext<Event>): Promise<MachineObservation> {
+    return this.track('observe', () => this.machines.observe(this.spec, call.signal));
+  }
+
+  async create(inst: Instance, _observed: MachineObservation, call: CallContext<Event>): Promise<void> {
+    const wasThere = Boolean(inst.status?.providerID);
+    await this.track('create', () => this.machines.create(this.spec, call.signal));
+    if (wasThere) call.recorder.warning(inst, 'Recreated', `the machine disappeared from "${this.nodeName}"; recreated it`);
+    else call.recorder.normal(inst, 'Created', `created on ComputeNode "${this.nodeName}"`);
+    call.log.info({ node: this.nodeName, recreated: wasThere }, 'machine created');
+  }
+
+  async update(inst: Instance, observed: MachineObservation, call: CallContext<Event>): Promise<void> {
+    await this.track('update', () => this.machines.update(this.spec, observed, call.signal));
+    const want = this.spec.powerState;
+    const reason = want === 'Stopped' && observed.state !== 'stopped' ? 'Stopping' : want === 'Running' && observed.state !== 'running' ? 'Starting' : 'Updated';
+    call.recorder.normal(inst, reason, `${reason.toLowerCase()} the machine on "${this.nodeName}" (was ${observed.state})`);
+  }
+
+  delete(_inst: Instance, call: CallContext<Event>): Promise<void> {
+    return this.track('delete', () => this.machines.delete(this.spec, call.signal));
+  }
+
+  /** Joins the machine to its Networks when the provider cannot do it itself (containers). */
+  async settle(_inst: Instance, observed: MachineObservation, call: CallContext<Event>): Promise<void> {
+    const attachment = this.provider.capabilities.networkAttachment;
+    const settings = this.d.connections.providers.switchSettingsOf(this.node.spec);
+    const switches = this.d.connections.providers.switches;
+    if (!attachment || !settings || !switches || this.spec.networks.length === 0) return;
+    await attachment.attach(switches.connect(settings), settings, this.spec, observed, call.signal);
+  }
+
+  async deleted(inst: Instance, call: CallContext<Event>): Promise<void> {
+    const attachment = this.provider.capabilities.networkAttachment;
+    const settings = this.d.connections.providers.switchSettingsOf(this.node.spec);
+    const switches = this.d.connections.providers.switches;
+    if (attachment && settings && switches && this.spec.networks.length > 0) await attachment.detach(switches.connect(settings), this.spec.uid, call.signal);
+    call.recorder.normal(inst, 'Deleted', `deleted the machine from "${this.nodeName}"`);
+    call.log.info({ node: this.nodeName }, 'machine deleted');
+  }
+
+  report(_inst: Instance, o: MachineObservation): StatusReport<Instance> & { requeueAfterMs?: number } {
+    const nodeReady: ConditionInput = { type: 'NodeReady', status: 'True', reason: 'NodeReady', message: '' };
+    if (!o.exists) {
+      return {
+        conditions: [{ type: 'Ready', status: 'False', reason: 'Creating', message: 'creating the machine' }, nodeReady],
+        mutate: (s) => void (s.state = 'creating'),
+        requeueAfterMs: this.transitionMs,
+      };
+    }
     const running = o.state === 'running';
     const readyReason = running ? 'Running' : o.state.charAt(0).toUpperCase() + o.state.slice(1);
-    const fields: Partial<Status> = {
-      state: o.state,
-      nodeName,
-      addresses: o.addresses,
-      ...(o.ipAddress ? { ipAddress: o.ipAddress } : {}),
-      ...(o.providerID ? { providerID: o.providerID } : {}),
-      ...(o.message ? { message: o.message } : {}),
+    const nodeName = this.nodeName;
+    return {
+      conditions: [{ type: 'Ready', status: running ? 'True' : 'False', reason: readyReason, message: o.message ?? '' }, nodeReady],
+      mutate: (s: Status) => {
+        Object.assign(s, {
+          state: o.state,
+          nodeName,
+          addresses: o.addresses,
+          ...(o.ipAddress ? { ipAddress: o.ipAddress } : {}),
+          ...(o.providerID ? { providerID: o.providerID } : {}),
+          ...(o.message ? { message: o.message } : {}),
+        });
+        if (!o.ipAddress) delete s.ipAddress;
+        if (!o.message) delete s.message;
+        if (running && !s.startTime) s.startTime = kubeTime();
+        if (!running) delete s.startTime;
+      },
+      requeueAfterMs: TRANSITIONAL.has(o.state) || !o.upToDate ? this.transitionMs : this.pollMs,
     };
-    await this.writeStatus(inst, fields, [
-      { type: 'Synced', status: 'True', reason: 'ReconcileSuccess', message: '' },
-      { type: 'Ready', status: running ? 'True' : 'False', reason: readyReason, message: o.message ?? '' },
-      { type: 'NodeReady', status: 'True', reason: 'NodeReady', message: '' },
-    ], { clearIP: !o.ipAddress, clearMessage: !o.message, running });
   }
 
-  /** Reports a failed step; returns how to retry. Non-provider errors are rethrown for backoff. */
-  private async failed(inst: Instance, node: ComputeNode, err: unknown): Promise<ReconcileResult> {
-    const pe = err instanceof ProviderError ? err : undefined;
-    const reason = pe?.reason ?? 'ReconcileError';
-    const message = err instanceof Error ? err.message : String(err);
-    if (pe && (pe.reason === 'NodeUnreachable' || pe.reason === 'TLSError')) await this.d.connections.forget(node.metadata?.name ?? '');
-    const prevSynced = getCondition(inst.status?.conditions, 'Synced');
-    if (prevSynced?.reason !== reason || prevSynced.message !== message) this.d.recorder.warning(inst, 'ProviderError', `${reason}: ${message}`);
-    await this.writeStatus(inst, pe && !pe.retryable && !inst.status?.providerID ? { state: inst.status?.state ?? 'pending' } : {}, [
-      { type: 'Synced', status: 'False', reason, message },
-      ...(inst.status?.state === 'running' ? [] : [{ type: 'Ready', status: 'False' as const, reason, message }]),
-    ]);
-    if (!pe) throw err;
-    if (!pe.retryable) return { requeueAfterMs: this.pollMs };
-    if (pe.retryAfterMs !== undefined) return { requeueAfterMs: pe.retryAfterMs };
-    return { requeue: true };
-  }
-
-  /** Writes `fields` and `conditions` into status (see `reportStatus`). */
-  private async writeStatus(
-    inst: Instance,
-    fields: Partial<Status>,
-    conditions: ConditionInput[],
-    opts: { clearIP?: boolean; clearMessage?: boolean; running?: boolean } = {},
-  ): Promise<void> {
-    await reportStatus(this.d.instances, inst, conditions, (status: Status) => {
-      Object.assign(status, fields);
-      if (opts.clearIP) delete status.ipAddress;
-      if (opts.clearMessage) delete status.message;
-      if (opts.running && !status.startTime) status.startTime = kubeTime();
-      if (opts.running === false) delete status.startTime;
-    });
+  private track<X>(operation: string, fn: () => Promise<X>): Promise<X> {
+    const m = this.d.providerMetrics;
+    return m && this.provider.capabilities.metrics ? m.track(this.provider.name, operation, fn) : fn();
   }
 }

@@ -1,17 +1,18 @@
 /**
  * Translates an Instance (plus the SSHKeys and Networks it names) into the provider-neutral
  * `MachineSpec` providers consume. Lookups go through caches handed in by the caller; a
- * reference that does not resolve is a `ProviderError` with a reason the user can act on.
+ * reference that does not resolve is a `ReconcileError` with a reason the user can act on.
  */
 import type { Instance, Network, SSHKey } from '../crds/types.js';
-import { ProviderError, type MachineNetwork, type MachineSpec } from '../providers/machine.js';
+import { isDnsLabel } from '../runtime/basics.js';
+import { ReconcileError } from '../runtime/errors.js';
+import type { MachineNetwork, MachineSpec } from '../providers/machine.js';
 
 export interface Lookups {
   sshKey(namespace: string, name: string): SSHKey | undefined;
   network(namespace: string, name: string): Network | undefined;
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /**
  * `lenient` (used on deletion) leaves out references that no longer resolve instead of
@@ -23,8 +24,8 @@ export function machineSpecFor(inst: Instance, lookups: Lookups, options: { leni
   const name = md.name ?? '';
   const spec = inst.spec;
   const hostname = spec.hostname ?? name;
-  if (!DNS_LABEL.test(hostname)) {
-    throw new ProviderError(
+  if (!isDnsLabel(hostname)) {
+    throw new ReconcileError(
       'InvalidHostname',
       `hostname "${hostname.slice(0, 80)}" is not a DNS-1123 label (set spec.hostname to one of at most 63 lowercase letters, digits and '-')`,
       false,
@@ -34,14 +35,14 @@ export function machineSpecFor(inst: Instance, lookups: Lookups, options: { leni
   for (const keyName of spec.sshKeys ?? []) {
     const key = lookups.sshKey(namespace, keyName);
     if (key) sshAuthorizedKeys.push(key.spec.publicKey);
-    else if (!options.lenient) throw new ProviderError('SSHKeyNotFound', `SSHKey "${keyName}" does not exist in namespace "${namespace}"`);
+    else if (!options.lenient) throw new ReconcileError('SSHKeyNotFound', `SSHKey "${keyName}" does not exist in namespace "${namespace}"`);
   }
   const networks: MachineNetwork[] = [];
   for (const att of spec.networks ?? []) {
     const net = lookups.network(namespace, att.name);
     if (!net) {
       if (options.lenient) continue;
-      throw new ProviderError('NetworkNotFound', `Network "${att.name}" does not exist in namespace "${namespace}"`);
+      throw new ReconcileError('NetworkNotFound', `Network "${att.name}" does not exist in namespace "${namespace}"`);
     }
     const prefix = net.spec.cidr?.split('/')[1];
     networks.push({

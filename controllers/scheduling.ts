@@ -11,7 +11,8 @@
  * - `binpack`: the most utilised node after placement, then the most instances, then name.
  */
 
-export type Provider = 'libvirt' | 'docker' | 'gce';
+/** A provider's name as registered in the `ProviderRegistry` (`spec.provider` of nodes and Instances). */
+export type Provider = string;
 
 export interface HostPort {
   port: number;

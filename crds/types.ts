@@ -2,61 +2,9 @@
 // Regenerate with `node --import tsx crds/generate.ts` (make generate); a unit test fails when
 // this file is stale.
 
-/** The subset of metav1.ObjectMeta stratus reads and writes. */
-export interface ObjectMeta {
-  name?: string;
-  generateName?: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  deletionGracePeriodSeconds?: number;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  finalizers?: string[];
-  ownerReferences?: OwnerReference[];
-  managedFields?: unknown[];
-}
+import type { KindInfo, KubeObject } from './meta.js';
 
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
-}
-
-/** Any Kubernetes object. */
-export interface KubeObject {
-  apiVersion: string;
-  kind: string;
-  metadata: ObjectMeta;
-}
-
-export interface KubeList<T extends KubeObject = KubeObject> {
-  apiVersion: string;
-  kind: string;
-  metadata: { resourceVersion?: string; continue?: string; remainingItemCount?: number };
-  items: T[];
-}
-
-/** One row of KINDS: how a kind is addressed. */
-export interface KindInfo {
-  kind: string;
-  listKind: string;
-  group: string;
-  version: string;
-  /** group/version */
-  apiVersion: string;
-  plural: string;
-  singular: string;
-  shortNames: readonly string[];
-  categories: readonly string[];
-  namespaced: boolean;
-}
+export type { KindInfo, KubeList, KubeObject, ObjectMeta, OwnerReference } from './meta.js';
 
 /**
  * A condition in the Kubernetes shape (metav1.Condition): Ready, Synced, ...
@@ -1501,3 +1449,18 @@ export const KINDS: readonly KindInfo[] = [
     namespaced: true,
   },
 ];
+
+/** The REST coordinates of every stratus kind, for clients and informers (`Resources.instances`). */
+export const CrdResources = {
+  accessTokens: { group: 'iam.stratus.dev', version: 'v1alpha1', plural: 'accesstokens', namespaced: true, kind: 'AccessToken' },
+  computeNodes: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'computenodes', namespaced: false, kind: 'ComputeNode' },
+  deployments: { group: 'apps.stratus.dev', version: 'v1alpha1', plural: 'deployments', namespaced: true, kind: 'Deployment' },
+  elasticIPs: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'elasticips', namespaced: true, kind: 'ElasticIP' },
+  groups: { group: 'iam.stratus.dev', version: 'v1alpha1', plural: 'groups', namespaced: true, kind: 'Group' },
+  instances: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'instances', namespaced: true, kind: 'Instance' },
+  networks: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'networks', namespaced: true, kind: 'Network' },
+  projects: { group: 'apps.stratus.dev', version: 'v1alpha1', plural: 'projects', namespaced: true, kind: 'Project' },
+  quotas: { group: 'iam.stratus.dev', version: 'v1alpha1', plural: 'quotas', namespaced: true, kind: 'Quota' },
+  sshKeys: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'sshkeys', namespaced: true, kind: 'SSHKey' },
+  users: { group: 'iam.stratus.dev', version: 'v1alpha1', plural: 'users', namespaced: true, kind: 'User' },
+} as const satisfies Record<string, { group: string; version: string; plural: string; namespaced: boolean; kind: string }>;

@@ -13,6 +13,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Instance } from '../crds/types.js';
 import type { KubeClient } from '../runtime/client.js';
 import { Resources } from '../controllers/resources.js';
+import { MACHINE_PROVIDERS } from '../providers/index.js';
 import { badRequest, field, notFound, parseJsonObject, type Dialect, type LegacyResponse } from './http.js';
 import { LEGACY_API_LABEL } from './names.js';
 import type { LegacyApi } from './api.js';
@@ -23,8 +24,9 @@ export const cloudBrainDialect: Dialect = {
   errorHeaders: (err): Record<string, string> => (err.status === 401 ? { 'www-authenticate': 'Token' } : {}),
 };
 
-export const PROVIDERS = ['libvirt', 'docker', 'gce'] as const;
-type Provider = (typeof PROVIDERS)[number];
+/** The providers a client may ask for: those of this build that run machines. */
+export const PROVIDERS: readonly string[] = MACHINE_PROVIDERS;
+type Provider = Instance['spec']['provider'];
 
 export type CloudBrainState = 'creating' | 'starting' | 'running' | 'terminating';
 

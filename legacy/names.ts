@@ -6,16 +6,13 @@
  * succeed. The original is kept in the annotation `legacy.stratus.dev/name`.
  */
 import { createHash } from 'node:crypto';
+import { isDnsLabel } from '../runtime/basics.js';
 
 export const LEGACY_NAME_ANNOTATION = 'legacy.stratus.dev/name';
 /** Which legacy API created an object (`cloudbrain`, `datacentred`, `clementine`, `brume`). */
 export const LEGACY_API_LABEL = 'legacy.stratus.dev/api';
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
-export function isDnsLabel(s: string): boolean {
-  return s.length <= 63 && DNS_LABEL.test(s);
-}
+export { isDnsLabel };
 
 /**
  * A DNS-1123 label for `legacy`: itself when it already is one; otherwise a sanitised form

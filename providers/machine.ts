@@ -97,18 +97,20 @@ export interface MachineObservation {
 /**
  * What a provider can do to machines on one ComputeNode. Every call must be idempotent and
  * must not block on long operations: start the work and return; the controller polls
- * `observe` until the state settles.
+ * `observe` until the state settles. `signal` fires at the call's deadline or when the
+ * controller stops: stop waiting and reject (the lifecycle stops waiting at that moment in
+ * any case, so a call that ignores it only wastes work).
  */
 export interface MachineProvider {
-  observe(spec: MachineSpec): Promise<MachineObservation>;
+  observe(spec: MachineSpec, signal?: AbortSignal): Promise<MachineObservation>;
   /** Creates the external resource for `spec.uid` (a no-op if one already exists). */
-  create(spec: MachineSpec): Promise<void>;
+  create(spec: MachineSpec, signal?: AbortSignal): Promise<void>;
   /** Moves an existing resource towards the spec (power state, repairable drift). */
-  update(spec: MachineSpec, observed: MachineObservation): Promise<void>;
+  update(spec: MachineSpec, observed: MachineObservation, signal?: AbortSignal): Promise<void>;
   /** Removes the resource and everything created for it (disks, seed images); absent is success. */
-  delete(spec: MachineSpec): Promise<void>;
+  delete(spec: MachineSpec, signal?: AbortSignal): Promise<void>;
   /** uids of every machine on the node that this provider created (for orphan detection). */
-  listOwned(): Promise<string[]>;
+  listOwned(signal?: AbortSignal): Promise<string[]>;
 }
 
 export interface NodeCapacity {
@@ -135,20 +137,4 @@ export interface NodeConnection {
   describe(): Promise<NodeDescription>;
   machines(): MachineProvider;
   close(): Promise<void>;
-}
-
-/** Errors a provider raises that the controller reports with a specific `Synced=False` reason. */
-export class ProviderError extends Error {
-  constructor(
-    /** CamelCase condition reason, e.g. `ImageNotFound`, `QuotaExceeded`, `NodeUnreachable`. */
-    readonly reason: string,
-    message: string,
-    /** True when retrying later may succeed without a spec change (throttling, outages). */
-    readonly retryable = true,
-    /** Suggested delay before retrying, in ms (e.g. from a 429's Retry-After). */
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-    this.name = 'ProviderError';
-  }
 }

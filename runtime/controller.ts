@@ -7,7 +7,15 @@
  *   its backoff is forgotten (drift detection, waiting on an external operation);
  * - resolves `{requeue: true}` → retried with the key's rate-limited backoff, no error logged;
  * - resolves nothing → success, backoff forgotten; the key runs again on the next change;
- * - throws → the `errorPolicy` decides (default: rate-limited retry, 5 ms doubling to 5 min).
+ * - throws → counted in `controller_runtime_reconcile_errors_total`, and the `errorPolicy`
+ *   decides (default: a `ReconcileError`'s `retryAfterMs` when it names one, otherwise
+ *   rate-limited retry, 5 ms doubling to 5 min). A failure that the reconcile already
+ *   reported in status (a provider outage) is still an error: throw it, do not return
+ *   `{requeue: true}`.
+ * - a throw that is not a `ReconcileError` and looks like a bug (not an `Error` at all, or a
+ *   `TypeError`/`RangeError`/`ReferenceError`) is a panic: recovered, logged with its stack,
+ *   counted in `controller_runtime_reconcile_panics_total` as well, and retried with backoff —
+ *   one bad object never stops the worker.
  *
  * Guarantees: a key is never reconciled by two workers at once; a change that arrives while
  * its key is being reconciled runs it once more afterwards; on `start` every object in the
@@ -20,7 +28,8 @@ import { log as rootLog, type Logger } from './log.js';
 import { objectKey, type KubeObject } from './client.js';
 import type { Informer } from './informer.js';
 import { WorkQueue, ExponentialBackoff, type Clock, type RateLimiter } from './queue.js';
-import type { ControllerMetrics, RuntimeMetrics } from './metrics.js';
+import type { ControllerMetrics, ReconcileOutcome, RuntimeMetrics } from './metrics.js';
+import { ReconcileError, errorText } from './errors.js';
 
 export interface ReconcileContext {
   log: Logger;
@@ -44,8 +53,22 @@ export interface Reconciler {
 export type ErrorPolicy = (key: string, err: unknown, retries: number) => ErrorAction;
 export type ErrorAction = { kind: 'rateLimited' } | { kind: 'requeueAfter'; ms: number } | { kind: 'drop' };
 
-/** The default: retry with the per-key exponential backoff. */
+/** Retry with the per-key exponential backoff, whatever the error. */
 export const rateLimitedRetry: ErrorPolicy = () => ({ kind: 'rateLimited' });
+
+/**
+ * The default: a `ReconcileError` that names a delay (`retryAfterMs`: a 429's Retry-After,
+ * or the poll of a failure only a spec change can fix) is checked again after it; anything
+ * else retries with the per-key exponential backoff.
+ */
+export const reconcileErrorPolicy: ErrorPolicy = (_key, err) =>
+  err instanceof ReconcileError && err.retryAfterMs !== undefined && err.retryAfterMs > 0 ? { kind: 'requeueAfter', ms: err.retryAfterMs } : { kind: 'rateLimited' };
+
+/** True for a throw that is a bug rather than a failure the code anticipated. */
+export function isPanic(err: unknown): boolean {
+  if (err instanceof ReconcileError) return false;
+  return !(err instanceof Error) || err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError;
+}
 
 export interface ControllerOptions {
   /** Names the controller in logs and metrics (e.g. `instance`). */
@@ -60,7 +83,7 @@ export interface ControllerOptions {
   clock?: Clock;
 }
 
-export type ReconcileOutcome = 'success' | 'error' | 'requeue' | 'requeue_after';
+export type { ReconcileOutcome };
 
 export class Controller<T extends KubeObject = KubeObject> {
   readonly name: string;
@@ -81,7 +104,7 @@ export class Controller<T extends KubeObject = KubeObject> {
   ) {
     this.name = opts.name;
     this.concurrency = Math.max(1, opts.concurrency ?? 1);
-    this.errorPolicy = opts.errorPolicy ?? rateLimitedRetry;
+    this.errorPolicy = opts.errorPolicy ?? reconcileErrorPolicy;
     this.log = (opts.log ?? rootLog).child({ controller: opts.name });
     this.metrics = opts.metrics?.controller(opts.name);
     this.sources.push(primary as unknown as Informer<KubeObject>);
@@ -103,7 +126,7 @@ export class Controller<T extends KubeObject = KubeObject> {
       try {
         keys = map(obj);
       } catch (err) {
-        this.log.error({ err: errText(err), key: objectKey(obj) }, 'watch map function failed');
+        this.log.error({ err: errorText(err), key: objectKey(obj) }, 'watch map function failed');
         return;
       }
       for (const k of keys) this.enqueue(k);
@@ -209,11 +232,22 @@ export class Controller<T extends KubeObject = KubeObject> {
     } catch (err) {
       outcome = 'error';
       this.metrics?.error();
+      const panic = isPanic(err);
+      if (panic) this.metrics?.panic();
       if (signal.aborted) {
-        log.debug({ err: errText(err) }, 'reconcile aborted by shutdown');
+        log.debug({ err: errorText(err) }, 'reconcile aborted by shutdown');
       } else {
-        const action = this.errorPolicy(key, err, queue.numRequeues(key));
-        log.error({ err: errText(err), retries: queue.numRequeues(key), action: action.kind }, 'reconcile failed');
+        let action: ErrorAction;
+        try {
+          action = this.errorPolicy(key, err, queue.numRequeues(key));
+        } catch (policyErr) {
+          log.error({ err: errorText(policyErr) }, 'error policy failed; retrying with backoff');
+          action = { kind: 'rateLimited' };
+        }
+        const fields = { err: errorText(err), retries: queue.numRequeues(key), action: action.kind };
+        if (panic) log.error({ ...fields, stack: err instanceof Error ? err.stack : undefined }, 'reconcile panicked (recovered)');
+        else if (err instanceof ReconcileError) log.warn({ ...fields, reason: err.reason, retryable: err.retryable }, 'reconcile failed');
+        else log.error(fields, 'reconcile failed');
         if (action.kind === 'rateLimited') queue.addRateLimited(key);
         else if (action.kind === 'requeueAfter') queue.addAfter(key, action.ms);
         else queue.forget(key);
@@ -224,8 +258,4 @@ export class Controller<T extends KubeObject = KubeObject> {
     this.metrics?.reconciled(outcome, seconds);
     log.debug({ outcome, seconds }, 'reconciled');
   }
-}
-
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

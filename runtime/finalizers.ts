@@ -13,7 +13,8 @@
  *   resource is gone) is the finalizer removed; a throw or `{done: false}` keeps it;
  * - deleting object without it → nothing to do.
  */
-import { isConflict, isNotFound, type KubeObject, type ResourceClient } from './client.js';
+import { isNotFound, type KubeObject, type ResourceClient } from './client.js';
+import { retryOnConflict } from './basics.js';
 import type { ReconcileResult } from './controller.js';
 
 const MAX_ATTEMPTS = 8;
@@ -45,21 +46,24 @@ async function editFinalizers<T extends KubeObject>(
 ): Promise<T | undefined> {
   const ns = obj.metadata?.namespace;
   const name = obj.metadata?.name ?? '';
-  let current: T | undefined = obj;
-  for (let attempt = 1; ; attempt++) {
-    if (!current) return undefined;
-    const next = edit(current.metadata?.finalizers ?? []);
-    if (!next) return current;
-    try {
-      return await resource.mergePatch(ns, name, {
-        metadata: { resourceVersion: current.metadata?.resourceVersion, finalizers: next },
-      });
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      if (!isConflict(err) || attempt >= MAX_ATTEMPTS) throw err;
-      current = await resource.get(ns, name);
-    }
-  }
+  return retryOnConflict(
+    async (attempt) => {
+      // The first attempt edits what the caller read; after a 409, a fresh read.
+      const current = attempt === 1 ? obj : await resource.get(ns, name);
+      if (!current) return undefined;
+      const next = edit(current.metadata?.finalizers ?? []);
+      if (!next) return current;
+      try {
+        return await resource.mergePatch(ns, name, {
+          metadata: { resourceVersion: current.metadata?.resourceVersion, finalizers: next },
+        });
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    { maxAttempts: MAX_ATTEMPTS },
+  );
 }
 
 export type CleanupResult = { done: true } | { done: false; requeueAfterMs?: number };

@@ -8,8 +8,11 @@
  * `false` or leaves `status` deep-equal to what was read, nothing is written — a steady
  * state costs one GET and no write, and does not wake watchers.
  */
-import { isConflict, objectKey, splitKey, type KubeObject, type ResourceClient } from './client.js';
+import { objectKey, splitKey, type KubeObject, type ResourceClient } from './client.js';
 import { setCondition, type ConditionInput, type ConditionLike } from './conditions.js';
+import { deepEqual, retryOnConflict } from './basics.js';
+
+export { deepEqual };
 
 export interface UpdateStatusOptions {
   /** Attempts before the last 409 is thrown. Default 8. */
@@ -29,20 +32,18 @@ export async function updateStatus<T extends WithStatus>(
   mutate: (obj: T) => void | false,
   opts: UpdateStatusOptions = {},
 ): Promise<T | undefined> {
-  const maxAttempts = opts.maxAttempts ?? 8;
-  for (let attempt = 1; ; attempt++) {
-    const current = await resource.get(ns, name);
-    if (!current) return undefined;
-    const next = structuredClone(current);
-    if (mutate(next) === false) return current;
-    if (deepEqual(current.status, next.status)) return current;
-    try {
-      return await resource.replaceStatus(next);
-    } catch (err) {
-      if (!isConflict(err) || attempt >= maxAttempts) throw err;
-      await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
-    }
-  }
+  return retryOnConflict(
+    async () => {
+      const current = await resource.get(ns, name);
+      if (!current) return undefined;
+      const next = structuredClone(current);
+      if (mutate(next) === false) return current;
+      if (deepEqual(current.status, next.status)) return current;
+      return resource.replaceStatus(next);
+    },
+    // jitter, so writers that collided do not collide again
+    { maxAttempts: opts.maxAttempts ?? 8, pauseMs: (attempt) => Math.random() * 10 * attempt },
+  );
 }
 
 /** The status every stratus kind has: `observedGeneration` and Kubernetes conditions. */
@@ -77,19 +78,4 @@ export async function reportStatus<S extends ReportedStatus, T extends KubeObjec
     status.observedGeneration = generation;
     fresh.status = status;
   });
-}
-
-/** Structural equality of JSON values; object key order does not matter. */
-export function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a) && Array.isArray(b)) {
-    return a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
-  }
-  const ao = a as Record<string, unknown>;
-  const bo = b as Record<string, unknown>;
-  const ak = Object.keys(ao).filter((k) => ao[k] !== undefined);
-  const bk = Object.keys(bo).filter((k) => bo[k] !== undefined);
-  return ak.length === bk.length && ak.every((k) => deepEqual(ao[k], bo[k]));
 }

@@ -15,7 +15,8 @@
  *   Instance's named volumes; absent is success.
  */
 import type { ContainerInfo, ContainerInspectInfo } from 'dockerode';
-import { ProviderError, type MachineObservation, type MachineProvider, type MachineSpec } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
+import type { MachineObservation, MachineProvider, MachineSpec } from '../machine.js';
 import { engineMessage, statusCode, type Engine } from './engine.js';
 import {
   LABEL_UID,
@@ -79,8 +80,8 @@ export class DockerMachines implements MachineProvider {
       return await this.engine.call('inspect container', () => docker.getContainer(id).inspect({ abortSignal: this.engine.quick() }));
     } catch (err) {
       if (statusCode(err) === 404) return undefined;
-      if (err instanceof ProviderError) throw err;
-      throw new ProviderError('EngineError', `cannot inspect container ${id}: ${engineMessage(err)}`);
+      if (err instanceof ReconcileError) throw err;
+      throw new ReconcileError('EngineError', `cannot inspect container ${id}: ${engineMessage(err)}`);
     }
   }
 
@@ -137,20 +138,20 @@ export class DockerMachines implements MachineProvider {
       if (code === 409) {
         id = await this.adopt(spec, body.name as string, err);
       } else if (code === 404) {
-        throw new ProviderError('ImageNotFound', `image ${body.Image} is not on the engine: ${engineMessage(err)}`, false);
+        throw new ReconcileError('ImageNotFound', `image ${body.Image} is not on the engine: ${engineMessage(err)}`, false);
       } else if (code === 400) {
-        throw new ProviderError('InvalidSpec', `the engine refused the container: ${engineMessage(err)}`, false);
-      } else if (err instanceof ProviderError) {
+        throw new ReconcileError('InvalidSpec', `the engine refused the container: ${engineMessage(err)}`, false);
+      } else if (err instanceof ReconcileError) {
         throw err;
       } else {
-        throw new ProviderError('EngineError', `cannot create container ${body.name}: ${engineMessage(err)}`);
+        throw new ReconcileError('EngineError', `cannot create container ${body.name}: ${engineMessage(err)}`);
       }
     }
     if (spec.powerState !== 'Running') return;
     try {
       await this.start(id);
     } catch (err) {
-      if (err instanceof ProviderError && err.reason === 'PortConflict') {
+      if (err instanceof ReconcileError && err.reason === 'PortConflict') {
         // Leave nothing half-made: the scheduler may place the Instance elsewhere.
         await this.remove(id, 0);
       }
@@ -168,14 +169,14 @@ export class DockerMachines implements MachineProvider {
       const info = await this.inspect(name);
       if (info && info.Config.Labels?.[LABEL_UID] === spec.uid) return info.Id;
       if (info) {
-        throw new ProviderError(
+        throw new ReconcileError(
           'NameConflict',
           `container name ${name} is taken by a container not owned by Instance ${spec.namespace}/${spec.name} (${engineMessage(cause)})`,
           false,
         );
       }
       if (Date.now() > deadline) {
-        throw new ProviderError('NameConflict', `container name ${name} is reserved by a container that is still being created`);
+        throw new ReconcileError('NameConflict', `container name ${name} is reserved by a container that is still being created`);
       }
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -194,12 +195,12 @@ export class DockerMachines implements MachineProvider {
       return;
     } catch (err) {
       if (statusCode(err) !== 404) {
-        if (err instanceof ProviderError) throw err;
-        throw new ProviderError('EngineError', `cannot inspect image ${image}: ${engineMessage(err)}`);
+        if (err instanceof ReconcileError) throw err;
+        throw new ReconcileError('EngineError', `cannot inspect image ${image}: ${engineMessage(err)}`);
       }
     }
     if (!this.options.pullMissingImages) {
-      throw new ProviderError('ImageNotFound', `image ${image} is not on the engine (pulling is disabled for this node)`, false);
+      throw new ReconcileError('ImageNotFound', `image ${image} is not on the engine (pulling is disabled for this node)`, false);
     }
     let pull = this.pulls.get(image);
     if (!pull) {
@@ -222,15 +223,15 @@ export class DockerMachines implements MachineProvider {
       clearTimeout(timer);
     }
     if (!pull.done) {
-      throw new ProviderError('ImagePulling', `image ${image} is not on the engine yet: pulling it`, true, this.options.pullWaitMs);
+      throw new ReconcileError('ImagePulling', `image ${image} is not on the engine yet: pulling it`, true, this.options.pullWaitMs);
     }
     // A settled pull is used once: the next miss tries again.
     this.pulls.delete(image);
     const failure = pull.error;
     if (failure === undefined) return;
-    if (failure instanceof ProviderError && (failure.reason === 'NodeUnreachable' || failure.reason === 'TLSError')) throw failure;
+    if (failure instanceof ReconcileError && (failure.reason === 'NodeUnreachable' || failure.reason === 'TLSError')) throw failure;
     const why = failure instanceof Error ? failure.message : String(failure);
-    throw new ProviderError('ImageNotFound', `image ${image} is not on the engine and could not be pulled: ${why}`, false);
+    throw new ReconcileError('ImageNotFound', `image ${image} is not on the engine and could not be pulled: ${why}`, false);
   }
 
   private async pull(image: string): Promise<void> {
@@ -259,12 +260,12 @@ export class DockerMachines implements MachineProvider {
     } catch (err) {
       const code = statusCode(err);
       if (code === 304) return; // already running
-      if (err instanceof ProviderError) throw err;
+      if (err instanceof ReconcileError) throw err;
       const message = engineMessage(err);
       // A concurrent start (another worker, a restart policy) got there first.
       if ((await this.inspect(id))?.State.Running) return;
-      if (PORT_TAKEN.test(message)) throw new ProviderError('PortConflict', `a host port is already in use on the engine: ${message}`);
-      throw new ProviderError('StartFailed', `cannot start container: ${message}`, code !== 400);
+      if (PORT_TAKEN.test(message)) throw new ReconcileError('PortConflict', `a host port is already in use on the engine: ${message}`);
+      throw new ReconcileError('StartFailed', `cannot start container: ${message}`, code !== 400);
     }
   }
 
@@ -280,8 +281,8 @@ export class DockerMachines implements MachineProvider {
     } catch (err) {
       const code = statusCode(err);
       if (code === 304 || code === 404) return; // already stopped / gone
-      if (err instanceof ProviderError) throw err;
-      throw new ProviderError('EngineError', `cannot stop container ${id}: ${engineMessage(err)}`);
+      if (err instanceof ReconcileError) throw err;
+      throw new ReconcileError('EngineError', `cannot stop container ${id}: ${engineMessage(err)}`);
     }
   }
 
@@ -300,8 +301,8 @@ export class DockerMachines implements MachineProvider {
       if (code === 404) return;
       // "removal of container X is already in progress": someone else is finishing the job.
       if (code === 409 && /already in progress/i.test(engineMessage(err))) return;
-      if (err instanceof ProviderError) throw err;
-      throw new ProviderError('EngineError', `cannot remove container ${id}: ${engineMessage(err)}`);
+      if (err instanceof ReconcileError) throw err;
+      throw new ReconcileError('EngineError', `cannot remove container ${id}: ${engineMessage(err)}`);
     }
   }
 
@@ -359,8 +360,8 @@ export class DockerMachines implements MachineProvider {
         await this.engine.call('remove volume', () => docker.getVolume(v.Name).remove({ abortSignal: this.engine.slow() }), this.engine.operationTimeoutMs);
       } catch (err) {
         if (statusCode(err) === 404) continue;
-        if (err instanceof ProviderError) throw err;
-        throw new ProviderError('EngineError', `cannot remove volume ${v.Name}: ${engineMessage(err)}`);
+        if (err instanceof ReconcileError) throw err;
+        throw new ReconcileError('EngineError', `cannot remove volume ${v.Name}: ${engineMessage(err)}`);
       }
     }
   }

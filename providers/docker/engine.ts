@@ -1,7 +1,7 @@
 /**
  * One Docker engine as stratus reaches it: the address (`unix:///path` or `tcp://host:port`),
  * TLS client material, a dockerode client on a private HTTP agent, per-call deadlines, and
- * the translation of transport failures into `ProviderError`s the controller can report:
+ * the translation of transport failures into `ReconcileError`s the controller can report:
  *
  * - `NodeUnreachable` (retryable): refused, reset, timed out, no such socket.
  * - `TLSError` (not retryable until the Secret or the engine changes): the engine refused our
@@ -14,7 +14,7 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import Docker from 'dockerode';
-import { ProviderError } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
 
 export interface DockerTLS {
   /** PEM contents (the Secret's `ca.pem`, `cert.pem`, `key.pem`). */
@@ -42,16 +42,16 @@ export function parseAddress(address: string, tls: boolean): EngineEndpoint {
   if (address.startsWith('unix://')) {
     const socketPath = address.slice('unix://'.length);
     if (!socketPath.startsWith('/')) {
-      throw new ProviderError('InvalidAddress', `docker address ${address}: a unix socket needs an absolute path (unix:///path)`, false);
+      throw new ReconcileError('InvalidAddress', `docker address ${address}: a unix socket needs an absolute path (unix:///path)`, false);
     }
     return { kind: 'unix', socketPath };
   }
   const m = /^tcp:\/\/(\[[0-9a-fA-F:]+\]|[^:/\s]+)(?::(\d+))?\/?$/.exec(address);
   if (!m) {
-    throw new ProviderError('InvalidAddress', `docker address ${JSON.stringify(address)} is neither unix:///path nor tcp://host:port`, false);
+    throw new ReconcileError('InvalidAddress', `docker address ${JSON.stringify(address)} is neither unix:///path nor tcp://host:port`, false);
   }
   const port = m[2] === undefined ? (tls ? 2376 : 2375) : Number(m[2]);
-  if (!(port >= 1 && port <= 65535)) throw new ProviderError('InvalidAddress', `docker address ${address}: port out of range`, false);
+  if (!(port >= 1 && port <= 65535)) throw new ReconcileError('InvalidAddress', `docker address ${address}: port out of range`, false);
   return { kind: 'tcp', host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
 }
 
@@ -117,17 +117,17 @@ export function statusCode(err: unknown): number | undefined {
  * Classifies a transport-level failure talking to `address`. Returns undefined for HTTP
  * errors the engine answered with (404, 409, ...), which callers interpret themselves.
  */
-export function transportError(err: unknown, address: string, what: string, timeoutMs: number): ProviderError | undefined {
-  if (err instanceof ProviderError) return err;
+export function transportError(err: unknown, address: string, what: string, timeoutMs: number): ReconcileError | undefined {
+  if (err instanceof ReconcileError) return err;
   const e = asDockerodeError(err);
   const code = e.code ?? '';
   const text = e.message;
   if (e.statusCode === 400 && /HTTP request to an HTTPS server/i.test(engineMessage(e))) {
-    return new ProviderError('TLSError', `cannot ${what}: the engine at ${address} requires TLS; give the ComputeNode a TLS Secret (ca.pem, cert.pem, key.pem)`, false);
+    return new ReconcileError('TLSError', `cannot ${what}: the engine at ${address} requires TLS; give the ComputeNode a TLS Secret (ca.pem, cert.pem, key.pem)`, false);
   }
   if (e.statusCode !== undefined) return undefined;
   if (/ALERT_(BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_REQUIRED|CERTIFICATE_UNKNOWN|HANDSHAKE_FAILURE|ACCESS_DENIED)/.test(code)) {
-    return new ProviderError(
+    return new ReconcileError(
       'TLSError',
       `cannot ${what}: the engine at ${address} rejected our client certificate (${text.split('\n')[0]?.replace(/^[0-9A-F]+:error:[0-9A-F]+:/, '')}); the certificate must be issued by the CA the engine trusts (--tlscacert)`,
       false,
@@ -137,13 +137,13 @@ export function transportError(err: unknown, address: string, what: string, time
     const detail = code === 'EPROTO' || code.includes('WRONG_VERSION')
       ? 'the engine does not speak TLS on this port (use a tcp:// address without a TLS Secret, or enable --tlsverify)'
       : `the engine's server certificate could not be verified (${text}); ca.pem must be the CA that signed it and it must name the address's host`;
-    return new ProviderError('TLSError', `cannot ${what}: TLS with ${address} failed: ${detail}`, false);
+    return new ReconcileError('TLSError', `cannot ${what}: TLS with ${address} failed: ${detail}`, false);
   }
   if (e.name === 'AbortError' || e.name === 'TimeoutError' || code === 'ABORT_ERR') {
-    return new ProviderError('NodeUnreachable', `cannot ${what}: the engine at ${address} did not answer within ${timeoutMs} ms`);
+    return new ReconcileError('NodeUnreachable', `cannot ${what}: the engine at ${address} did not answer within ${timeoutMs} ms`);
   }
   if (UNREACHABLE_CODES.has(code) || /socket hang up/i.test(text)) {
-    return new ProviderError('NodeUnreachable', `cannot ${what}: the engine at ${address} is unreachable (${code || text})`);
+    return new ReconcileError('NodeUnreachable', `cannot ${what}: the engine at ${address} is unreachable (${code || text})`);
   }
   return undefined;
 }
@@ -219,12 +219,12 @@ export class Engine {
     }
   }
 
-  /** Like `call`, but every failure becomes a `ProviderError` (`EngineError` for HTTP errors). */
+  /** Like `call`, but every failure becomes a `ReconcileError` (`EngineError` for HTTP errors). */
   async must<T>(what: string, call: () => Promise<T>, deadlineMs = this.timeoutMs): Promise<T> {
     try {
       return await call();
     } catch (err) {
-      throw transportError(err, this.address, what, deadlineMs) ?? new ProviderError('EngineError', `cannot ${what}: ${engineMessage(err)}`);
+      throw transportError(err, this.address, what, deadlineMs) ?? new ReconcileError('EngineError', `cannot ${what}: ${engineMessage(err)}`);
     }
   }
 

@@ -8,7 +8,7 @@
  * the container.
  */
 import { PassThrough, type Readable } from 'node:stream';
-import { ProviderError } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
 import { engineMessage, statusCode, type Engine } from './engine.js';
 
 export interface ExecOptions {
@@ -56,13 +56,13 @@ class Collector extends PassThrough {
   }
 }
 
-function missing(containerId: string, err: unknown): ProviderError {
-  return new ProviderError('ContainerNotFound', `container ${containerId} does not exist: ${engineMessage(err)}`, false);
+function missing(containerId: string, err: unknown): ReconcileError {
+  return new ReconcileError('ContainerNotFound', `container ${containerId} does not exist: ${engineMessage(err)}`, false);
 }
 
 /** Runs `argv` in a running container and waits for it to finish. */
 export async function execInContainer(engine: Engine, containerId: string, argv: string[], options: ExecOptions = {}): Promise<ExecResult> {
-  if (argv.length === 0) throw new ProviderError('InvalidSpec', 'exec needs a command', false);
+  if (argv.length === 0) throw new ReconcileError('InvalidSpec', 'exec needs a command', false);
   const timeoutMs = options.timeoutMs ?? engine.operationTimeoutMs;
   const signal = AbortSignal.timeout(timeoutMs);
   const container = engine.docker.getContainer(containerId);
@@ -81,9 +81,9 @@ export async function execInContainer(engine: Engine, containerId: string, argv:
     exec = await engine.call('create exec', () => container.exec({ ...createBody, abortSignal: engine.quick() }));
   } catch (err) {
     if (statusCode(err) === 404) throw missing(containerId, err);
-    if (statusCode(err) === 409) throw new ProviderError('ContainerNotRunning', `cannot exec in container ${containerId}: ${engineMessage(err)}`);
-    if (err instanceof ProviderError) throw err;
-    throw new ProviderError('EngineError', `cannot exec in container ${containerId}: ${engineMessage(err)}`);
+    if (statusCode(err) === 409) throw new ReconcileError('ContainerNotRunning', `cannot exec in container ${containerId}: ${engineMessage(err)}`);
+    if (err instanceof ReconcileError) throw err;
+    throw new ReconcileError('EngineError', `cannot exec in container ${containerId}: ${engineMessage(err)}`);
   }
   const stream = await engine.must(
     'start exec',
@@ -98,7 +98,7 @@ export async function execInContainer(engine: Engine, containerId: string, argv:
     const onAbort = (): void => {
       stream.removeListener('end', done);
       (stream as Readable).destroy?.();
-      reject(new ProviderError('ExecTimeout', `${argv.join(' ')} did not finish within ${timeoutMs} ms (it may still run in the container)`));
+      reject(new ReconcileError('ExecTimeout', `${argv.join(' ')} did not finish within ${timeoutMs} ms (it may still run in the container)`));
     };
     const done = (): void => {
       signal.removeEventListener('abort', onAbort);
@@ -110,7 +110,7 @@ export async function execInContainer(engine: Engine, containerId: string, argv:
     stream.once('close', done);
     stream.once('error', (err: Error) => {
       signal.removeEventListener('abort', onAbort);
-      reject(new ProviderError('EngineError', `exec stream failed: ${err.message}`));
+      reject(new ReconcileError('EngineError', `exec stream failed: ${err.message}`));
     });
     if (options.stdin !== undefined) {
       const writable = stream as NodeJS.ReadWriteStream;
@@ -120,7 +120,7 @@ export async function execInContainer(engine: Engine, containerId: string, argv:
   });
   const info = await engine.must('inspect exec', () => exec.inspect({ abortSignal: engine.quick() }));
   if (info.Running || info.ExitCode === null) {
-    throw new ProviderError('EngineError', `exec of ${argv.join(' ')} ended its stream but is still running`);
+    throw new ReconcileError('EngineError', `exec of ${argv.join(' ')} ended its stream but is still running`);
   }
   return { exitCode: info.ExitCode, stdout: stdout.text(), stderr: stderr.text(), truncated: stdout.truncated || stderr.truncated };
 }
@@ -137,9 +137,9 @@ export async function uploadArchive(engine: Engine, containerId: string, path: s
     const code = statusCode(err);
     const message = engineMessage(err);
     if (code === 404 && /no such container/i.test(message)) throw missing(containerId, err);
-    if (code === 404) throw new ProviderError('PathNotFound', `cannot upload into ${path}: ${message}`, false);
-    if (code === 400 || code === 403) throw new ProviderError('InvalidArchive', `cannot upload into ${path}: ${message}`, false);
-    if (err instanceof ProviderError) throw err;
-    throw new ProviderError('EngineError', `cannot upload into ${path}: ${message}`);
+    if (code === 404) throw new ReconcileError('PathNotFound', `cannot upload into ${path}: ${message}`, false);
+    if (code === 400 || code === 403) throw new ReconcileError('InvalidArchive', `cannot upload into ${path}: ${message}`, false);
+    if (err instanceof ReconcileError) throw err;
+    throw new ReconcileError('EngineError', `cannot upload into ${path}: ${message}`);
   }
 }

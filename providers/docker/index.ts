@@ -15,7 +15,8 @@
  * ```
  */
 import type { Readable } from 'node:stream';
-import { ProviderError, type NodeConnection, type NodeDescription } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
+import type { NodeConnection, NodeDescription } from '../machine.js';
 import { DockerMachines } from './containers.js';
 import { Engine, type DockerTLS } from './engine.js';
 import { execInContainer, uploadArchive, type ExecOptions, type ExecResult } from './exec.js';
@@ -96,7 +97,7 @@ export function connectDocker(options: DockerConnectOptions): DockerNodeConnecti
   });
   const containerOf = async (uid: string): Promise<string> => {
     const [c] = await machines.find(uid);
-    if (!c) throw new ProviderError('ContainerNotFound', `no container on ${engine.address} carries ${LABEL_UID}=${uid}`, false);
+    if (!c) throw new ReconcileError('ContainerNotFound', `no container on ${engine.address} carries ${LABEL_UID}=${uid}`, false);
     return c.Id;
   };
   return {

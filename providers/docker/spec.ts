@@ -5,7 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { ContainerCreateOptions, ContainerInspectInfo, MountSettings } from 'dockerode';
-import { ProviderError, type MachinePort, type MachineSpec, type MachineState } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
+import type { MachinePort, MachineSpec, MachineState } from '../machine.js';
 
 /** Labels stratus puts on every container (and named volume) it creates. */
 export const LABEL_UID = 'stratus.dev/uid';
@@ -49,8 +50,8 @@ export type DockerPort = MachinePort & { hostIP?: string };
 
 const RESTART_POLICIES: readonly RestartPolicyName[] = ['no', 'always', 'unless-stopped', 'on-failure'];
 
-function invalid(message: string): ProviderError {
-  return new ProviderError('InvalidSpec', message, false);
+function invalid(message: string): ReconcileError {
+  return new ReconcileError('InvalidSpec', message, false);
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -6,7 +6,7 @@
  *   server may hold for up to 2 minutes, gets `waitTimeoutMs`) and turns off the client's own
  *   retries (by default get/list retry for up to 600 s, which would stall a reconcile);
  * - aborts everything in flight on `close()`;
- * - translates failures into `ProviderError`s: 429 → `Throttled`, 5xx → `ProviderUnavailable`,
+ * - translates failures into `ReconcileError`s: 429 → `Throttled`, 5xx → `ProviderUnavailable`,
  *   transport failures → `NodeUnreachable` (all retryable, with backoff), 403 `quotaExceeded` /
  *   `rateLimitExceeded` → `QuotaExceeded` (retryable, ~30 s), other 403 / 401 →
  *   `PermissionDenied` (not retryable), 400 → `InvalidSpec`; 404 / 409 / 412 reach the caller
@@ -21,7 +21,7 @@
 import { GoogleAuth, PassThroughClient, type AuthClient, type JWTInput } from 'google-auth-library';
 import type { protos } from '@google-cloud/compute';
 import { ImagesClient, InstancesClient, RegionsClient, ZoneOperationsClient, ZonesClient } from '@google-cloud/compute/build/src/v1/index.js';
-import { ProviderError } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
 import { GceApiError, describeFailure, parseEndpoint, type TransportError } from './http.js';
 import type { Instance, Operation } from './spec.js';
 
@@ -98,15 +98,15 @@ export class ComputeApi {
       try {
         credentials = JSON.parse(this.options.credentialsJson) as JWTInput;
       } catch (err) {
-        throw new ProviderError('InvalidCredentials', `the service-account key is not JSON: ${(err as Error).message}`, false);
+        throw new ReconcileError('InvalidCredentials', `the service-account key is not JSON: ${(err as Error).message}`, false);
       }
       if (typeof credentials !== 'object' || credentials === null || typeof credentials.type !== 'string') {
-        throw new ProviderError('InvalidCredentials', 'the service-account key has no "type" (expected a key file of type service_account)', false);
+        throw new ReconcileError('InvalidCredentials', 'the service-account key has no "type" (expected a key file of type service_account)', false);
       }
       try {
         client = (await new GoogleAuth({ credentials, scopes: SCOPES }).getClient()) as AuthClient;
       } catch (err) {
-        throw new ProviderError('InvalidCredentials', `cannot use the service-account key: ${(err as Error).message}`, false);
+        throw new ReconcileError('InvalidCredentials', `cannot use the service-account key: ${(err as Error).message}`, false);
       }
     } else if (this.options.endpoint) {
       client = new PassThroughClient();
@@ -114,7 +114,7 @@ export class ComputeApi {
       try {
         client = (await new GoogleAuth({ scopes: SCOPES }).getClient()) as AuthClient;
       } catch (err) {
-        throw new ProviderError('InvalidCredentials', `no credentials: give the ComputeNode a service-account key Secret or run with Application Default Credentials (${(err as Error).message})`, false);
+        throw new ReconcileError('InvalidCredentials', `no credentials: give the ComputeNode a service-account key Secret or run with Application Default Credentials (${(err as Error).message})`, false);
       }
     }
     const transporter = client.transporter;
@@ -155,14 +155,14 @@ export class ComputeApi {
   private static readonly CALL = { retry: null, autoPaginate: false } as const;
 
   /**
-   * Runs one API call under the backoff gate. Throws `ProviderError` for what the caller cannot
+   * Runs one API call under the backoff gate. Throws `ReconcileError` for what the caller cannot
    * act on, and `GceApiError` for HTTP answers it may interpret (404, 409, 412, 400).
    */
   async call<T>(what: string, fn: (c: Clients) => Promise<T>): Promise<T> {
-    if (this.closed) throw new ProviderError('NodeUnreachable', `cannot ${what}: the connection is closed`);
+    if (this.closed) throw new ReconcileError('NodeUnreachable', `cannot ${what}: the connection is closed`);
     const remaining = this.backoffRemainingMs();
     if (remaining > 0) {
-      throw new ProviderError(this.gate.reason, `cannot ${what}: backing off for ${remaining} ms after: ${this.gate.message}`, true, remaining);
+      throw new ReconcileError(this.gate.reason, `cannot ${what}: backing off for ${remaining} ms after: ${this.gate.message}`, true, remaining);
     }
     const clients = await this.api();
     try {
@@ -170,23 +170,23 @@ export class ComputeApi {
       this.gate.failures = 0;
       return result;
     } catch (err) {
-      if (err instanceof ProviderError) throw err;
+      if (err instanceof ReconcileError) throw err;
       throw this.translate(err, what);
     }
   }
 
-  private backoff(reason: string, message: string, serverDelayMs: number | undefined, baseMs: number, maxMs: number): ProviderError {
+  private backoff(reason: string, message: string, serverDelayMs: number | undefined, baseMs: number, maxMs: number): ReconcileError {
     this.gate.failures++;
     const delay = serverDelayMs ?? Math.min(maxMs, baseMs * 2 ** (this.gate.failures - 1));
     this.gate = { ...this.gate, until: Date.now() + delay, reason, message };
-    return new ProviderError(reason, message, true, delay);
+    return new ReconcileError(reason, message, true, delay);
   }
 
   private translate(err: unknown, what: string): Error {
     const f = describeFailure(err);
     const text = `cannot ${what}: ${f.message}`;
     if (f.status === 0) {
-      if (this.closed) return new ProviderError('NodeUnreachable', `cannot ${what}: the connection is closed`);
+      if (this.closed) return new ReconcileError('NodeUnreachable', `cannot ${what}: the connection is closed`);
       const e = err as TransportError;
       const timedOut = e.name === 'AbortError' || e.name === 'TimeoutError' || /aborted|timeout/i.test(String(e.message));
       const where = this.options.endpoint ?? 'compute.googleapis.com';
@@ -202,10 +202,10 @@ export class ComputeApi {
     if (f.status >= 500) return this.backoff('ProviderUnavailable', `GCE failed to ${what} (HTTP ${f.status}): ${f.message}`, f.retryAfterMs, 1000, 30_000);
     if (f.status === 403 && (f.reason === 'quotaExceeded' || f.reason === 'rateLimitExceeded' || f.reason === 'userRateLimitExceeded')) {
       if (f.reason !== 'quotaExceeded') return this.backoff('QuotaExceeded', text, f.retryAfterMs ?? 30_000, 30_000, 30_000);
-      return new ProviderError('QuotaExceeded', text, true, f.retryAfterMs ?? 30_000);
+      return new ReconcileError('QuotaExceeded', text, true, f.retryAfterMs ?? 30_000);
     }
-    if (f.status === 401) return new ProviderError('PermissionDenied', `${text} (the credentials were refused)`, false);
-    if (f.status === 403) return new ProviderError('PermissionDenied', text, false);
+    if (f.status === 401) return new ReconcileError('PermissionDenied', `${text} (the credentials were refused)`, false);
+    if (f.status === 403) return new ReconcileError('PermissionDenied', text, false);
     return new GceApiError(f.status, f.reason, text, f.retryAfterMs);
   }
 

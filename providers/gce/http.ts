@@ -3,7 +3,7 @@
  * message, `Retry-After`) whichever way the client library surfaces them, and the `endpoint`
  * option. Pure; no client library here.
  */
-import { ProviderError } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
 
 /** An HTTP error the Compute API answered that the caller interprets (404, 409, 412, ...). */
 export class GceApiError extends Error {
@@ -77,10 +77,10 @@ export function parseEndpoint(endpoint: string): { apiEndpoint: string; port: nu
   try {
     url = new URL(endpoint);
   } catch {
-    throw new ProviderError('InvalidSpec', `gce endpoint ${JSON.stringify(endpoint)} is not a URL (http(s)://host:port)`, false);
+    throw new ReconcileError('InvalidSpec', `gce endpoint ${JSON.stringify(endpoint)} is not a URL (http(s)://host:port)`, false);
   }
   if ((url.protocol !== 'http:' && url.protocol !== 'https:') || (url.pathname !== '/' && url.pathname !== '') || url.search) {
-    throw new ProviderError('InvalidSpec', `gce endpoint ${endpoint}: only http(s)://host[:port] is supported (no path)`, false);
+    throw new ReconcileError('InvalidSpec', `gce endpoint ${endpoint}: only http(s)://host[:port] is supported (no path)`, false);
   }
   const protocol = url.protocol === 'http:' ? 'http' : 'https';
   return { apiEndpoint: url.hostname.replace(/^\[|\]$/g, ''), port: url.port ? Number(url.port) : protocol === 'http' ? 80 : 443, protocol };

@@ -16,7 +16,8 @@
  * For tests and private endpoints, `endpoint: 'http://127.0.0.1:8089'` sends every request
  * there without credentials.
  */
-import { ProviderError, type NodeConnection, type NodeDescription } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
+import type { NodeConnection, NodeDescription } from '../machine.js';
 import { ComputeApi } from './api.js';
 import { GceMachines } from './machines.js';
 import { OperationTracker } from './operations.js';
@@ -101,7 +102,7 @@ export function connectGce(options: GceConnectOptions): GceNodeConnection {
     async describe(): Promise<NodeDescription> {
       const zone = await api.getZone();
       if (zone.status && zone.status !== 'UP') {
-        throw new ProviderError('NodeUnreachable', `GCE zone ${options.zone} is ${zone.status}`);
+        throw new ReconcileError('NodeUnreachable', `GCE zone ${options.zone} is ${zone.status}`);
       }
       const region = await api.getRegion(lastSegment(zone.region));
       const cpus = Math.floor(region.quotas?.find((q) => q.metric === 'CPUS')?.limit ?? 0);

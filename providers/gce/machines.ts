@@ -6,7 +6,7 @@
  * Nothing blocks on a GCE operation: create / update / delete start one, hand it to the
  * `OperationTracker` and return; `observe` reports the transition (`creating` while the
  * insert runs, `terminating` while the delete runs) and surfaces a failed operation as its
- * `ProviderError` once (e.g. `QuotaExceeded`), after which create may try again.
+ * `ReconcileError` once (e.g. `QuotaExceeded`), after which create may try again.
  *
  * - create: resolves the image (images.get, then images.getFromFamily, in the image project),
  *   inserts; `409 alreadyExists` on a VM carrying our uid label adopts it, anyone else's is
@@ -17,7 +17,8 @@
  * - delete: deletes the VM (boot and extra disks go with it: `autoDelete`); absent is success.
  */
 import { randomUUID } from 'node:crypto';
-import { ProviderError, type MachineAddress, type MachineObservation, type MachineProvider, type MachineSpec } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
+import type { MachineAddress, MachineObservation, MachineProvider, MachineSpec } from '../machine.js';
 import type { ComputeApi } from './api.js';
 import { GceApiError } from './http.js';
 import type { OperationTracker } from './operations.js';
@@ -61,7 +62,7 @@ export class GceMachines implements MachineProvider {
     const name = instanceName(spec.uid);
     const inst = await this.api.getInstance(name);
     if (inst && inst.labels?.[LABEL_UID] !== labelValue(spec.uid)) {
-      throw new ProviderError(
+      throw new ReconcileError(
         'NameConflict',
         `GCE instance ${name} in ${this.api.zone} exists but is not labelled ${LABEL_UID}=${spec.uid}; stratus leaves it alone`,
         false,
@@ -148,7 +149,7 @@ export class GceMachines implements MachineProvider {
     }
     if (!found?.selfLink) {
       const where = ref.kind === 'url' ? ref.url : `project ${ref.project} (neither an image nor an image family of that name)`;
-      throw new ProviderError('ImageNotFound', `image "${spec.image}" does not exist in ${where}`, false);
+      throw new ReconcileError('ImageNotFound', `image "${spec.image}" does not exist in ${where}`, false);
     }
     // A family resolves to today's image; pin the VM to it.
     return { link: found.selfLink, sizeGb: Number(found.diskSizeGb ?? 10) };
@@ -186,7 +187,7 @@ export class GceMachines implements MachineProvider {
       inst = await this.current(spec);
     } catch (err) {
       // Someone else's VM under our name: there is nothing of ours to delete.
-      if (err instanceof ProviderError && err.reason === 'NameConflict') return;
+      if (err instanceof ReconcileError && err.reason === 'NameConflict') return;
       throw err;
     }
     if (!inst?.name) return; // absent (an insert in flight is deleted once the VM shows up)
@@ -203,14 +204,14 @@ export class GceMachines implements MachineProvider {
     return list.map((i) => i.labels?.[LABEL_UID]).filter((u): u is string => typeof u === 'string' && u !== '');
   }
 
-  /** An API answer the call cannot act on, as the `ProviderError` the controller reports. */
+  /** An API answer the call cannot act on, as the `ReconcileError` the controller reports. */
   private failure(err: unknown, fallback: string): Error {
     if (!(err instanceof GceApiError)) return err instanceof Error ? err : new Error(String(err));
-    if (err.status === 404 && /\/images\//.test(err.message)) return new ProviderError('ImageNotFound', err.message, false);
-    if (err.status === 404) return new ProviderError('NotFound', err.message, false);
-    if (err.reason === 'resourceNotReady') return new ProviderError('ResourceNotReady', err.message, true, 5_000);
-    if (err.status === 412) return new ProviderError('Conflict', err.message, true, 1_000);
-    if (err.status === 400) return new ProviderError('InvalidSpec', err.message, false);
-    return new ProviderError(fallback, err.message, true);
+    if (err.status === 404 && /\/images\//.test(err.message)) return new ReconcileError('ImageNotFound', err.message, false);
+    if (err.status === 404) return new ReconcileError('NotFound', err.message, false);
+    if (err.reason === 'resourceNotReady') return new ReconcileError('ResourceNotReady', err.message, true, 5_000);
+    if (err.status === 412) return new ReconcileError('Conflict', err.message, true, 1_000);
+    if (err.status === 400) return new ReconcileError('InvalidSpec', err.message, false);
+    return new ReconcileError(fallback, err.message, true);
   }
 }

@@ -4,15 +4,16 @@
  * provider must not block the controller on it. `track` remembers the operation and polls it
  * in the background with `zoneOperations.wait` until `status === 'DONE'`; a failed operation
  * is returned by the API (not thrown), so its `error.errors[]` is read and kept as a
- * `ProviderError` until `takeFailure` hands it to the caller once.
+ * `ReconcileError` until `takeFailure` hands it to the caller once.
  *
  * Caveats: the record lives in memory — after a restart the provider learns the outcome from
  * the instance itself (an insert that failed left no instance; create runs again). A wait
  * that fails (throttled, unreachable) is retried after the connection's backoff.
  */
-import { ProviderError } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
 import type { ComputeApi } from './api.js';
 import type { Operation, PendingKind } from './spec.js';
+import { sleep } from '../../runtime/basics.js';
 
 export interface TrackedOperation {
   uid: string;
@@ -20,20 +21,20 @@ export interface TrackedOperation {
   name: string;
   status: string;
   done: boolean;
-  failure?: ProviderError;
+  failure?: ReconcileError;
 }
 
-/** An operation's `error.errors[]` as the `ProviderError` the controller reports. */
-export function operationFailure(op: Operation, kind: PendingKind): ProviderError | undefined {
+/** An operation's `error.errors[]` as the `ReconcileError` the controller reports. */
+export function operationFailure(op: Operation, kind: PendingKind): ReconcileError | undefined {
   const errors = op.error?.errors ?? [];
   if (errors.length === 0) return undefined;
   const text = `GCE ${kind} operation ${op.name ?? ''} failed: ${errors.map((e) => `${e.code ?? 'ERROR'}: ${e.message ?? ''}`.trim()).join('; ')}`;
   const codes = new Set(errors.map((e) => e.code ?? ''));
-  if (codes.has('QUOTA_EXCEEDED')) return new ProviderError('QuotaExceeded', text, true, 30_000);
-  if ([...codes].some((c) => c.startsWith('ZONE_RESOURCE_POOL_EXHAUSTED'))) return new ProviderError('ZoneExhausted', text, true, 60_000);
-  if (codes.has('RESOURCE_NOT_FOUND') && /\/images\//.test(text)) return new ProviderError('ImageNotFound', text, false);
-  if (codes.has('PERMISSIONS_ERROR') || codes.has('FORBIDDEN')) return new ProviderError('PermissionDenied', text, false);
-  return new ProviderError('OperationFailed', text, true, 10_000);
+  if (codes.has('QUOTA_EXCEEDED')) return new ReconcileError('QuotaExceeded', text, true, 30_000);
+  if ([...codes].some((c) => c.startsWith('ZONE_RESOURCE_POOL_EXHAUSTED'))) return new ReconcileError('ZoneExhausted', text, true, 60_000);
+  if (codes.has('RESOURCE_NOT_FOUND') && /\/images\//.test(text)) return new ReconcileError('ImageNotFound', text, false);
+  if (codes.has('PERMISSIONS_ERROR') || codes.has('FORBIDDEN')) return new ReconcileError('PermissionDenied', text, false);
+  return new ReconcileError('OperationFailed', text, true, 10_000);
 }
 
 export class OperationTracker {
@@ -64,7 +65,7 @@ export class OperationTracker {
   }
 
   /** The failure of `uid`'s last operation, once (later calls see none). */
-  takeFailure(uid: string): ProviderError | undefined {
+  takeFailure(uid: string): ReconcileError | undefined {
     const t = this.byUid.get(uid);
     if (!t?.done || !t.failure) return undefined;
     this.byUid.delete(uid);
@@ -100,7 +101,7 @@ export class OperationTracker {
         this.settle(t, await this.api.waitOperation(t.name));
       } catch (err) {
         if (this.api.closed) return;
-        if (!(err instanceof ProviderError) || !err.retryable) {
+        if (!(err instanceof ReconcileError) || !err.retryable) {
           // The operation is gone (404) or unreadable: stop tracking; observe reads the instance.
           if (this.byUid.get(t.uid) === t) this.byUid.delete(t.uid);
           t.done = true;
@@ -110,9 +111,4 @@ export class OperationTracker {
       if (!t.done) await sleep(this.pollMs);
     }
   }
-}
-
-/** An unref'd sleep: a poll in progress never keeps the process alive on its own. */
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

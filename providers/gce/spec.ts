@@ -4,7 +4,8 @@
  * body, and GCE instance statuses → `MachineState`. No I/O here.
  */
 import type { protos } from '@google-cloud/compute';
-import { ProviderError, type MachineSpec, type MachineState } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
+import type { MachineSpec, MachineState } from '../machine.js';
 
 export type Instance = protos.google.cloud.compute.v1.IInstance;
 export type Operation = protos.google.cloud.compute.v1.IOperation;
@@ -22,7 +23,7 @@ const MAX_LABELS = 64;
  */
 export function instanceName(uid: string): string {
   const core = uid.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 60);
-  if (core === '') throw new ProviderError('InvalidSpec', 'the Instance has no uid to name its VM after', false);
+  if (core === '') throw new ReconcileError('InvalidSpec', 'the Instance has no uid to name its VM after', false);
   return `st-${core}`;
 }
 
@@ -132,7 +133,7 @@ export function machineTypeFor(spec: MachineSpec): string {
     (t) => t.guestCpus >= spec.cpus && t.memoryMiB >= spec.memoryMiB && (!t.sharedCore || spec.cpus <= 1),
   );
   if (!fit) {
-    throw new ProviderError(
+    throw new ReconcileError(
       'InvalidSpec',
       `no predefined GCE machine type has ${spec.cpus} vCPUs and ${spec.memoryMiB} MiB; set spec.gce.machineType (e.g. a custom type n2-custom-CPUS-MEMORY_MB)`,
       false,
@@ -154,7 +155,7 @@ const IMAGE_PATH = /^(?:https:\/\/(?:www|compute)\.googleapis\.com\/compute\/v1\
  * node's image project (`imageProject`, default the node's own project).
  */
 export function parseImage(image: string | undefined, imageProject: string): ImageRef {
-  if (!image) throw new ProviderError('InvalidSpec', 'a GCE Instance needs spec.image (an image, a family, or an image URL)', false);
+  if (!image) throw new ReconcileError('InvalidSpec', 'a GCE Instance needs spec.image (an image, a family, or an image URL)', false);
   const m = IMAGE_PATH.exec(image);
   if (m) {
     const [, project, family, name] = m as unknown as [string, string, string | undefined, string | undefined];
@@ -162,7 +163,7 @@ export function parseImage(image: string | undefined, imageProject: string): Ima
   }
   const short = /^(?:([a-z][-a-z0-9.:]*[a-z0-9])\/)?([a-z]([-a-z0-9]{0,61}[a-z0-9])?)$/.exec(image);
   if (!short) {
-    throw new ProviderError('InvalidSpec', `image "${image.slice(0, 200)}" is neither an image URL, projects/P/global/images/N, P/N nor an image name`, false);
+    throw new ReconcileError('InvalidSpec', `image "${image.slice(0, 200)}" is neither an image URL, projects/P/global/images/N, P/N nor an image name`, false);
   }
   return { kind: 'short', project: short[1] ?? imageProject, name: short[2] as string };
 }

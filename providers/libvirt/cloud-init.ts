@@ -16,7 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { ProviderError, type MachineSpec } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
+import type { MachineSpec } from '../machine.js';
 import { derivedMac } from './domain-xml.js';
 
 const execFileP = promisify(execFile);
@@ -54,10 +55,10 @@ function userData(spec: MachineSpec): string {
     try {
       doc = parseYaml(given);
     } catch (err) {
-      throw new ProviderError('InvalidSpec', `userData: not valid cloud-config YAML: ${(err as Error).message}`, false);
+      throw new ReconcileError('InvalidSpec', `userData: not valid cloud-config YAML: ${(err as Error).message}`, false);
     }
     if (doc !== null && doc !== undefined && !isRecord(doc)) {
-      throw new ProviderError('InvalidSpec', 'userData: a #cloud-config document must be a mapping', false);
+      throw new ReconcileError('InvalidSpec', 'userData: a #cloud-config document must be a mapping', false);
     }
     const merged: Record<string, unknown> = { ...(doc ?? {}) };
     const keys = merged.ssh_authorized_keys;
@@ -117,8 +118,8 @@ export async function buildSeedIso(files: SeedFiles): Promise<Buffer> {
       await execFileP('xorriso', ['-as', 'mkisofs', '-quiet', '-V', 'cidata', '-J', '-r', '-o', iso, root]);
     } catch (err) {
       const e = err as NodeJS.ErrnoException & { stderr?: string };
-      if (e.code === 'ENOENT') throw new ProviderError('SeedFailed', 'xorriso is not installed on the controller host (make deps-apt)', false);
-      throw new ProviderError('SeedFailed', `cannot build the cloud-init seed: ${e.stderr || e.message}`);
+      if (e.code === 'ENOENT') throw new ReconcileError('SeedFailed', 'xorriso is not installed on the controller host (make deps-apt)', false);
+      throw new ReconcileError('SeedFailed', `cannot build the cloud-init seed: ${e.stderr || e.message}`);
     }
     return await readFile(iso);
   } finally {

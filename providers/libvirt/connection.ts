@@ -10,7 +10,7 @@
  * `closeLibvirtSessions()` (or process exit, which ends the virsh child through its stdin).
  */
 import type { MachineProvider, NodeConnection, NodeDescription } from '../machine.js';
-import { ProviderError } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
 import { VirshShell } from './virsh-shell.js';
 import { BindingDomains, VirshDomains, asProviderError, type DomainBackend } from './domains.js';
 import { LibvirtMachines } from './machines.js';
@@ -83,7 +83,7 @@ async function detectDomainType(sh: VirshShell): Promise<string> {
   }
   for (const t of ['kvm', 'qemu', 'test']) if (types.has(t)) return t;
   const first = [...types][0];
-  if (!first) throw new ProviderError('LibvirtError', 'the node offers no x86 domain type');
+  if (!first) throw new ReconcileError('LibvirtError', 'the node offers no x86 domain type');
   return first;
 }
 

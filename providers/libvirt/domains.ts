@@ -11,7 +11,7 @@
  * Both report libvirt's own error text; "absent" outcomes are returned, not thrown.
  */
 import { Hypervisor, DomainState, type Domain } from '@unraid/libvirt';
-import { ProviderError } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
 import { VirshError, type VirshShell } from './virsh-shell.js';
 import { withTempFile } from './storage.js';
 
@@ -48,15 +48,15 @@ const CONNECTION_LOST =
 
 /** Turns libvirt's message for a lost connection into `NodeUnreachable`. */
 export function asProviderError(err: unknown, context: string): Error {
-  if (err instanceof ProviderError) return err;
+  if (err instanceof ReconcileError) return err;
   const message = err instanceof Error ? err.message : String(err);
   if ((err instanceof VirshError && err.connectionLost) || CONNECTION_LOST.test(message)) {
-    return new ProviderError('NodeUnreachable', message, true);
+    return new ReconcileError('NodeUnreachable', message, true);
   }
   if (/Not enough free space|No space left on device/i.test(message)) {
-    return new ProviderError('InsufficientStorage', `${context}: ${message}`, true);
+    return new ReconcileError('InsufficientStorage', `${context}: ${message}`, true);
   }
-  return new ProviderError('LibvirtError', `${context}: ${message}`, true);
+  return new ReconcileError('LibvirtError', `${context}: ${message}`, true);
 }
 
 const VIRSH_STATES: Record<string, DomainRunState> = {
@@ -130,7 +130,7 @@ export async function undefineWithVirsh(sh: VirshShell, uuid: string): Promise<v
 export function parseNodeInfo(out: string): NodeInfo {
   const cpus = Number(/^CPU\(s\):\s+(\d+)/m.exec(out)?.[1]);
   const mem = /^Memory size:\s+(\d+)\s*KiB/m.exec(out)?.[1];
-  if (!cpus || !mem) throw new ProviderError('LibvirtError', `unexpected nodeinfo output: ${out.slice(0, 200)}`);
+  if (!cpus || !mem) throw new ReconcileError('LibvirtError', `unexpected nodeinfo output: ${out.slice(0, 200)}`);
   return { cpus, memoryKiB: Number(mem) };
 }
 
@@ -163,7 +163,7 @@ export class BindingDomains implements DomainBackend {
       try {
         await hv.connectOpen();
       } catch (err) {
-        throw new ProviderError('NodeUnreachable', err instanceof Error ? err.message : String(err), true);
+        throw new ReconcileError('NodeUnreachable', err instanceof Error ? err.message : String(err), true);
       }
       this.hv = hv;
       return hv;
@@ -207,7 +207,7 @@ export class BindingDomains implements DomainBackend {
   private async withDomain(uuid: string, fn: (d: Domain) => Promise<void>, tolerate?: RegExp): Promise<void> {
     await this.call(async (hv) => {
       const d = await this.lookup(hv, uuid);
-      if (!d) throw new ProviderError('LibvirtError', `no domain with uuid ${uuid}`);
+      if (!d) throw new ReconcileError('LibvirtError', `no domain with uuid ${uuid}`);
       try {
         await fn(d);
       } catch (err) {

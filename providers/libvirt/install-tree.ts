@@ -6,7 +6,7 @@
  * nodes too. When the installer reboots the guest, the domain (defined with
  * `on_reboot=destroy`) shuts off and the provider redefines it to boot from its disk.
  */
-import { ProviderError } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
 
 export interface TreeLayout {
   name: string;
@@ -50,7 +50,7 @@ async function download(url: URL, timeoutMs: number): Promise<Buffer | undefined
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'follow' });
   } catch (err) {
-    throw new ProviderError('InstallTreeUnreachable', `cannot fetch ${url.href}: ${(err as Error).message}`);
+    throw new ReconcileError('InstallTreeUnreachable', `cannot fetch ${url.href}: ${(err as Error).message}`);
   }
   if (res.status === 404 || res.status === 403 || res.status === 410) {
     await res.body?.cancel();
@@ -58,11 +58,11 @@ async function download(url: URL, timeoutMs: number): Promise<Buffer | undefined
   }
   if (!res.ok) {
     await res.body?.cancel();
-    throw new ProviderError('InstallTreeUnreachable', `fetching ${url.href}: HTTP ${res.status}`);
+    throw new ReconcileError('InstallTreeUnreachable', `fetching ${url.href}: HTTP ${res.status}`);
   }
   if (Number(res.headers.get('content-length') ?? 0) > MAX_BYTES) {
     await res.body?.cancel();
-    throw new ProviderError('InvalidSpec', `libvirt.location: ${url.href} is larger than 1 GiB`, false);
+    throw new ReconcileError('InvalidSpec', `libvirt.location: ${url.href} is larger than 1 GiB`, false);
   }
   return Buffer.from(await res.arrayBuffer());
 }
@@ -74,11 +74,11 @@ export async function fetchInstaller(location: URL, extraCmdline = '', timeoutMs
     const kernel = await download(new URL(layout.kernel, base), timeoutMs);
     if (!kernel) continue;
     const initrd = await download(new URL(layout.initrd, base), timeoutMs);
-    if (!initrd) throw new ProviderError('InstallTreeNotFound', `${base.href} has ${layout.kernel} but no ${layout.initrd}`);
+    if (!initrd) throw new ReconcileError('InstallTreeNotFound', `${base.href} has ${layout.kernel} but no ${layout.initrd}`);
     const cmdline = [layout.cmdline(base.href), extraCmdline].filter(Boolean).join(' ');
     return { layout: layout.name, kernel, initrd, cmdline };
   }
-  throw new ProviderError(
+  throw new ReconcileError(
     'InstallTreeNotFound',
     `no installer kernel under ${base.href} (tried ${TREE_LAYOUTS.map((l) => l.kernel).join(', ')})`,
     false,

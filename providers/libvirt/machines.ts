@@ -18,7 +18,8 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { ProviderError, type MachineAddress, type MachineObservation, type MachineProvider, type MachineSpec, type MachineState } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
+import type { MachineAddress, MachineObservation, MachineProvider, MachineSpec, MachineState } from '../machine.js';
 import { log } from '../../runtime/log.js';
 import type { VirshShell } from './virsh-shell.js';
 import type { DomainBackend, DomainRunState } from './domains.js';
@@ -268,7 +269,7 @@ export class LibvirtMachines implements MachineProvider {
       const v = await volumeInfo(sh, this.host.imagePool, name);
       if (v) return v;
     }
-    throw new ProviderError('ImageNotFound', `image ${JSON.stringify(image)} is not a volume in pool ${JSON.stringify(this.host.imagePool)} on the node`, false);
+    throw new ReconcileError('ImageNotFound', `image ${JSON.stringify(image)} is not a volume in pool ${JSON.stringify(this.host.imagePool)} on the node`, false);
   }
 
   /**
@@ -375,7 +376,7 @@ export class LibvirtMachines implements MachineProvider {
         await this.domains.start(uid);
       } catch (err) {
         const e = asProviderError(err, 'cannot start the domain');
-        throw e instanceof ProviderError && e.reason === 'LibvirtError' ? new ProviderError('StartFailed', e.message) : e;
+        throw e instanceof ReconcileError && e.reason === 'LibvirtError' ? new ReconcileError('StartFailed', e.message) : e;
       }
     }
   }
@@ -452,7 +453,7 @@ export class LibvirtMachines implements MachineProvider {
       try {
         names = await listVolumes(sh, this.host.imagePool);
       } catch (err) {
-        if (err instanceof ProviderError && err.reason === 'PoolNotFound') return;
+        if (err instanceof ReconcileError && err.reason === 'PoolNotFound') return;
         throw err;
       }
       for (const name of names.filter((n) => n.startsWith(volumePrefix(uid)))) {

@@ -7,7 +7,7 @@
  * Naming: one libvirt network per stratus Network, `libvirtNetworkName(network.name)`, so
  * two Networks on one bridge never rewrite each other's definition.
  */
-import { ProviderError } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
 import { VirshError, type VirshShell } from './virsh-shell.js';
 import { escapeXml, parseXml, child, childrenNamed } from './xml.js';
 import { withTempFile } from './storage.js';
@@ -39,10 +39,10 @@ export interface OvsNetworkObservation extends OvsNetworkSpec {
 }
 
 function check(spec: OvsNetworkSpec): number[] {
-  if (!NAME.test(spec.name)) throw new ProviderError('InvalidSpec', `network name ${JSON.stringify(spec.name)} is not valid`, false);
-  if (!BRIDGE.test(spec.bridge)) throw new ProviderError('InvalidSpec', `bridge ${JSON.stringify(spec.bridge)} is not valid`, false);
+  if (!NAME.test(spec.name)) throw new ReconcileError('InvalidSpec', `network name ${JSON.stringify(spec.name)} is not valid`, false);
+  if (!BRIDGE.test(spec.bridge)) throw new ReconcileError('InvalidSpec', `bridge ${JSON.stringify(spec.bridge)} is not valid`, false);
   for (const v of spec.vlans) {
-    if (!Number.isInteger(v) || v < 1 || v > 4094) throw new ProviderError('InvalidSpec', `VLAN ${v} is not from 1 to 4094`, false);
+    if (!Number.isInteger(v) || v < 1 || v > 4094) throw new ReconcileError('InvalidSpec', `VLAN ${v} is not from 1 to 4094`, false);
   }
   return [...new Set(spec.vlans)].sort((a, b) => a - b);
 }

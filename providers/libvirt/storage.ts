@@ -6,7 +6,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ProviderError } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
 import { VirshError, type VirshShell } from './virsh-shell.js';
 import { escapeXml, parseXml, child } from './xml.js';
 
@@ -34,7 +34,7 @@ export async function withTempFile<T>(name: string, content: string | Buffer, fn
 
 function poolMissing(pool: string, err: unknown): never {
   if (err instanceof VirshError && POOL_ABSENT.test(err.message)) {
-    throw new ProviderError('PoolNotFound', `storage pool ${JSON.stringify(pool)} does not exist on the node: ${err.message}`);
+    throw new ReconcileError('PoolNotFound', `storage pool ${JSON.stringify(pool)} does not exist on the node: ${err.message}`);
   }
   throw err;
 }
@@ -124,5 +124,5 @@ export async function deleteVolume(sh: VirshShell, pool: string, name: string): 
 }
 
 function fail(message: string): never {
-  throw new ProviderError('StorageFailed', message);
+  throw new ReconcileError('StorageFailed', message);
 }

@@ -1,9 +1,11 @@
 /**
  * Checks a MachineSpec before anything is created on the node, so bad input ends as one
- * clear, non-retryable `ProviderError('InvalidSpec', ...)` naming the field — never a
+ * clear, non-retryable `ReconcileError('InvalidSpec', ...)` naming the field — never a
  * half-made domain. The CRD validates most of this too; the provider does not rely on it.
  */
-import { ProviderError, type MachineSpec } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
+import type { MachineSpec } from '../machine.js';
+import { isDnsLabel } from '../../runtime/basics.js';
 
 export const LIMITS = {
   maxCpus: 256,
@@ -19,7 +21,6 @@ export const LIMITS = {
 } as const;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$/;
 const BRIDGE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,14}$/;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
@@ -50,7 +51,7 @@ export interface LibvirtSettings {
 }
 
 function invalid(field: string, why: string): never {
-  throw new ProviderError('InvalidSpec', `${field}: ${why}`, false);
+  throw new ReconcileError('InvalidSpec', `${field}: ${why}`, false);
 }
 
 function isInt(v: unknown): v is number {
@@ -139,12 +140,12 @@ export function libvirtSettings(ps: Record<string, unknown>): LibvirtSettings {
   return settings;
 }
 
-/** Throws `ProviderError('InvalidSpec')` for the first problem found; returns the provider settings. */
+/** Throws `ReconcileError('InvalidSpec')` for the first problem found; returns the provider settings. */
 export function validateSpec(spec: MachineSpec): LibvirtSettings {
   if (typeof spec.uid !== 'string' || !UUID.test(spec.uid)) invalid('metadata.uid', 'must be a UUID');
   if (typeof spec.name !== 'string' || !spec.name) invalid('metadata.name', 'must not be empty');
   if (typeof spec.namespace !== 'string') invalid('metadata.namespace', 'must be a string');
-  if (typeof spec.hostname !== 'string' || !DNS_LABEL.test(spec.hostname)) {
+  if (typeof spec.hostname !== 'string' || !isDnsLabel(spec.hostname)) {
     invalid('hostname', `${JSON.stringify(spec.hostname)} is not a DNS-1123 label (a-z, 0-9, '-', at most 63)`);
   }
   if (spec.image !== undefined && (typeof spec.image !== 'string' || !VOLUME_NAME.test(spec.image))) {
@@ -158,7 +159,7 @@ export function validateSpec(spec: MachineSpec): LibvirtSettings {
   if (spec.disks.length > LIMITS.maxDisks) invalid('disks', `at most ${LIMITS.maxDisks} disks, got ${spec.disks.length}`);
   const diskNames = new Set<string>();
   spec.disks.forEach((d, i) => {
-    if (typeof d.name !== 'string' || !DNS_LABEL.test(d.name)) invalid(`disks[${i}].name`, `${JSON.stringify(d.name)} is not a DNS-1123 label`);
+    if (typeof d.name !== 'string' || !isDnsLabel(d.name)) invalid(`disks[${i}].name`, `${JSON.stringify(d.name)} is not a DNS-1123 label`);
     if (diskNames.has(d.name)) invalid(`disks[${i}].name`, `duplicate disk name ${d.name}`);
     diskNames.add(d.name);
     if (!isInt(d.sizeGiB) || d.sizeGiB < 1 || d.sizeGiB > LIMITS.maxDiskGiB) {

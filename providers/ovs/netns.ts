@@ -16,7 +16,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
-import { ProviderError } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
 import { type EnsureResult, type OvsSwitch } from './switch.js';
 
 const execFileP = promisify(execFile);
@@ -106,7 +106,7 @@ async function configureInside(a: NamespaceAttachment, ifName: string): Promise<
 /** Attaches `a.target` to VLAN `a.vlan` on `a.bridge`. */
 export async function attachNamespace(sw: OvsSwitch, a: NamespaceAttachment): Promise<AttachResult> {
   const ifName = a.ifName ?? 'eth1';
-  if (!IFNAME.test(ifName)) throw new ProviderError('InvalidName', `interface name ${JSON.stringify(ifName)} is not a valid Linux interface name`, false);
+  if (!IFNAME.test(ifName)) throw new ReconcileError('InvalidName', `interface name ${JSON.stringify(ifName)} is not a valid Linux interface name`, false);
   const hostIfName = hostInterfaceName(a.ownerUid, ifName);
   const hostIp = (args: string[]): Promise<string> => ipSwitch(a.switchNetns, args);
   const inside = (args: string[]): Promise<string> => ipTarget(a.target, args);
@@ -122,7 +122,7 @@ export async function attachNamespace(sw: OvsSwitch, a: NamespaceAttachment): Pr
   try {
     await inside(['link', 'show', 'dev', 'lo']);
   } catch (err) {
-    throw new ProviderError('NamespaceNotFound', `cannot enter ${describeTarget(a.target)}: ${(err as Error).message}`);
+    throw new ReconcileError('NamespaceNotFound', `cannot enter ${describeTarget(a.target)}: ${(err as Error).message}`);
   }
 
   if (await linkExists(hostIp, hostIfName)) {
@@ -141,7 +141,7 @@ export async function attachNamespace(sw: OvsSwitch, a: NamespaceAttachment): Pr
   try {
     await hostIp(['link', 'add', hostIfName, 'type', 'veth', 'peer', 'name', ifName, 'netns', targetArg(a.target)]);
   } catch (err) {
-    throw new ProviderError('AttachFailed', `cannot create veth pair ${hostIfName}/${ifName} into ${describeTarget(a.target)}: ${(err as Error).message}`);
+    throw new ReconcileError('AttachFailed', `cannot create veth pair ${hostIfName}/${ifName} into ${describeTarget(a.target)}: ${(err as Error).message}`);
   }
   try {
     await hostIp(['link', 'set', 'dev', hostIfName, 'up']);
@@ -150,14 +150,14 @@ export async function attachNamespace(sw: OvsSwitch, a: NamespaceAttachment): Pr
     // end is not in vswitchd's namespace) it says so in Interface.error.
     const observed = (await sw.listOwnedPorts(a.ownerUid)).find((p) => p.name === hostIfName);
     const failure = observed?.interfaces.find((i) => i.error)?.error;
-    if (failure) throw new ProviderError('AttachFailed', `ovs-vswitchd cannot use ${hostIfName}: ${failure}`);
+    if (failure) throw new ReconcileError('AttachFailed', `ovs-vswitchd cannot use ${hostIfName}: ${failure}`);
     await configureInside(a, ifName);
     return { hostIfName, port };
   } catch (err) {
     await sw.removePort(hostIfName).catch(() => undefined);
     await hostIp(['link', 'del', 'dev', hostIfName]).catch(() => undefined);
-    if (err instanceof ProviderError) throw err;
-    throw new ProviderError('AttachFailed', `cannot attach ${describeTarget(a.target)} to bridge ${a.bridge}: ${(err as Error).message}`);
+    if (err instanceof ReconcileError) throw err;
+    throw new ReconcileError('AttachFailed', `cannot attach ${describeTarget(a.target)} to bridge ${a.bridge}: ${(err as Error).message}`);
   }
 }
 
@@ -177,7 +177,7 @@ export async function detachNamespace(
     } catch (err) {
       // Gone in between (the namespace's owner exited) is fine.
       if (await linkExists(hostIp, hostIfName)) {
-        throw new ProviderError('DetachFailed', `cannot delete veth ${hostIfName}: ${(err as Error).message}`);
+        throw new ReconcileError('DetachFailed', `cannot delete veth ${hostIfName}: ${(err as Error).message}`);
       }
     }
   }

@@ -20,9 +20,9 @@
  *   existing flow may still forward on the old VLAN (milliseconds in practice; tests use
  *   `revalidator/wait` through the harness's `settle()` before asserting on traffic).
  *
- * Errors are `ProviderError`s whose reason the controller can put in `Synced=False`.
+ * Errors are `ReconcileError`s whose reason the controller can put in `Synced=False`.
  */
-import { ProviderError } from '../machine.js';
+import { ReconcileError } from '../../runtime/errors.js';
 import {
   OvsdbConnectionError,
   OvsdbError,
@@ -122,23 +122,23 @@ const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
 function checkName(kind: string, name: string): void {
   if (!IFNAME.test(name)) {
-    throw new ProviderError('InvalidName', `${kind} name ${JSON.stringify(name)} must be 1-15 characters of [A-Za-z0-9_.-]`, false);
+    throw new ReconcileError('InvalidName', `${kind} name ${JSON.stringify(name)} must be 1-15 characters of [A-Za-z0-9_.-]`, false);
   }
 }
 
 function checkVlan(vlan: number): void {
   if (!Number.isInteger(vlan) || vlan < 1 || vlan > 4094) {
-    throw new ProviderError('InvalidVLAN', `VLAN ${vlan} is outside 1-4094`, false);
+    throw new ReconcileError('InvalidVLAN', `VLAN ${vlan} is outside 1-4094`, false);
   }
 }
 
 /** Wraps client errors with a short constant context and a reason for `Synced=False`. */
 function providerError(context: string, err: unknown): Error {
-  if (err instanceof ProviderError) return err;
+  if (err instanceof ReconcileError) return err;
   const msg = `${context}: ${err instanceof Error ? err.message : String(err)}`;
-  if (err instanceof OvsdbError) return new ProviderError('OvsdbTransactionFailed', msg);
-  if (err instanceof OvsdbConnectionError) return new ProviderError('OvsdbUnreachable', msg);
-  return new ProviderError('OvsdbFailed', msg);
+  if (err instanceof OvsdbError) return new ReconcileError('OvsdbTransactionFailed', msg);
+  if (err instanceof OvsdbConnectionError) return new ReconcileError('OvsdbUnreachable', msg);
+  return new ReconcileError('OvsdbFailed', msg);
 }
 
 function sameRecord(a: Record<string, string>, b: Record<string, string>): boolean {
@@ -256,15 +256,15 @@ export class OvsSwitch {
     try {
       const obs = await this.read();
       const br = obs.bridges.find((b) => b.name === spec.bridge);
-      if (!br) throw new ProviderError('BridgeNotFound', `bridge ${spec.bridge} does not exist`);
+      if (!br) throw new ReconcileError('BridgeNotFound', `bridge ${spec.bridge} does not exist`);
       const existing = obs.bridges.flatMap((b) => b.ports).find((p) => p.name === spec.port);
       if (existing) {
         if (existing.ownerUid !== spec.ownerUid) {
           const who = existing.ownerUid ? `stratus object ${existing.ownerUid}` : 'nobody in stratus (created outside stratus)';
-          throw new ProviderError('PortConflict', `port ${spec.port} already exists on bridge ${existing.bridge}, owned by ${who}`, false);
+          throw new ReconcileError('PortConflict', `port ${spec.port} already exists on bridge ${existing.bridge}, owned by ${who}`, false);
         }
         if (existing.bridge !== spec.bridge) {
-          throw new ProviderError('PortConflict', `port ${spec.port} is on bridge ${existing.bridge}, not ${spec.bridge}`, false);
+          throw new ReconcileError('PortConflict', `port ${spec.port} is on bridge ${existing.bridge}, not ${spec.bridge}`, false);
         }
         const ops: OvsdbOperation[] = [];
         const portRow: OvsdbRow = {};
@@ -320,7 +320,7 @@ export class OvsSwitch {
     try {
       const obs = await this.read();
       const p = obs.bridges.flatMap((b) => b.ports).find((x) => x.name === port);
-      if (!p) throw new ProviderError('PortNotFound', `port ${port} does not exist`);
+      if (!p) throw new ReconcileError('PortNotFound', `port ${port} does not exist`);
       if (p.tag === vlan) return 'unchanged';
       await this.commit([{ op: 'update', table: 'Port', where: [['_uuid', '==', ovsUuid(p.uuid)]], row: { tag: vlan } }]);
       return 'updated';
@@ -502,7 +502,7 @@ export class OvsSwitch {
       const cur = Number(r?.rows?.[0]?.cur_cfg);
       if (!(cur < target)) break;
       if (Date.now() > deadline) {
-        throw new ProviderError(
+        throw new ReconcileError(
           'VswitchdNotApplying',
           `ovs-vswitchd has not applied configuration ${target} after ${this.applyTimeoutMs} ms (at ${cur}); the change is committed`,
         );

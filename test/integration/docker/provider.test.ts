@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ProviderError, type MachineSpec } from '../../../providers/machine.js';
+import { ReconcileError } from '../../../runtime/errors.js';
+import type { MachineSpec } from '../../../providers/machine.js';
 import { LABEL_GROUP, LABEL_UID, connectDocker, containerName, type DockerNodeConnection } from '../../../providers/docker/index.js';
 import { BUSYBOX_IMAGE, BUSYBOX_INDEX, importBusybox, makeCerts, startDockerd, type CertBundle, type Dockerd } from '../../harness/dockerd.js';
 import { execFileP, freePort, pidAlive, removeDir, requireBinary, tempDir, waitFor } from '../../harness/process.js';
@@ -51,16 +52,16 @@ function served(url: string): Promise<string> {
   });
 }
 
-async function rejectsWith(p: Promise<unknown>, reason: string, message?: RegExp): Promise<ProviderError> {
+async function rejectsWith(p: Promise<unknown>, reason: string, message?: RegExp): Promise<ReconcileError> {
   try {
     await p;
   } catch (err) {
-    assert.ok(err instanceof ProviderError, `expected a ProviderError, got ${String(err)}`);
+    assert.ok(err instanceof ReconcileError, `expected a ReconcileError, got ${String(err)}`);
     assert.equal(err.reason, reason, err.message);
     if (message) assert.match(err.message, message);
     return err;
   }
-  assert.fail(`expected ProviderError ${reason}, but the call succeeded`);
+  assert.fail(`expected ReconcileError ${reason}, but the call succeeded`);
 }
 
 describe('docker provider on two TLS engines', () => {

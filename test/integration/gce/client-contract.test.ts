@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { PassThroughClient } from 'google-auth-library';
 import { InstancesClient, MachineTypesClient } from '@google-cloud/compute/build/src/v1/index.js';
 import { ComputeApi, GceApiError, describeFailure, insertBody } from '../../../providers/gce/index.js';
-import { ProviderError, type MachineSpec } from '../../../providers/machine.js';
+import { ReconcileError } from '../../../runtime/errors.js';
+import type { MachineSpec } from '../../../providers/machine.js';
 import { startFakeGce, type FakeGce, type RecordedRequest } from '../../fakes/gce/index.js';
 
 const PROJECT = 'contract-project';
@@ -288,18 +289,18 @@ describe('GCE client contract (official client against the fake)', () => {
     try {
       gce.inject.rateLimit({ count: 1, retryAfterSeconds: 7 });
       let n = gce.requests.length;
-      await assert.rejects(probe.getInstance('x'), (err: unknown) => err instanceof ProviderError && err.reason === 'Throttled' && err.retryAfterMs === 7000 && err.retryable);
+      await assert.rejects(probe.getInstance('x'), (err: unknown) => err instanceof ReconcileError && err.reason === 'Throttled' && err.retryAfterMs === 7000 && err.retryable);
       assert.equal(since(n).length, 1, 'the client does not retry on its own');
       assert.equal(since(n)[0]?.status, 429);
       n = gce.requests.length;
-      await assert.rejects(probe.getInstance('x'), (err: unknown) => err instanceof ProviderError && err.reason === 'Throttled' && (err.retryAfterMs ?? 0) > 0);
+      await assert.rejects(probe.getInstance('x'), (err: unknown) => err instanceof ReconcileError && err.reason === 'Throttled' && (err.retryAfterMs ?? 0) > 0);
       assert.equal(since(n).length, 0, 'while backing off, nothing is sent');
 
       const other = new ComputeApi({ project: PROJECT, zone: ZONE, endpoint: gce.endpoint, requestTimeoutMs: 5000, waitTimeoutMs: 5000 });
       try {
         gce.inject.serverError({ status: 503, count: 1 });
         n = gce.requests.length;
-        await assert.rejects(other.getInstance('x'), (err: unknown) => err instanceof ProviderError && err.reason === 'ProviderUnavailable' && err.retryable && (err.retryAfterMs ?? 0) >= 1000);
+        await assert.rejects(other.getInstance('x'), (err: unknown) => err instanceof ReconcileError && err.reason === 'ProviderUnavailable' && err.retryable && (err.retryAfterMs ?? 0) >= 1000);
         assert.equal(since(n).length, 1);
       } finally {
         other.close();
@@ -307,7 +308,7 @@ describe('GCE client contract (official client against the fake)', () => {
       const third = new ComputeApi({ project: PROJECT, zone: ZONE, endpoint: gce.endpoint, requestTimeoutMs: 5000, waitTimeoutMs: 5000 });
       try {
         gce.inject.forbidden({ count: 1 });
-        await assert.rejects(third.getZone(), (err: unknown) => err instanceof ProviderError && err.reason === 'PermissionDenied' && !err.retryable);
+        await assert.rejects(third.getZone(), (err: unknown) => err instanceof ReconcileError && err.reason === 'PermissionDenied' && !err.retryable);
       } finally {
         third.close();
       }

@@ -8,7 +8,8 @@ import { createServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectGce, instanceName, type GceNodeConnection } from '../../../providers/gce/index.js';
-import { ProviderError, type MachineObservation, type MachineSpec, type MachineState } from '../../../providers/machine.js';
+import { ReconcileError } from '../../../runtime/errors.js';
+import type { MachineObservation, MachineSpec, MachineState } from '../../../providers/machine.js';
 import { startFakeGce, type FakeGce } from '../../fakes/gce/index.js';
 import { freePort, waitFor } from '../../harness/process.js';
 
@@ -43,7 +44,7 @@ function spec(over: Partial<MachineSpec> = {}): MachineSpec {
 const isProviderError =
   (reason: string, retryable?: boolean) =>
   (err: unknown): boolean =>
-    err instanceof ProviderError && err.reason === reason && (retryable === undefined || err.retryable === retryable);
+    err instanceof ReconcileError && err.reason === reason && (retryable === undefined || err.retryable === retryable);
 
 describe('GCE provider against the fake Compute API', () => {
   let gce: FakeGce;
@@ -211,7 +212,7 @@ describe('GCE provider against the fake Compute API', () => {
           return e;
         }
       });
-      assert.ok(err instanceof ProviderError);
+      assert.ok(err instanceof ReconcileError);
       assert.equal(err.reason, 'QuotaExceeded');
       assert.equal(err.retryable, true);
       assert.equal(err.retryAfterMs, 30_000);
@@ -245,7 +246,7 @@ describe('GCE provider against the fake Compute API', () => {
     await m.create(busy);
     gce.inject.rateLimit({ forMs: 60_000, retryAfterSeconds: 1 });
     const start = gce.requests.length;
-    const errors: ProviderError[] = [];
+    const errors: ReconcileError[] = [];
     const t0 = Date.now();
     try {
       // A tight loop of reconciles for ~2.5 s: without backoff this would be hundreds of requests.
@@ -253,7 +254,7 @@ describe('GCE provider against the fake Compute API', () => {
         try {
           await m.observe(s);
         } catch (err) {
-          if (!(err instanceof ProviderError)) throw err;
+          if (!(err instanceof ReconcileError)) throw err;
           errors.push(err);
         }
         await new Promise((r) => setTimeout(r, 5));

@@ -22,7 +22,8 @@ import {
   readOwnedDomain,
   type LibvirtNodeConnection,
 } from '../../../providers/libvirt/index.js';
-import { ProviderError, type MachineSpec } from '../../../providers/machine.js';
+import { ReconcileError } from '../../../runtime/errors.js';
+import type { MachineSpec } from '../../../providers/machine.js';
 import { parseXml, child, childrenNamed } from '../../../providers/libvirt/xml.js';
 import { pidAlive, removeDir, requireBinary, tempDir, waitFor } from '../../harness/process.js';
 
@@ -74,17 +75,17 @@ async function volumes(conn: LibvirtNodeConnection): Promise<string[]> {
     .sort();
 }
 
-async function assertRejects(p: Promise<unknown>, reason: string, retryable: boolean, text?: RegExp): Promise<ProviderError> {
+async function assertRejects(p: Promise<unknown>, reason: string, retryable: boolean, text?: RegExp): Promise<ReconcileError> {
   try {
     await p;
   } catch (err) {
-    assert.ok(err instanceof ProviderError, `expected a ProviderError, got ${String(err)}`);
+    assert.ok(err instanceof ReconcileError, `expected a ReconcileError, got ${String(err)}`);
     assert.equal(err.reason, reason, err.message);
     assert.equal(err.retryable, retryable);
     if (text) assert.match(err.message, text);
     return err;
   }
-  assert.fail(`expected ProviderError ${reason}`);
+  assert.fail(`expected ReconcileError ${reason}`);
 }
 
 before(async () => {

@@ -5,7 +5,7 @@
 import { before, after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { ProviderError } from '../../../providers/machine.js';
+import { ReconcileError } from '../../../runtime/errors.js';
 import { OvsdbClient, OvsdbError, ovsNamedUuid, ovsSet, ovsUuid, type MonitorEvent } from '../../../providers/ovs/ovsdb.js';
 import { OvsSwitch, OWNER_KEY } from '../../../providers/ovs/switch.js';
 import { startOvs, type OvsInstance } from '../../harness/ovs.js';
@@ -45,15 +45,15 @@ async function snapshot(): Promise<string> {
   return parts.join('\n');
 }
 
-async function rejectsWith(p: Promise<unknown>, reason: string, message?: RegExp): Promise<ProviderError> {
+async function rejectsWith(p: Promise<unknown>, reason: string, message?: RegExp): Promise<ReconcileError> {
   let caught: unknown;
   await p.then(
-    () => assert.fail(`expected ProviderError ${reason}`),
+    () => assert.fail(`expected ReconcileError ${reason}`),
     (err: unknown) => {
       caught = err;
     },
   );
-  assert.ok(caught instanceof ProviderError, `expected ProviderError, got ${String(caught)}`);
+  assert.ok(caught instanceof ReconcileError, `expected ReconcileError, got ${String(caught)}`);
   assert.equal(caught.reason, reason, caught.message);
   if (message) assert.match(caught.message, message);
   return caught;

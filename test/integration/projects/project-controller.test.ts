@@ -13,6 +13,7 @@ import { Manager } from '../../../runtime/manager.js';
 import { updateStatus } from '../../../runtime/status.js';
 import { Resources } from '../../../controllers/resources.js';
 import { NodeConnections } from '../../../controllers/connections.js';
+import { ProviderRegistry } from '../../../providers/registry.js';
 import { registerProjectControllers } from '../../../controllers/project.js';
 import { startStratusServe, type StratusServe } from '../../harness/apiserver.js';
 import { startGitRemote, type GitRemote } from '../../harness/gitrepo.js';
@@ -31,7 +32,7 @@ before(async () => {
   mgr = new Manager({ client: KubeClient.fromFile(serve.kubeconfig) });
   const secrets = async (): Promise<Record<string, string>> => ({});
   registerProjectControllers(mgr, {
-    connections: new NodeConnections({}, secrets),
+    connections: new NodeConnections(new ProviderRegistry(), secrets),
     secrets,
     instanceCache: mgr.informer<Instance>(Resources.instances),
     nodeCache: mgr.informer<ComputeNode>(Resources.computeNodes),

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProviderError } from '../../../providers/machine.js';
+import { ReconcileError } from '../../../runtime/errors.js';
 import { engineMessage, parseAddress, transportError } from '../../../providers/docker/engine.js';
 import { summariseUsage } from '../../../providers/docker/usage.js';
 import type { ContainerInfo } from 'dockerode';
@@ -20,7 +20,7 @@ describe('engine address', () => {
     it(`rejects ${bad} as InvalidAddress (not retryable)`, () => {
       assert.throws(
         () => parseAddress(bad, true),
-        (err: unknown) => err instanceof ProviderError && err.reason === 'InvalidAddress' && !err.retryable,
+        (err: unknown) => err instanceof ReconcileError && err.reason === 'InvalidAddress' && !err.retryable,
       );
     });
   }

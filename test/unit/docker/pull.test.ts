@@ -6,7 +6,8 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { ProviderError, type MachineSpec } from '../../../providers/machine.js';
+import { ReconcileError } from '../../../runtime/errors.js';
+import type { MachineSpec } from '../../../providers/machine.js';
 import { connectDocker, type DockerNodeConnection } from '../../../providers/docker/index.js';
 import { removeDir, tempDir, waitFor } from '../../harness/process.js';
 
@@ -86,9 +87,9 @@ describe('pulling a missing image', () => {
     await removeDir(dir);
   });
 
-  async function reason(p: Promise<unknown>): Promise<ProviderError> {
+  async function reason(p: Promise<unknown>): Promise<ReconcileError> {
     const err = await p.then(() => undefined, (e: unknown) => e);
-    assert.ok(err instanceof ProviderError, `expected a ProviderError, got ${String(err)}`);
+    assert.ok(err instanceof ReconcileError, `expected a ReconcileError, got ${String(err)}`);
     return err;
   }
 
@@ -104,7 +105,7 @@ describe('pulling a missing image', () => {
     finishPull('ok');
     await waitFor('the create to go through', async () => {
       await node.machines().create(spec).catch((e: unknown) => {
-        if (!(e instanceof ProviderError && e.reason === 'ImagePulling')) throw e;
+        if (!(e instanceof ReconcileError && e.reason === 'ImagePulling')) throw e;
       });
       return created.length === 1;
     });

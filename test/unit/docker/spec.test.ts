@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ContainerInspectInfo } from 'dockerode';
-import { ProviderError, type MachineSpec, type MachineState } from '../../../providers/machine.js';
+import { ReconcileError } from '../../../runtime/errors.js';
+import type { MachineSpec, MachineState } from '../../../providers/machine.js';
 import {
   LABEL_HOST_PORTS,
   LABEL_SPEC_HASH,
@@ -144,7 +145,7 @@ describe('container naming and create request', () => {
     it(`rejects ${name} as InvalidSpec (not retryable)`, () => {
       assert.throws(
         () => createOptions(spec(overrides), '127.0.0.1', 5),
-        (err: unknown) => err instanceof ProviderError && err.reason === 'InvalidSpec' && !err.retryable && message.test(err.message),
+        (err: unknown) => err instanceof ReconcileError && err.reason === 'InvalidSpec' && !err.retryable && message.test(err.message),
       );
     });
   }

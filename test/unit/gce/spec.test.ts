@@ -18,7 +18,8 @@ import {
   sshKeysMetadata,
   type PendingKind,
 } from '../../../providers/gce/spec.js';
-import { ProviderError, type MachineSpec, type MachineState } from '../../../providers/machine.js';
+import { ReconcileError } from '../../../runtime/errors.js';
+import type { MachineSpec, MachineState } from '../../../providers/machine.js';
 import { compileFilter } from '../../fakes/gce/filter.js';
 
 function spec(over: Partial<MachineSpec> = {}): MachineSpec {
@@ -49,7 +50,7 @@ describe('instance names and labels', () => {
     assert.equal(name, 'st-4f1c2b9e8d7a4e3b9c1d0123456789ab');
     assert.match(name, GCE_NAME);
     assert.equal(instanceName('4f1c2b9e-8d7a-4e3b-9c1d-0123456789ab'), name);
-    assert.throws(() => instanceName(''), (e: unknown) => e instanceof ProviderError && e.reason === 'InvalidSpec');
+    assert.throws(() => instanceName(''), (e: unknown) => e instanceof ReconcileError && e.reason === 'InvalidSpec');
   });
 
   it('labels carry uid, namespace and name in GCE-safe form; stratus keys win over user labels', () => {
@@ -105,7 +106,7 @@ describe('machine type choice', () => {
     it(name, () => assert.equal(machineTypeFor(spec(over)), want));
   }
   it('nothing fits → InvalidSpec naming spec.gce.machineType', () => {
-    assert.throws(() => machineTypeFor(spec({ cpus: 256, memoryMiB: 1024 })), (e: unknown) => e instanceof ProviderError && e.reason === 'InvalidSpec' && /spec\.gce\.machineType/.test(e.message) && !e.retryable);
+    assert.throws(() => machineTypeFor(spec({ cpus: 256, memoryMiB: 1024 })), (e: unknown) => e instanceof ReconcileError && e.reason === 'InvalidSpec' && /spec\.gce\.machineType/.test(e.message) && !e.retryable);
   });
 });
 
@@ -128,7 +129,7 @@ describe('image references', () => {
   });
   it('rejects what no image can be called', () => {
     for (const bad of [undefined, '', 'UPPER', 'has space', 'http://example.com/x.img']) {
-      assert.throws(() => parseImage(bad, 'p'), (e: unknown) => e instanceof ProviderError && e.reason === 'InvalidSpec' && !e.retryable, String(bad));
+      assert.throws(() => parseImage(bad, 'p'), (e: unknown) => e instanceof ReconcileError && e.reason === 'InvalidSpec' && !e.retryable, String(bad));
     }
   });
 });
@@ -197,8 +198,8 @@ describe('error classification', () => {
   it('an endpoint is http(s)://host[:port] without a path', () => {
     assert.deepEqual(parseEndpoint('http://127.0.0.1:8089'), { apiEndpoint: '127.0.0.1', port: 8089, protocol: 'http' });
     assert.deepEqual(parseEndpoint('https://compute.example.net'), { apiEndpoint: 'compute.example.net', port: 443, protocol: 'https' });
-    assert.throws(() => parseEndpoint('http://h/compute/v1'), (e: unknown) => e instanceof ProviderError && e.reason === 'InvalidSpec');
-    assert.throws(() => parseEndpoint('ftp://h'), (e: unknown) => e instanceof ProviderError && e.reason === 'InvalidSpec');
+    assert.throws(() => parseEndpoint('http://h/compute/v1'), (e: unknown) => e instanceof ReconcileError && e.reason === 'InvalidSpec');
+    assert.throws(() => parseEndpoint('ftp://h'), (e: unknown) => e instanceof ReconcileError && e.reason === 'InvalidSpec');
   });
 });
 

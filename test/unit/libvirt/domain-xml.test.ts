@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse as parseYaml } from 'yaml';
 import type { MachineSpec } from '../../../providers/machine.js';
-import { ProviderError } from '../../../providers/machine.js';
+import { ReconcileError } from '../../../runtime/errors.js';
 import {
   buildDomainXml,
   domainName,
@@ -196,7 +196,7 @@ describe('spec validation', () => {
     it(`rejects ${what} as InvalidSpec (not retryable)`, () => {
       assert.throws(
         () => validateSpec(spec(over)),
-        (err: unknown) => err instanceof ProviderError && err.reason === 'InvalidSpec' && !err.retryable && text.test(err.message),
+        (err: unknown) => err instanceof ReconcileError && err.reason === 'InvalidSpec' && !err.retryable && text.test(err.message),
       );
     });
   }
@@ -238,7 +238,7 @@ describe('cloud-init seed', () => {
   });
 
   it('rejects a #cloud-config userData that is not YAML', () => {
-    assert.throws(() => seedFiles(spec({ userData: '#cloud-config\n: : [\n' })), (e: unknown) => e instanceof ProviderError && e.reason === 'InvalidSpec');
+    assert.throws(() => seedFiles(spec({ userData: '#cloud-config\n: : [\n' })), (e: unknown) => e instanceof ReconcileError && e.reason === 'InvalidSpec');
   });
 
   it('describes static addresses and DHCP in network-config v2, matched by MAC', () => {

@@ -3,8 +3,8 @@
  * and the Instance controller's container attachments. A session that failed is dropped so
  * the next use reconnects (an ovsdb-server restarted empty is then simply re-populated).
  */
-import { OvsdbClient } from '../providers/ovs/ovsdb.js';
-import { OvsSwitch } from '../providers/ovs/switch.js';
+import { OvsdbClient } from './ovsdb.js';
+import { OvsSwitch } from './switch.js';
 
 export class OvsSwitches {
   private readonly open = new Map<string, { client: OvsdbClient; sw: OvsSwitch }>();
@@ -29,11 +29,4 @@ export class OvsSwitches {
   async closeAll(): Promise<void> {
     await Promise.all([...this.open.keys()].map((d) => this.forget(d)));
   }
-}
-
-/** The database of a node's switch, or undefined when the node carries no Networks. */
-export function ovsDatabaseOf(node: { spec: { ovs?: { database?: string } } }): string | undefined {
-  const ovs = node.spec.ovs;
-  if (!ovs) return undefined;
-  return ovs.database ?? 'unix:/var/run/openvswitch/db.sock';
 }

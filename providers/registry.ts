@@ -1,0 +1,177 @@
+/**
+ * The provider contract: what a provider folder exports (one `ProviderDescriptor`) and the
+ * `ProviderRegistry` every consumer looks providers up in — the controllers, the scheduler,
+ * the connection pool, the legacy proxy and the CLI never name a provider themselves.
+ *
+ * A descriptor says:
+ * - `name`: the value of `ComputeNode.spec.provider` / `Instance.spec.provider`;
+ * - `nodeSettings`: the node's `spec.<name>` section as typed settings (read once per
+ *   connection, a `ReconcileError('InvalidSpec')` when absent or wrong);
+ * - `connect`: a `NodeConnection` from those settings (Secrets read through `secrets`);
+ * - `capabilities`: what else the provider offers (see `ProviderCapabilities`).
+ *
+ * Adding a provider: a folder `providers/<name>/` whose `provider.ts` exports the descriptor,
+ * and one line in `providers/index.ts` (see providers/README.md).
+ */
+import type { ComputeNodeSpec } from '../crds/types.js';
+import { ReconcileError } from '../runtime/errors.js';
+import type { GuestChannel } from './guest/channel.js';
+import type { MachineObservation, MachineSpec, NodeConnection } from './machine.js';
+import type { OvsSwitch } from './ovs/switch.js';
+
+/** Reads a Secret's data as UTF-8 strings; throws a clear error when it does not exist. */
+export type SecretReader = (namespace: string, name: string) => Promise<Record<string, string>>;
+
+/** Where a node's Open vSwitch is (`ComputeNode.spec.ovs`), as the switch provider reads it. */
+export interface SwitchSettings {
+  database: string;
+  /** Namespace ovs-vswitchd runs in, when not ours (tests). */
+  netns?: string;
+}
+
+/** The Network a node-side capability is asked to realise. */
+export interface NodeNetworkSpec {
+  /** The Network object's name (names the node-side object). */
+  name: string;
+  bridge: string;
+  vlans: number[];
+}
+
+/**
+ * Node-side plumbing a Network needs beside the switch's bridge (libvirt: a libvirt network
+ * on the bridge whose portgroups VM interfaces use). Idempotent; `remove` of an absent one
+ * is success.
+ */
+export interface NodeNetworks<C extends NodeConnection = NodeConnection> {
+  /** Its node-side name (reported in `Network.status`) and whether it exists as `net` asks. */
+  observe(conn: C, net: NodeNetworkSpec, signal: AbortSignal): Promise<{ name: string; upToDate: boolean }>;
+  /** Ensures it; returns the node-side name. */
+  ensure(conn: C, net: NodeNetworkSpec, signal: AbortSignal): Promise<string>;
+  remove(conn: C, networkName: string, signal: AbortSignal): Promise<void>;
+}
+
+/**
+ * Joining a running machine to the VLANs of its Networks on the node's switch, for
+ * machines the switch does not plug in itself (containers: a veth pair per Network).
+ * Re-run after every observe, so a restarted machine or a retagged Network is repaired.
+ */
+export interface NetworkAttachment {
+  attach(sw: OvsSwitch, switchSettings: SwitchSettings, spec: MachineSpec, observed: MachineObservation, signal: AbortSignal): Promise<void>;
+  /** Removes every port made for machine `uid` (after the machine is gone). */
+  detach(sw: OvsSwitch, uid: string, signal: AbortSignal): Promise<void>;
+}
+
+/** A guest to run release commands in, without SSH (containers: Docker exec). */
+export interface GuestChannelFactory<C extends NodeConnection = NodeConnection> {
+  open(conn: C, guest: { name: string; uid: string }): GuestChannel;
+}
+
+export interface ProviderCapabilities<C extends NodeConnection = NodeConnection> {
+  /** `connection.machines()` runs Instances of `spec.provider: <name>`. */
+  machines: boolean;
+  networks?: NodeNetworks<C>;
+  networkAttachment?: NetworkAttachment;
+  /** Public addresses NATed to machines (ElasticIP). No provider offers it yet. */
+  elasticIPs?: never;
+  guestChannel?: GuestChannelFactory<C>;
+  /** `update` grows disks of an existing machine. */
+  diskResize: boolean;
+  /** Calls through `machines()` are counted in the provider metrics (`providers/metrics.ts`). */
+  metrics: boolean;
+  /** A ComputeNode spec that works on any machine (`stratus serve --sim-node`). */
+  simulatedNode?: (dataDir: string) => ComputeNodeSpec;
+}
+
+export type CapabilityName = keyof ProviderCapabilities;
+
+export interface ProviderDescriptor<Settings = unknown, C extends NodeConnection = NodeConnection> {
+  readonly name: string;
+  /** One line for humans (`stratus` help, the legacy proxy's errors). */
+  readonly description: string;
+  /** The node's `spec.<name>` section, typed and checked; throws `ReconcileError('InvalidSpec')`. */
+  nodeSettings(spec: ComputeNodeSpec): Settings;
+  connect(settings: Settings, secrets: SecretReader): Promise<C>;
+  /** Releases what outlives single connections (libvirt's shared sessions); called once at exit. */
+  shutdown?(): Promise<void>;
+  readonly capabilities: ProviderCapabilities<C>;
+}
+
+/**
+ * A descriptor with its types erased, as the registry holds it. Every member taking the
+ * settings or the connection is a method (bivariant), so any descriptor fits; the registry
+ * only ever hands a capability the connection its own `connect` made.
+ */
+export type AnyProvider = ProviderDescriptor<unknown, NodeConnection>;
+
+/** A switch provider (Open vSwitch): carries Networks as VLANs on a node's bridge. */
+export interface SwitchProviderDescriptor {
+  readonly name: string;
+  /** The node's switch settings, or undefined when the node has no switch. */
+  switchSettings(spec: ComputeNodeSpec): SwitchSettings | undefined;
+  /** The shared session to the switch at `settings` (opened on first use). */
+  connect(settings: SwitchSettings): OvsSwitch;
+  /** Drops a failed session so the next `connect` reconnects. */
+  forget(settings: SwitchSettings): Promise<void>;
+  closeAll(): Promise<void>;
+}
+
+export class ProviderRegistry {
+  private readonly byName = new Map<string, AnyProvider>();
+  private switchProvider: SwitchProviderDescriptor | undefined;
+
+  /** Adds a provider; a second one of the same name is a programming error. */
+  register(p: AnyProvider): this {
+    if (this.byName.has(p.name)) throw new Error(`provider "${p.name}" is registered twice`);
+    this.byName.set(p.name, p);
+    return this;
+  }
+
+  registerSwitch(s: SwitchProviderDescriptor): this {
+    if (this.switchProvider) throw new Error(`a switch provider ("${this.switchProvider.name}") is already registered`);
+    this.switchProvider = s;
+    return this;
+  }
+
+  /** The provider named `name`, or a `ReconcileError('ProviderNotAvailable')` naming the ones there are. */
+  get(name: string): AnyProvider {
+    const p = this.byName.get(name);
+    if (!p) {
+      throw new ReconcileError('ProviderNotAvailable', `no provider "${name}" is available in this controller (available: ${this.names().join(', ') || 'none'})`, false);
+    }
+    return p;
+  }
+
+  find(name: string): AnyProvider | undefined {
+    return this.byName.get(name);
+  }
+
+  names(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  /** Providers offering `capability` (e.g. `machines` for the legacy proxy's provider list). */
+  withCapability(capability: CapabilityName): AnyProvider[] {
+    return [...this.byName.values()].filter((p) => Boolean(p.capabilities[capability]));
+  }
+
+  /** Every provider's `shutdown` and the switch sessions (after the controllers stopped). */
+  async shutdown(): Promise<void> {
+    for (const p of this.byName.values()) await p.shutdown?.();
+    await this.switchProvider?.closeAll();
+  }
+
+  /** The switch provider; undefined in a build without one. */
+  get switches(): SwitchProviderDescriptor | undefined {
+    return this.switchProvider;
+  }
+
+  /** The node's switch settings, or undefined when it has none (or no switch provider exists). */
+  switchSettingsOf(spec: ComputeNodeSpec): SwitchSettings | undefined {
+    return this.switchProvider?.switchSettings(spec);
+  }
+}
+
+/** The `InvalidSpec` failure of a node without its provider's section. */
+export function missingSection(provider: string): ReconcileError {
+  return new ReconcileError('InvalidSpec', `spec.${provider} is required when spec.provider is ${provider}`, false);
+}
