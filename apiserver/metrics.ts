@@ -2,7 +2,8 @@
  * The API server's Prometheus metrics, kube-apiserver's names. Each server has its own
  * registry so several servers can live in one process (tests); `/metrics` serves it.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../runtime/metrics.js';
 
 export interface RequestLabels {
   verb: string;
@@ -38,7 +39,7 @@ export class ApiMetrics {
     });
     this.inflight = new Gauge({ name: 'apiserver_current_inflight_requests', help: 'Requests being served now (watches excluded).', registers: [this.registry] });
     this.watchers = new Gauge({ name: 'apiserver_registered_watchers', help: 'Open watch connections.', registers: [this.registry] });
-    collectDefaultMetrics({ register: this.registry });
+    collectProcessMetrics(this.registry);
   }
 
   observe(labels: RequestLabels, seconds: number): void {

@@ -39,6 +39,17 @@ export interface ControllerMetrics {
   workers(n: number): void;
 }
 
+/**
+ * prom-client's default process and Node.js metrics on `registry`, minus the three gauges
+ * named like counters (`nodejs_active_{handles,requests,resources}_total`), which
+ * `promtool check metrics` rejects; the same counts stay available per type in
+ * `nodejs_active_handles`, `nodejs_active_requests` and `nodejs_active_resources`.
+ */
+export function collectProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
+}
+
 export class RuntimeMetrics {
   readonly registry: Registry;
   private readonly reconcileTotal: Counter<'controller' | 'result'>;
@@ -70,7 +81,7 @@ export class RuntimeMetrics {
     this.queueDuration = new Histogram({ name: 'workqueue_queue_duration_seconds', help: 'How long in seconds an item stays in workqueue before being requested', labelNames: ['name'], buckets: QUEUE_BUCKETS, registers });
     this.workDuration = new Histogram({ name: 'workqueue_work_duration_seconds', help: 'How long in seconds processing an item from workqueue takes', labelNames: ['name'], buckets: QUEUE_BUCKETS, registers });
     this.leaderStatus = new Gauge({ name: 'leader_election_master_status', help: 'Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master', labelNames: ['name'], registers });
-    if (opts.processMetrics ?? opts.registry === undefined) collectDefaultMetrics({ register: this.registry });
+    if (opts.processMetrics ?? opts.registry === undefined) collectProcessMetrics(this.registry);
   }
 
   controller(name: string): ControllerMetrics {
