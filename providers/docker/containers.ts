@@ -94,7 +94,11 @@ export class DockerMachines implements MachineProvider {
     return undefined;
   }
 
-  async observe(spec: MachineSpec): Promise<MachineObservation> {
+  observe(spec: MachineSpec, signal?: AbortSignal): Promise<MachineObservation> {
+    return this.engine.forCaller(signal, () => this.observeNow(spec));
+  }
+
+  private async observeNow(spec: MachineSpec): Promise<MachineObservation> {
     const info = await this.current(spec.uid);
     if (!info) return { exists: false, state: 'pending', addresses: [], upToDate: false };
     const state = machineState(info, spec.powerState);
@@ -116,9 +120,11 @@ export class DockerMachines implements MachineProvider {
     return obs;
   }
 
-  async create(spec: MachineSpec): Promise<void> {
-    if ((await this.find(spec.uid)).length > 0) return;
-    await this.createNew(spec);
+  create(spec: MachineSpec, signal?: AbortSignal): Promise<void> {
+    return this.engine.forCaller(signal, async () => {
+      if ((await this.find(spec.uid)).length > 0) return;
+      await this.createNew(spec);
+    });
   }
 
   private async createNew(spec: MachineSpec): Promise<void> {
@@ -205,7 +211,8 @@ export class DockerMachines implements MachineProvider {
     let pull = this.pulls.get(image);
     if (!pull) {
       const started: Pull = { done: false, promise: Promise.resolve() };
-      started.promise = this.pull(image).then(
+      // The pull outlives this call: it must not end with the caller's deadline.
+      started.promise = this.engine.detached(() => this.pull(image)).then(
         () => {
           started.done = true;
         },
@@ -306,7 +313,11 @@ export class DockerMachines implements MachineProvider {
     }
   }
 
-  async update(spec: MachineSpec, _observed: MachineObservation): Promise<void> {
+  update(spec: MachineSpec, observed: MachineObservation, signal?: AbortSignal): Promise<void> {
+    return this.engine.forCaller(signal, () => this.updateNow(spec, observed));
+  }
+
+  private async updateNow(spec: MachineSpec, _observed: MachineObservation): Promise<void> {
     const info = await this.current(spec.uid);
     if (!info) return; // nothing to update: the controller creates it
     const d = drift(spec, info, this.options.defaultHostIP);
@@ -348,7 +359,11 @@ export class DockerMachines implements MachineProvider {
     }
   }
 
-  async delete(spec: MachineSpec): Promise<void> {
+  delete(spec: MachineSpec, signal?: AbortSignal): Promise<void> {
+    return this.engine.forCaller(signal, () => this.deleteNow(spec));
+  }
+
+  private async deleteNow(spec: MachineSpec): Promise<void> {
     for (const c of await this.find(spec.uid)) await this.remove(c.Id, this.options.deleteGraceSeconds);
     // The Instance's named volumes (stratus-<uid>-<name>) go with it.
     const docker = this.engine.docker;
@@ -366,7 +381,11 @@ export class DockerMachines implements MachineProvider {
     }
   }
 
-  async listOwned(): Promise<string[]> {
+  listOwned(signal?: AbortSignal): Promise<string[]> {
+    return this.engine.forCaller(signal, () => this.listOwnedNow());
+  }
+
+  private async listOwnedNow(): Promise<string[]> {
     const docker = this.engine.docker;
     const list = await this.engine.must('list containers', () =>
       docker.listContainers({ all: true, filters: { label: [LABEL_UID] }, abortSignal: this.engine.quick() }),

@@ -11,10 +11,11 @@
  * Every call carries a deadline (`AbortSignal.timeout`), so a dead or black-holed engine fails
  * in `timeoutMs` instead of stalling the caller.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import Docker from 'dockerode';
-import { ReconcileError } from '../../runtime/errors.js';
+import { DEADLINE_EXCEEDED, ReconcileError } from '../../runtime/errors.js';
 
 export interface DockerTLS {
   /** PEM contents (the Secret's `ca.pem`, `cert.pem`, `key.pem`). */
@@ -150,6 +151,7 @@ export function transportError(err: unknown, address: string, what: string, time
 
 /** A dockerode client plus the deadlines and error policy every call goes through. */
 export class Engine {
+  private readonly caller = new AsyncLocalStorage<AbortSignal>();
   readonly address: string;
   readonly docker: Docker;
   readonly timeoutMs: number;
@@ -197,14 +199,33 @@ export class Engine {
     });
   }
 
-  /** A deadline for a quick call. */
-  quick(): AbortSignal {
-    return AbortSignal.timeout(this.timeoutMs);
+  /**
+   * Runs `fn` on behalf of a caller whose `signal` (the reconcile's deadline, the controller
+   * stopping) also ends every engine request `fn` makes: `quick()` and `slow()` inside it
+   * fire at the earlier of their own deadline and the caller's.
+   */
+  forCaller<T>(signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    return signal ? this.caller.run(signal, fn) : fn();
   }
 
-  /** A deadline for a slow call, plus `extraMs` (e.g. a stop grace period). */
+  /** Runs `fn` detached from any caller (background work that outlives the call, e.g. a pull). */
+  detached<T>(fn: () => Promise<T>): Promise<T> {
+    return this.caller.exit(fn);
+  }
+
+  /** A deadline for a quick call (and the caller's signal, inside `forCaller`). */
+  quick(): AbortSignal {
+    return this.withCaller(AbortSignal.timeout(this.timeoutMs));
+  }
+
+  /** A deadline for a slow call, plus `extraMs` (e.g. a stop grace period), and the caller's signal. */
   slow(extraMs = 0): AbortSignal {
-    return AbortSignal.timeout(this.operationTimeoutMs + extraMs);
+    return this.withCaller(AbortSignal.timeout(this.operationTimeoutMs + extraMs));
+  }
+
+  private withCaller(deadline: AbortSignal): AbortSignal {
+    const caller = this.caller.getStore();
+    return caller ? AbortSignal.any([deadline, caller]) : deadline;
   }
 
   /**
@@ -215,8 +236,14 @@ export class Engine {
     try {
       return await call();
     } catch (err) {
-      throw transportError(err, this.address, what, deadlineMs) ?? err;
+      throw this.callerGaveUp(what) ?? transportError(err, this.address, what, deadlineMs) ?? err;
     }
+  }
+
+  /** When the caller's signal (inside `forCaller`) ended the request: say so, not "the engine did not answer". */
+  private callerGaveUp(what: string): ReconcileError | undefined {
+    if (!this.caller.getStore()?.aborted) return undefined;
+    return new ReconcileError(DEADLINE_EXCEEDED, `cannot ${what} on ${this.address}: the caller stopped waiting (its deadline passed or the controller is stopping)`);
   }
 
   /** Like `call`, but every failure becomes a `ReconcileError` (`EngineError` for HTTP errors). */
@@ -224,7 +251,7 @@ export class Engine {
     try {
       return await call();
     } catch (err) {
-      throw transportError(err, this.address, what, deadlineMs) ?? new ReconcileError('EngineError', `cannot ${what}: ${engineMessage(err)}`);
+      throw this.callerGaveUp(what) ?? transportError(err, this.address, what, deadlineMs) ?? new ReconcileError('EngineError', `cannot ${what}: ${engineMessage(err)}`);
     }
   }
 

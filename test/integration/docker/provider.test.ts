@@ -425,6 +425,8 @@ describe('docker provider on two TLS engines', () => {
     process.kill(b!.pid, 'SIGSTOP');
     try {
       await rejectsWith(impatient.describe(), 'NodeUnreachable', /did not answer within 1000 ms/);
+      // The caller's signal (the reconcile's deadline) ends a machine call before the engine's own 5 s deadline.
+      await rejectsWith(nodeB.machines().observe(victim, AbortSignal.timeout(200)), 'DeadlineExceeded', /caller stopped waiting/);
     } finally {
       process.kill(b!.pid, 'SIGCONT');
       await impatient.close();
