@@ -4,6 +4,7 @@ import { KubeClient, objectKey, splitKey, type KubeObject, type ResourceClient }
 import { Informer } from '../../../runtime/informer.js';
 import { Controller, type ReconcileContext, type ReconcileResult, type Reconciler } from '../../../runtime/controller.js';
 import { RuntimeMetrics } from '../../../runtime/metrics.js';
+import { ReconcileError } from '../../../runtime/errors.js';
 import { ExponentialBackoff } from '../../../runtime/queue.js';
 import { FakeApiServer } from './fakeapi.js';
 import { waitFor } from '../../harness/process.js';
@@ -70,7 +71,7 @@ describe('Controller', () => {
     assert.equal(new Set(r.calls.map((c) => c.id)).size, r.calls.length, 'reconcile IDs are unique');
   });
 
-  const outcomeCases: Array<{ name: string; script: (call: number) => Promise<ReconcileResult | void>; until: number; expectResults: Record<string, number> }> = [
+  const outcomeCases: Array<{ name: string; script: (call: number) => Promise<ReconcileResult | void>; until: number; expectResults: Record<string, number>; panics?: number }> = [
     {
       name: 'a throw is retried with backoff until it succeeds',
       script: async (call) => {
@@ -91,6 +92,25 @@ describe('Controller', () => {
       until: 2,
       expectResults: { requeue: 1, success: 1 },
     },
+    {
+      name: 'a ReconcileError naming retryAfterMs is checked again after it and counted as an error',
+      script: async (call) => {
+        if (call < 3) throw new ReconcileError('QuotaExceeded', 'try later', true, 20);
+      },
+      until: 3,
+      expectResults: { error: 2, success: 1 },
+      panics: 0,
+    },
+    {
+      name: 'a panic (a TypeError, or a thrown non-Error) is recovered, counted, and retried',
+      script: async (call) => {
+        if (call === 1) throw new TypeError('x is undefined');
+        if (call === 2) throw 'a string';
+      },
+      until: 3,
+      expectResults: { error: 2, success: 1 },
+      panics: 2,
+    },
   ];
   let nsSeq = 0;
   for (const c of outcomeCases) {
@@ -108,6 +128,7 @@ describe('Controller', () => {
         assert.match(text, new RegExp(`controller_runtime_reconcile_total\\{controller="vm-${ns}",result="${result}"\\} ${n}\\b`));
       }
       if (c.expectResults.error) assert.match(text, new RegExp(`controller_runtime_reconcile_errors_total\\{controller="vm-${ns}"\\} ${c.expectResults.error}\\b`));
+      if (c.panics !== undefined) assert.match(text, new RegExp(`controller_runtime_reconcile_panics_total\\{controller="vm-${ns}"\\} ${c.panics}\\b`));
     });
   }
 
