@@ -21,7 +21,8 @@
 import { GoogleAuth, PassThroughClient, type AuthClient, type JWTInput } from 'google-auth-library';
 import type { protos } from '@google-cloud/compute';
 import { ImagesClient, InstancesClient, RegionsClient, ZoneOperationsClient, ZonesClient } from '@google-cloud/compute/build/src/v1/index.js';
-import { ReconcileError } from '../../runtime/errors.js';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { DEADLINE_EXCEEDED, ReconcileError } from '../../runtime/errors.js';
 import { GceApiError, describeFailure, parseEndpoint, type TransportError } from './http.js';
 import type { Instance, Operation } from './spec.js';
 
@@ -59,6 +60,7 @@ interface Gate {
 }
 
 export class ComputeApi {
+  private readonly caller = new AsyncLocalStorage<AbortSignal>();
   readonly project: string;
   readonly zone: string;
   private readonly closing = new AbortController();
@@ -158,7 +160,41 @@ export class ComputeApi {
    * Runs one API call under the backoff gate. Throws `ReconcileError` for what the caller cannot
    * act on, and `GceApiError` for HTTP answers it may interpret (404, 409, 412, 400).
    */
+  /**
+   * Runs `fn` on behalf of a caller whose `signal` (the reconcile's deadline, the controller
+   * stopping) ends the wait of every `call` inside it with `DeadlineExceeded`. The Google
+   * client cannot cancel a request in flight: its late answer is ignored (mutations carry a
+   * `requestId`, so repeating one is safe).
+   */
+  forCaller<T>(signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    return signal ? this.caller.run(signal, fn) : fn();
+  }
+
+  /** Runs `fn` detached from any caller (background operation polls outlive the call that started them). */
+  detached<T>(fn: () => Promise<T>): Promise<T> {
+    return this.caller.exit(fn);
+  }
+
   async call<T>(what: string, fn: (c: Clients) => Promise<T>): Promise<T> {
+    const caller = this.caller.getStore();
+    if (!caller) return this.callNow(what, fn);
+    const gaveUp = (): ReconcileError => new ReconcileError(DEADLINE_EXCEEDED, `cannot ${what}: the caller stopped waiting (its deadline passed or the controller is stopping)`);
+    if (caller.aborted) throw gaveUp();
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_resolve, reject) => {
+      onAbort = () => reject(gaveUp());
+      caller.addEventListener('abort', onAbort, { once: true });
+    });
+    const work = this.callNow(what, fn);
+    work.catch(() => undefined); // a late failure after the caller gave up is nobody's to handle
+    try {
+      return await Promise.race([work, aborted]);
+    } finally {
+      caller.removeEventListener('abort', onAbort!);
+    }
+  }
+
+  private async callNow<T>(what: string, fn: (c: Clients) => Promise<T>): Promise<T> {
     if (this.closed) throw new ReconcileError('NodeUnreachable', `cannot ${what}: the connection is closed`);
     const remaining = this.backoffRemainingMs();
     if (remaining > 0) {

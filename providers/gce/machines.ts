@@ -71,7 +71,11 @@ export class GceMachines implements MachineProvider {
     return inst;
   }
 
-  async observe(spec: MachineSpec): Promise<MachineObservation> {
+  observe(spec: MachineSpec, signal?: AbortSignal): Promise<MachineObservation> {
+    return this.api.forCaller(signal, () => this.observeNow(spec));
+  }
+
+  private async observeNow(spec: MachineSpec): Promise<MachineObservation> {
     const failure = this.operations.takeFailure(spec.uid);
     if (failure) throw failure;
     const pending = this.operations.pending(spec.uid);
@@ -113,7 +117,11 @@ export class GceMachines implements MachineProvider {
     return obs;
   }
 
-  async create(spec: MachineSpec): Promise<void> {
+  create(spec: MachineSpec, signal?: AbortSignal): Promise<void> {
+    return this.api.forCaller(signal, () => this.createNow(spec));
+  }
+
+  private async createNow(spec: MachineSpec): Promise<void> {
     const failure = this.operations.takeFailure(spec.uid);
     if (failure) throw failure;
     if (this.operations.pending(spec.uid)) return;
@@ -155,7 +163,11 @@ export class GceMachines implements MachineProvider {
     return { link: found.selfLink, sizeGb: Number(found.diskSizeGb ?? 10) };
   }
 
-  async update(spec: MachineSpec, _observed: MachineObservation): Promise<void> {
+  update(spec: MachineSpec, observed: MachineObservation, signal?: AbortSignal): Promise<void> {
+    return this.api.forCaller(signal, () => this.updateNow(spec, observed));
+  }
+
+  private async updateNow(spec: MachineSpec, _observed: MachineObservation): Promise<void> {
     if (this.operations.pending(spec.uid)) return;
     const inst = await this.current(spec);
     if (!inst?.name || !SETTLED.has(inst.status ?? '')) return;
@@ -178,7 +190,11 @@ export class GceMachines implements MachineProvider {
     }
   }
 
-  async delete(spec: MachineSpec): Promise<void> {
+  delete(spec: MachineSpec, signal?: AbortSignal): Promise<void> {
+    return this.api.forCaller(signal, () => this.deleteNow(spec));
+  }
+
+  private async deleteNow(spec: MachineSpec): Promise<void> {
     this.operations.takeFailure(spec.uid);
     const pending = this.operations.pending(spec.uid);
     if (pending?.kind === 'delete') return;
@@ -199,8 +215,8 @@ export class GceMachines implements MachineProvider {
     }
   }
 
-  async listOwned(): Promise<string[]> {
-    const list = await this.api.listInstances(`labels.${LABEL_UID}:*`);
+  async listOwned(signal?: AbortSignal): Promise<string[]> {
+    const list = await this.api.forCaller(signal, () => this.api.listInstances(`labels.${LABEL_UID}:*`));
     return list.map((i) => i.labels?.[LABEL_UID]).filter((u): u is string => typeof u === 'string' && u !== '');
   }
 

@@ -52,7 +52,8 @@ export class OperationTracker {
     this.byUid.set(uid, t);
     this.settle(t, op);
     if (!t.done) {
-      const loop = this.poll(t).finally(() => this.loops.delete(loop));
+      // The poll outlives the call that started the operation: detached from its deadline.
+      const loop = this.api.detached(() => this.poll(t)).finally(() => this.loops.delete(loop));
       this.loops.add(loop);
     }
     return t;

@@ -318,12 +318,16 @@ describe('GCE provider against the fake Compute API', () => {
     const port = (silent.address() as { port: number }).port;
     const hung = connectGce({ project: PROJECT, zone: ZONE, endpoint: `http://127.0.0.1:${port}`, requestTimeoutMs: 300 });
     const refused = connectGce({ project: PROJECT, zone: ZONE, endpoint: `http://127.0.0.1:${await freePort()}`, requestTimeoutMs: 300 });
+    const patient = connectGce({ project: PROJECT, zone: ZONE, endpoint: `http://127.0.0.1:${port}`, requestTimeoutMs: 60_000 });
     try {
       await assert.rejects(hung.describe(), (e: unknown) => isProviderError('NodeUnreachable', true)(e) && /did not answer in time/.test((e as Error).message));
       await assert.rejects(refused.describe(), (e: unknown) => isProviderError('NodeUnreachable', true)(e) && /unreachable/.test((e as Error).message));
+      // The caller's signal (the reconcile's deadline) ends a machine call long before the request's own 60 s deadline.
+      await assert.rejects(patient.machines().observe(spec(), AbortSignal.timeout(200)), (e: unknown) => isProviderError('DeadlineExceeded', true)(e) && /caller stopped waiting/.test((e as Error).message));
     } finally {
       await hung.close();
       await refused.close();
+      await patient.close();
       for (const sock of sockets) sock.destroy();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
