@@ -30,6 +30,8 @@ export class FakeCloud {
   /** Observes a new machine spends in `starting` before `running`. */
   startObserves = 0;
   capacity = { cpus: 8, memoryMiB: 16384 };
+  /** While set, every `describe` throws it (a node that stopped answering). */
+  unreachable: unknown = undefined;
   private readonly scripts = new Map<FakeOperation, Script[]>();
   private nextId = 1;
 
@@ -140,6 +142,7 @@ export function fakeProvider(cloud: FakeCloud, name = 'fake'): ProviderDescripto
       return {
         async describe(): Promise<NodeDescription> {
           await cloud.enter('describe', '');
+          if (cloud.unreachable !== undefined) throw cloud.unreachable;
           return { capacity: { ...cloud.capacity }, version: 'fake 1.0', machineCount: cloud.machines.size };
         },
         machines: () => machines,

@@ -1,6 +1,6 @@
 /**
  * Table tests of the managed-resource lifecycle (`runtime/managed.ts`) as the Instance
- * controller drives it, against the in-memory fake provider registered through the provider
+ * controller (and, below, the ComputeNode heartbeat) drives it, against the in-memory fake provider registered through the provider
  * registry — the same `register` path as libvirt, Docker and GCE. Each case: name → inputs
  * (what the fake cloud does, the Instance and its node, an action) → expected conditions,
  * events, provider calls and metrics.
@@ -22,6 +22,7 @@ import { FakeCloud, fakeProvider } from '../../../providers/fake/provider.js';
 import { NodeConnections } from '../../../controllers/connections.js';
 import { Indexes, Resources } from '../../../controllers/resources.js';
 import { INSTANCE_FINALIZER, InstanceReconciler, type InstanceEventReason } from '../../../controllers/instance.js';
+import { ComputeNodeReconciler, type ComputeNodeEventReason } from '../../../controllers/computenode.js';
 import { FakeApiServer } from '../runtime/fakeapi.js';
 import { waitFor } from '../../harness/process.js';
 
@@ -72,8 +73,8 @@ interface Case {
   };
 }
 
-function cond(inst: Instance | undefined, type: string): { status: string; reason?: string; message?: string } | undefined {
-  return inst?.status?.conditions?.find((c) => c.type === type);
+function cond(obj: Instance | ComputeNode | undefined, type: string): { status: string; reason?: string; message?: string } | undefined {
+  return obj?.status?.conditions?.find((c) => c.type === type);
 }
 
 const errorsAtLeastOne = /controller_runtime_reconcile_errors_total\{controller="instance"\} [1-9]\d*/;
@@ -330,4 +331,87 @@ describe('managed-resource lifecycle (Instance on the fake provider)', () => {
       for (const m of e.metrics ?? []) assert.match(text, m);
     });
   }
+});
+
+describe('managed-resource lifecycle (ComputeNode heartbeat on the fake provider)', () => {
+  const api = new FakeApiServer();
+  let client: KubeClient;
+  const stops: Array<() => Promise<void>> = [];
+
+  before(async () => {
+    await api.start();
+    client = KubeClient.fromKubeConfig(api.kubeConfig());
+  });
+  after(async () => {
+    for (const s of stops.reverse()) await s();
+    client.close();
+    await api.stop();
+  });
+
+  async function run(name: string, cloud: FakeCloud): Promise<{ nodes: ResourceClient<ComputeNode>; metrics: RuntimeMetrics; events: () => CoreEvent[]; flush: () => Promise<void> }> {
+    const nodes = client.resource<ComputeNode>(Resources.computeNodes);
+    const nodeCache = new Informer(nodes, { initialBackoffMs: 10 });
+    const instanceCache = new Informer(client.resource<Instance>(Resources.instances), { namespace: 'none', initialBackoffMs: 10 });
+    instanceCache.addIndex(Indexes.instancesByNode, (i) => (i.spec.nodeName ? [i.spec.nodeName] : []));
+    const metrics = new RuntimeMetrics({ processMetrics: false });
+    const recorder = new EventRecorder<ComputeNodeEventReason>(client, 'computenode-controller');
+    const connections = new NodeConnections(new ProviderRegistry().register(fakeProvider(cloud)), async () => ({}));
+    const reconciler = new ComputeNodeReconciler({ nodes, nodeCache, instanceCache, connections, recorder, defaultHeartbeatMs: 30 });
+    const ctl = new Controller({ name: 'computenode', metrics, rateLimiter: () => new ExponentialBackoff(5, 100) }, nodeCache, reconciler);
+    nodeCache.start();
+    instanceCache.start();
+    assert.equal(await ctl.start(), true);
+    stops.push(async () => {
+      await ctl.stop();
+      await nodeCache.stop();
+      await instanceCache.stop();
+      await connections.closeAll();
+    });
+    await nodes.create({ apiVersion: 'compute.stratus.dev/v1alpha1', kind: 'ComputeNode', metadata: { name }, spec: { provider: 'fake' as ComputeNode['spec']['provider'] } });
+    return {
+      nodes,
+      metrics,
+      events: () => (api.objects('v1/events') as unknown as CoreEvent[]).filter((e) => e.involvedObject?.name === name),
+      flush: () => recorder.flush(),
+    };
+  }
+
+  test('a reachable node reports capacity, version and Ready=True, with one NodeReady event', async () => {
+    const cloud = new FakeCloud();
+    const env = await run('up', cloud);
+    await waitFor('Ready', async () => cond(await env.nodes.get(undefined, 'up'), 'Ready')?.status === 'True', 20_000, 10);
+    await env.flush();
+    const node = await env.nodes.get(undefined, 'up');
+    assert.deepEqual(node?.status?.capacity, cloud.capacity);
+    assert.deepEqual(node?.status?.allocatable, cloud.capacity);
+    assert.equal(node?.status?.version, 'fake 1.0');
+    assert.equal(cond(node, 'Synced')?.reason, 'ReconcileSuccess');
+    assert.deepEqual(env.events().map((e) => e.reason), ['NodeReady']);
+    assert.match(await env.metrics.metricsText(), /controller_runtime_reconcile_errors_total\{controller="computenode"\} 0\n/);
+  });
+
+  test('a Ready node that stops answering goes Ready=False NodeUnreachable (an untyped failure too), warns once, counts errors, and recovers', async () => {
+    const cloud = new FakeCloud();
+    const env = await run('flaky', cloud);
+    await waitFor('Ready', async () => cond(await env.nodes.get(undefined, 'flaky'), 'Ready')?.status === 'True', 20_000, 10);
+    cloud.unreachable = new Error('connect ECONNREFUSED 127.0.0.1:2376');
+    await waitFor('NotReady', async () => cond(await env.nodes.get(undefined, 'flaky'), 'Ready')?.status === 'False', 20_000, 10);
+    // several heartbeats fail while it is down
+    const failedBeats = (): number => cloud.calls.filter((c) => c === 'describe').length;
+    const at = failedBeats();
+    await waitFor('two more failed heartbeats', () => failedBeats() >= at + 2, 20_000, 10);
+    const down = await env.nodes.get(undefined, 'flaky');
+    assert.equal(cond(down, 'Ready')?.reason, 'NodeUnreachable');
+    assert.match(cond(down, 'Ready')?.message ?? '', /ECONNREFUSED/);
+    assert.equal(cond(down, 'Synced')?.status, 'False');
+    cloud.unreachable = undefined;
+    await waitFor('Ready again', async () => cond(await env.nodes.get(undefined, 'flaky'), 'Ready')?.status === 'True', 20_000, 10);
+    await env.flush();
+    const notReady = env.events().filter((e) => e.reason === 'NodeNotReady');
+    assert.equal(notReady.length, 1, 'one NodeNotReady event however many heartbeats fail');
+    assert.equal((notReady[0] as { count?: number }).count ?? 1, 1, 'recorded once, not aggregated from repeats');
+    assert.ok(env.events().some((e) => e.reason === 'NodeReady'));
+    const errors = Number(/controller_runtime_reconcile_errors_total\{controller="computenode"\} (\d+)/.exec(await env.metrics.metricsText())?.[1]);
+    assert.ok(errors >= 3, `every failed heartbeat is a reconcile error (got ${errors})`);
+  });
 });
