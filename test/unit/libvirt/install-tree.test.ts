@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fetchInstaller } from '../../../providers/libvirt/install-tree.js';
-import { ProviderError } from '../../../providers/machine.js';
+import { ReconcileError } from '../../../runtime/errors.js';
 
 /**
  * Archive install trees of the DataCentred document's form
@@ -60,7 +60,7 @@ describe('install trees of the Debian and Ubuntu archives (…/dists/<release>/m
   }
 
   it('a tree with a kernel but no initrd, or with neither, is InstallTreeNotFound', async () => {
-    await assert.rejects(fetchInstaller(new URL(`${base}/broken/dists/x/main/installer-amd64`), '', 5_000), (e: unknown) => e instanceof ProviderError && e.reason === 'InstallTreeNotFound' && /initrd/.test(e.message));
-    await assert.rejects(fetchInstaller(new URL(`${base}/nothing/dists/x/main/installer-amd64`), '', 5_000), (e: unknown) => e instanceof ProviderError && e.reason === 'InstallTreeNotFound');
+    await assert.rejects(fetchInstaller(new URL(`${base}/broken/dists/x/main/installer-amd64`), '', 5_000), (e: unknown) => e instanceof ReconcileError && e.reason === 'InstallTreeNotFound' && /initrd/.test(e.message));
+    await assert.rejects(fetchInstaller(new URL(`${base}/nothing/dists/x/main/installer-amd64`), '', 5_000), (e: unknown) => e instanceof ReconcileError && e.reason === 'InstallTreeNotFound');
   });
 });
