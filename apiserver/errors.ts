@@ -122,6 +122,7 @@ export function internalError(message: string): ApiError {
   return new ApiError(500, 'InternalError', `Internal error occurred: ${message}`);
 }
 
-export function serviceUnavailable(message: string): ApiError {
-  return new ApiError(503, 'ServiceUnavailable', message);
+/** 503 with `retryAfterSeconds` (the HTTP layer sends it as `Retry-After`). */
+export function serviceUnavailable(message: string, retryAfterSeconds = 1): ApiError {
+  return new ApiError(503, 'ServiceUnavailable', message, { retryAfterSeconds });
 }
