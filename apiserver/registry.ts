@@ -142,6 +142,8 @@ export class Registry {
   readonly hooks: RegistryHooks = {};
   /** Admission plugins, run in order before every create, update and delete is written. */
   readonly admission: AdmissionPlugin[] = [];
+  /** Draws a name for `metadata.generateName` (replaceable so tests can force collisions). */
+  generateName: (base: string) => string = generateObjectName;
 
   constructor(
     readonly store: Store,
@@ -302,7 +304,7 @@ export class Registry {
       delete m.namespace;
     }
     const generated = !m.name && typeof m.generateName === 'string' && m.generateName !== '';
-    if (generated) m.name = generateObjectName(m.generateName ?? '');
+    if (generated) m.name = this.generateName(m.generateName ?? '');
     if (!m.name) {
       throw invalid(t.resource, '', [{ reason: 'FieldValueRequired', field: 'metadata.name', message: 'Required value: name or generateName is required' }]);
     }
