@@ -109,12 +109,12 @@ function metaOf(obj: KubeObject): ObjectMeta {
   return (isPlainObject(obj.metadata) ? obj.metadata : {}) as ObjectMeta;
 }
 
-interface ContinueToken {
+export interface ContinueToken {
   rv: number;
   start: string;
 }
 
-function encodeContinue(t: ContinueToken): string {
+export function encodeContinue(t: ContinueToken): string {
   return Buffer.from(JSON.stringify(t)).toString('base64url');
 }
 
@@ -128,7 +128,7 @@ function decodeContinue(s: string): ContinueToken {
   throw badRequest('invalid continue token');
 }
 
-function parseRv(s: string, what = 'resourceVersion'): number {
+export function parseRv(s: string, what = 'resourceVersion'): number {
   if (!/^\d+$/.test(s)) throw badRequest(`invalid ${what} "${s}"`);
   return Number(s);
 }

@@ -25,6 +25,12 @@ export interface WatchParams {
   /** The wire form of an object (the addressed version, or a Table row). */
   present(obj: KubeObject, type: string): unknown;
   heartbeatMs: number;
+  /**
+   * Set when `present` is the plain object in the addressed version: events are then
+   * serialized once per (type, version) for every watcher of the resource (memoized on the
+   * cached event) instead of once per watcher.
+   */
+  sharedEncoding?: boolean;
 }
 
 /** Open watches, so shutdown can end them cleanly. */
@@ -113,6 +119,18 @@ export async function serveWatch(
     else if (nowMatches) type = wasMatching ? 'MODIFIED' : 'ADDED';
     else if (wasMatching) type = 'DELETED';
     if (!type) return;
+    if (p.sharedEncoding) {
+      if (ended) return;
+      const key = `${type} ${gv}`;
+      ev.encoded ??= new Map();
+      let line = ev.encoded.get(key);
+      if (line === undefined) {
+        line = `{"type":"${type}","object":${JSON.stringify(registry.decode(p.target, ev.object))}}\n`;
+        ev.encoded.set(key, line);
+      }
+      res.write(line);
+      return;
+    }
     write(type, p.present(registry.decode(p.target, ev.object), type));
   };
   const live = cache.covers(fromRevision);

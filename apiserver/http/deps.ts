@@ -1,4 +1,5 @@
 /** What the HTTP layer is given by the server that assembles it. */
+import type { CachedReads } from '../cachedreads.js';
 import type { ApiMetrics } from '../metrics.js';
 import type { Registry } from '../registry.js';
 import type { ResourceCatalog } from '../resources.js';
@@ -7,6 +8,8 @@ import type { WatchCaches } from '../watchcache.js';
 
 export interface HttpDeps {
   registry: Registry;
+  /** GET and LIST from the watch cache (falling back to the registry's store reads). */
+  reads: CachedReads;
   catalog: ResourceCatalog;
   caches: WatchCaches;
   metrics: ApiMetrics;

@@ -35,6 +35,7 @@ export async function serveWatchRequest(rq: ResourceRequest): Promise<void> {
       contentType: out.kind === 'table' ? tableContentType(out.version) : 'application/json',
       present: watchPresenter(out, rq.version.columns, includeObject(ex)),
       heartbeatMs: deps.heartbeatMs,
+      sharedEncoding: out.kind === 'json',
     },
     deps.openWatches,
   );
