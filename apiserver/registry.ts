@@ -82,6 +82,8 @@ export interface ListResult {
 /** Compiled selectors of a list or watch. */
 export interface ObjectFilter {
   namespace?: string;
+  /** Label or field selectors apply (an object's change can move it in or out of the selection). */
+  selective: boolean;
   matches(obj: KubeObject): boolean;
 }
 
@@ -201,6 +203,7 @@ export class Registry {
     const namespace = t.namespace;
     return {
       ...(namespace ? { namespace } : {}),
+      selective: Boolean(labels || fields),
       matches: (obj) => {
         const m = metaOf(obj);
         if (namespace && m.namespace !== namespace) return false;
@@ -325,7 +328,7 @@ export class Registry {
     if (opts.dryRun) return this.decode(t, obj);
     try {
       const kv = await this.store.create(this.key(target, m.name), this.encode(obj));
-      const stored = decodeObject(kv.value, kv.modRevision);
+      const stored = stamped(obj, kv.modRevision);
       this.hooks.afterWrite?.(t.resource, stored, false);
       return this.decode(t, stored);
     } catch (err) {
@@ -537,7 +540,7 @@ export class Registry {
           return this.decode(t, out);
         }
         const written = await this.store.update(key, this.encode(next), kv.modRevision);
-        const out = decodeObject(written.value, written.modRevision);
+        const out = stamped(next, written.modRevision);
         this.hooks.afterWrite?.(t.resource, out, false);
         return this.decode(t, out);
       } catch (err) {
@@ -711,6 +714,15 @@ export class Registry {
       throw forbidden(nsRes, ns, `unable to create new content in namespace ${ns} because it is being terminated`);
     }
   }
+}
+
+/**
+ * The object just written, as a read would return it (resourceVersion = its revision),
+ * without parsing back the JSON that was stored. Only for objects nothing else holds.
+ */
+function stamped(obj: KubeObject, revision: number): KubeObject {
+  meta(obj).resourceVersion = String(revision);
+  return obj;
 }
 
 function applyConflict(conflicts: ApplyConflict[]): ApiError {

@@ -112,7 +112,8 @@ export async function serveWatch(
     if (ended) return;
     lastRevision = Math.max(lastRevision, ev.revision);
     const nowMatches = p.filter.matches(ev.object);
-    const wasMatching = ev.prevObject ? p.filter.matches(ev.prevObject) : false;
+    // Without selectors an object cannot move in or out (its namespace never changes).
+    const wasMatching = ev.type === 'ADDED' ? false : p.filter.selective ? (ev.prevObject ? p.filter.matches(ev.prevObject) : false) : nowMatches;
     let type: string | undefined;
     if (ev.type === 'DELETED') type = nowMatches || wasMatching ? 'DELETED' : undefined;
     else if (ev.type === 'ADDED') type = nowMatches ? 'ADDED' : undefined;

@@ -69,7 +69,15 @@ export function toCachedEvent(e: WatchEvent): CachedEvent {
     revision: e.revision,
     object: decodeObject(e.value, e.revision),
   };
-  if (e.prevValue !== undefined) ev.prevObject = decodeObject(e.prevValue, e.revision);
+  // Parsed on first use: only watchers with selectors look at the previous state.
+  const prev = e.prevValue;
+  if (prev !== undefined) {
+    let parsed: KubeObject | undefined;
+    Object.defineProperty(ev, 'prevObject', {
+      enumerable: true,
+      get: () => (parsed ??= decodeObject(prev, e.revision)),
+    });
+  }
   return ev;
 }
 
