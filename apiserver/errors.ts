@@ -122,6 +122,15 @@ export function internalError(message: string): ApiError {
   return new ApiError(500, 'InternalError', `Internal error occurred: ${message}`);
 }
 
-export function serviceUnavailable(message: string): ApiError {
-  return new ApiError(503, 'ServiceUnavailable', message);
+/** 503 with `retryAfterSeconds` (the HTTP layer sends it as `Retry-After`). */
+export function serviceUnavailable(message: string, retryAfterSeconds = 1): ApiError {
+  return new ApiError(503, 'ServiceUnavailable', message, { retryAfterSeconds });
+}
+
+/** 504 for a read at a resourceVersion the store has not reached, as kube-apiserver answers it. */
+export function tooLargeResourceVersion(asked: number, current: number): ApiError {
+  return new ApiError(504, 'Timeout', `Too large resource version: ${asked}, current: ${current}`, {
+    causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }],
+    retryAfterSeconds: 1,
+  });
 }

@@ -19,6 +19,7 @@ import { ApiError } from './errors.js';
 import { isPlainObject } from './objects.js';
 import type { Registry, Target } from './registry.js';
 import { isAlias, storageVersion, type KubeObject, type ObjectMeta, type OwnerReference, type Resource, type ResourceCatalog } from './resources.js';
+import { strategyFor } from './strategies/index.js';
 import { decodeObject, type Subscription, type WatchCaches } from './watchcache.js';
 
 interface Entry {
@@ -191,7 +192,7 @@ export class GarbageCollector {
         else retrigger = true;
         continue;
       }
-      if (e.resource.group === '' && e.resource.plural === 'namespaces') {
+      if (strategyFor(e.resource).holdsNamespacedContent) {
         const ns = m.name ?? '';
         const inside = all.filter((x) => x.resource.namespaced && x.meta.namespace === ns && !isAlias(x.resource));
         for (const x of inside) {

@@ -91,3 +91,8 @@ export function fieldText(v: unknown): string {
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   return JSON.stringify(v);
 }
+
+/** Now, as Kubernetes writes timestamps (RFC 3339, whole seconds, UTC). */
+export function timestamp(): string {
+  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+}

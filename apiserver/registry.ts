@@ -11,20 +11,10 @@ import { randomUUID, randomInt } from 'node:crypto';
 import jsonpatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
 import type { KeyValue, Store } from './storage/store.js';
-import { ConflictError, KeyExistsError, NotFoundError, TooOldError } from './storage/store.js';
-import {
-  ApiError,
-  alreadyExists,
-  badRequest,
-  conflict,
-  forbidden,
-  gone,
-  invalid,
-  notFound,
-  staleConflict,
-  unsupportedMediaType,
-  type StatusCause,
-} from './errors.js';
+import { ConflictError, KeyExistsError } from './storage/store.js';
+import { ApiError, badRequest, conflict, forbidden, invalid, notFound, staleConflict, unsupportedMediaType, type StatusCause } from './errors.js';
+import { apiErrorFrom } from './storeerrors.js';
+import { strategyFor, validateObjectMeta } from './strategies/index.js';
 import {
   groupVersion,
   resourceKey,
@@ -36,14 +26,12 @@ import {
   type ResourceCatalog,
   type ResourceVersion,
 } from './resources.js';
-import { clone, deepEqual, fieldText, getPath, isPlainObject, mergePatch, strategicMergePatch } from './objects.js';
+import { clone, deepEqual, fieldText, getPath, isPlainObject, mergePatch, strategicMergePatch, timestamp } from './objects.js';
 import { decodeObject } from './watchcache.js';
 import type { AdmissionAttributes, AdmissionPlugin } from './admission.js';
 import type { UserInfo } from './auth/user.js';
 import { ApplyError, applyConflictStatus, serverSideApply, recordUpdate, type ApplyConflict } from './apply/index.js';
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selectors.js';
-import { crdErrors } from './schema/structural.js';
-import type { CustomResourceDefinition } from './schema/types.js';
 
 /** A resource as addressed by a request: which one, in which served version, in which namespace. */
 export interface Target {
@@ -94,23 +82,24 @@ export interface ListResult {
 /** Compiled selectors of a list or watch. */
 export interface ObjectFilter {
   namespace?: string;
+  /** Label or field selectors apply (an object's change can move it in or out of the selection). */
+  selective: boolean;
   matches(obj: KubeObject): boolean;
 }
 
 export type DeleteResult = { deleted: true; object: KubeObject } | { deleted: false; object: KubeObject };
 
-const nameRe = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const labelRe = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const qualifiedNameRe = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
-const labelValueRe = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
-const base64Re = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-const dataKeyRe = /^[-._a-zA-Z0-9]+$/;
 const generateChars = 'bcdfghjklmnpqrstvwxz2456789';
-/** The namespaces the server creates and never lets go, as kube-apiserver does. */
-const protectedNamespaces = ['default', 'kube-system', 'kube-public'];
+/** How many generated names a create tries before giving up (kube-apiserver tries 8 in all). */
+const generateNameAttempts = 8;
 
-function now(): string {
-  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+const now = timestamp;
+
+/** `generateName` plus five random characters, as kube's SimpleNameGenerator. */
+export function generateObjectName(base: string): string {
+  let suffix = '';
+  for (let i = 0; i < 5; i++) suffix += generateChars[randomInt(generateChars.length)];
+  return `${base.slice(0, 58)}${suffix}`;
 }
 
 function meta(obj: KubeObject): ObjectMeta {
@@ -122,12 +111,12 @@ function metaOf(obj: KubeObject): ObjectMeta {
   return (isPlainObject(obj.metadata) ? obj.metadata : {}) as ObjectMeta;
 }
 
-interface ContinueToken {
+export interface ContinueToken {
   rv: number;
   start: string;
 }
 
-function encodeContinue(t: ContinueToken): string {
+export function encodeContinue(t: ContinueToken): string {
   return Buffer.from(JSON.stringify(t)).toString('base64url');
 }
 
@@ -141,7 +130,7 @@ function decodeContinue(s: string): ContinueToken {
   throw badRequest('invalid continue token');
 }
 
-function parseRv(s: string, what = 'resourceVersion'): number {
+export function parseRv(s: string, what = 'resourceVersion'): number {
   if (!/^\d+$/.test(s)) throw badRequest(`invalid ${what} "${s}"`);
   return Number(s);
 }
@@ -155,6 +144,8 @@ export class Registry {
   readonly hooks: RegistryHooks = {};
   /** Admission plugins, run in order before every create, update and delete is written. */
   readonly admission: AdmissionPlugin[] = [];
+  /** Draws a name for `metadata.generateName` (replaceable so tests can force collisions). */
+  generateName: (base: string) => string = generateObjectName;
 
   constructor(
     readonly store: Store,
@@ -212,6 +203,7 @@ export class Registry {
     const namespace = t.namespace;
     return {
       ...(namespace ? { namespace } : {}),
+      selective: Boolean(labels || fields),
       matches: (obj) => {
         const m = metaOf(obj);
         if (namespace && m.namespace !== namespace) return false;
@@ -275,13 +267,7 @@ export class Registry {
         startAfter = lastKey;
       }
     } catch (err) {
-      if (err instanceof TooOldError) {
-        if (opts.continue) {
-          throw gone('The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
-        }
-        throw gone(`too old resource version: ${opts.resourceVersion ?? ''} (${err.compactedRevision})`);
-      }
-      throw err;
+      throw apiErrorFrom(err, { resource: t.resource, ...(opts.resourceVersion ? { resourceVersion: opts.resourceVersion } : {}), continued: Boolean(opts.continue) });
     }
     const out: ListResult = { items, resourceVersion: String(revision ?? 0) };
     if (more && lastKey !== undefined) {
@@ -293,7 +279,21 @@ export class Registry {
 
   // ---- writes ----
 
+  /**
+   * POST. A name drawn from `generateName` that is already taken is drawn again (the whole
+   * create runs again, admission included, as kube-apiserver's RetryGenerateName does); an
+   * explicit name that is taken is a 409 AlreadyExists.
+   */
   async create(t: Target, body: unknown, opts: WriteOptions = {}, fromApply = false): Promise<KubeObject> {
+    for (let attempt = 1; ; attempt++) {
+      const created = await this.createOnce(t, body, opts, fromApply, attempt < generateNameAttempts);
+      if (created) return created;
+    }
+  }
+
+  /** One create; undefined when the generated name was taken and `retryName` allows another draw. */
+  private async createOnce(t: Target, body: unknown, opts: WriteOptions, fromApply: boolean, retryName: boolean): Promise<KubeObject | undefined> {
+    const strategy = strategyFor(t.resource);
     let obj = this.checkBody(t, body);
     obj = this.toStorage(t, obj);
     const m = meta(obj);
@@ -306,11 +306,8 @@ export class Registry {
     } else {
       delete m.namespace;
     }
-    if (!m.name && typeof m.generateName === 'string' && m.generateName) {
-      let suffix = '';
-      for (let i = 0; i < 5; i++) suffix += generateChars[randomInt(generateChars.length)];
-      m.name = `${m.generateName.slice(0, 58)}${suffix}`;
-    }
+    const generated = !m.name && typeof m.generateName === 'string' && m.generateName !== '';
+    if (generated) m.name = this.generateName(m.generateName ?? '');
     if (!m.name) {
       throw invalid(t.resource, '', [{ reason: 'FieldValueRequired', field: 'metadata.name', message: 'Required value: name or generateName is required' }]);
     }
@@ -323,23 +320,21 @@ export class Registry {
     delete m.deletionGracePeriodSeconds;
     delete m.resourceVersion;
     delete m.selfLink;
-    if (t.resource.statusSubresource && !t.resource.builtin) delete obj.status;
-    this.prepare(target, obj, undefined);
-    this.admit(target, obj, opts, undefined);
+    strategy.prepareForCreate(obj, t.resource);
+    strategy.canonicalize(obj, undefined, undefined);
+    this.validate(target, obj, opts, undefined);
     if (!fromApply) this.recordManagedFields(t, undefined, obj, opts, undefined);
     await this.runAdmission({ operation: 'CREATE', resource: t.resource, namespace: m.namespace, name: m.name, object: obj, dryRun: Boolean(opts.dryRun), ...(opts.user ? { user: opts.user } : {}) });
     if (opts.dryRun) return this.decode(t, obj);
-    const key = this.key(target, m.name);
-    let kv: KeyValue;
     try {
-      kv = await this.store.create(key, this.encode(obj));
+      const kv = await this.store.create(this.key(target, m.name), this.encode(obj));
+      const stored = stamped(obj, kv.modRevision);
+      this.hooks.afterWrite?.(t.resource, stored, false);
+      return this.decode(t, stored);
     } catch (err) {
-      if (err instanceof KeyExistsError) throw alreadyExists(t.resource, m.name);
-      throw err;
+      if (err instanceof KeyExistsError && generated && retryName) return undefined;
+      throw apiErrorFrom(err, { resource: t.resource, name: m.name });
     }
-    const stored = decodeObject(kv.value, kv.modRevision);
-    this.hooks.afterWrite?.(t.resource, stored, false);
-    return this.decode(t, stored);
   }
 
   /** PUT on the object or its status. */
@@ -364,7 +359,7 @@ export class Registry {
     subresource?: string,
     force = false,
   ): Promise<KubeObject> {
-    if (type === 'strategic' && !t.resource.builtin) throw unsupportedMediaType('application/strategic-merge-patch+json');
+    if (type === 'strategic' && !strategyFor(t.resource).strategicMergePatch) throw unsupportedMediaType('application/strategic-merge-patch+json');
     if (type === 'apply') return this.apply(t, name, body, opts, subresource, force);
     if (type === 'json') {
       if (!Array.isArray(body)) throw badRequest('json patch must be an array of operations');
@@ -502,6 +497,7 @@ export class Registry {
     clientPrecondition?: boolean,
   ): Promise<KubeObject> {
     const key = this.key(t, name);
+    const strategy = strategyFor(t.resource);
     for (let attempt = 0; ; attempt++) {
       const { obj: current, kv } = await this.getStored(t, name);
       const desired = mutate(clone(current));
@@ -509,8 +505,8 @@ export class Registry {
       const precondition = dm.resourceVersion !== undefined && dm.resourceVersion !== null && dm.resourceVersion !== '' ? String(dm.resourceVersion) : undefined;
       if (precondition !== undefined && precondition !== String(kv.modRevision)) throw staleConflict(t.resource, name);
       const next = this.mergeForUpdate(t, current, desired, subresource);
-      this.prepare(t, next, current, subresource);
-      this.admit(t, next, opts, current);
+      strategy.canonicalize(next, current, subresource);
+      this.validate(t, next, opts, current);
       const om = metaOf(current);
       const nm = meta(next);
       if (specChanged(current, next)) nm.generation = (om.generation ?? 1) + 1;
@@ -534,7 +530,7 @@ export class Registry {
         dryRun: Boolean(opts.dryRun),
         ...(opts.user ? { user: opts.user } : {}),
       });
-      const finalize = Boolean(nm.deletionTimestamp) && (nm.finalizers ?? []).length === 0 && !this.namespacePending(t, next);
+      const finalize = Boolean(nm.deletionTimestamp) && (nm.finalizers ?? []).length === 0 && !strategy.deletionPending(next);
       if (opts.dryRun) return this.decode(t, next);
       try {
         if (finalize) {
@@ -544,25 +540,21 @@ export class Registry {
           return this.decode(t, out);
         }
         const written = await this.store.update(key, this.encode(next), kv.modRevision);
-        const out = decodeObject(written.value, written.modRevision);
+        const out = stamped(next, written.modRevision);
         this.hooks.afterWrite?.(t.resource, out, false);
         return this.decode(t, out);
       } catch (err) {
-        if (err instanceof NotFoundError) throw notFound(t.resource, name);
-        if (err instanceof ConflictError) {
-          if ((clientPrecondition ?? precondition !== undefined) || attempt > 20) throw staleConflict(t.resource, name);
-          continue;
-        }
-        throw err;
+        const retry = err instanceof ConflictError && !(clientPrecondition ?? precondition !== undefined) && attempt <= 20;
+        if (!retry) throw apiErrorFrom(err, { resource: t.resource, name });
       }
     }
   }
 
   async delete(t: Target, name: string, options: DeleteOptions = {}): Promise<DeleteResult> {
     const key = this.key(t, name);
-    if (t.resource.group === '' && t.resource.plural === 'namespaces' && protectedNamespaces.includes(name)) {
-      throw forbidden(t.resource, name, 'this namespace may not be deleted');
-    }
+    const strategy = strategyFor(t.resource);
+    const forbiddenWhy = strategy.deletionForbidden(name);
+    if (forbiddenWhy) throw forbidden(t.resource, name, forbiddenWhy);
     for (let attempt = 0; ; attempt++) {
       const { obj: current, kv } = await this.getStored(t, name);
       const m = metaOf(current);
@@ -578,15 +570,14 @@ export class Registry {
       const finalizers = [...(m.finalizers ?? [])];
       if (policy === 'Foreground' && !finalizers.includes('foregroundDeletion')) finalizers.push('foregroundDeletion');
       if (policy === 'Orphan' && !finalizers.includes('orphan')) finalizers.push('orphan');
-      const isNamespace = t.resource.group === '' && t.resource.plural === 'namespaces';
-      if (finalizers.length > 0 || isNamespace) {
+      if (finalizers.length > 0 || strategy.gracefulDeletion) {
         if (m.deletionTimestamp && deepEqual(finalizers, m.finalizers ?? [])) return { deleted: false, object: this.decode(t, current) };
         const next = clone(current);
         const nm = meta(next);
         nm.deletionTimestamp ??= now();
         nm.deletionGracePeriodSeconds ??= 0;
         if (finalizers.length > 0) nm.finalizers = finalizers;
-        if (isNamespace) next.status = { ...(isPlainObject(next.status) ? next.status : {}), phase: 'Terminating' };
+        strategy.beginDeletion(next);
         delete nm.resourceVersion;
         if (options.dryRun) return { deleted: false, object: this.decode(t, next) };
         try {
@@ -596,14 +587,11 @@ export class Registry {
           return { deleted: false, object: this.decode(t, out) };
         } catch (err) {
           if (err instanceof ConflictError && attempt < 20) continue;
-          if (err instanceof NotFoundError) throw notFound(t.resource, name);
-          throw err;
+          throw apiErrorFrom(err, { resource: t.resource, name });
         }
       }
       if (options.dryRun) return { deleted: true, object: this.decode(t, current) };
-      if (t.resource.plural === 'customresourcedefinitions' && t.resource.group === 'apiextensions.k8s.io') {
-        await this.deleteCustomObjects(current as unknown as CustomResourceDefinition);
-      }
+      await strategy.beforeDelete(current, this.store);
       try {
         const gone = await this.store.delete(key, kv.modRevision);
         const out = decodeObject(gone.value, gone.modRevision);
@@ -611,8 +599,7 @@ export class Registry {
         return { deleted: true, object: this.decode(t, out) };
       } catch (err) {
         if (err instanceof ConflictError && attempt < 20) continue;
-        if (err instanceof NotFoundError) throw notFound(t.resource, name);
-        throw err;
+        throw apiErrorFrom(err, { resource: t.resource, name });
       }
     }
   }
@@ -631,22 +618,6 @@ export class Registry {
       }
     }
     return out;
-  }
-
-  /** Deleting a CRD deletes every object of its kind. */
-  private async deleteCustomObjects(crd: CustomResourceDefinition): Promise<void> {
-    const prefix = `/registry/${crd.spec.group || 'core'}/${crd.spec.names.plural}/`;
-    for (;;) {
-      const page = await this.store.list(prefix, { limit: 500 });
-      for (const kv of page.items) {
-        try {
-          await this.store.delete(kv.key);
-        } catch (err) {
-          if (!(err instanceof NotFoundError)) throw err;
-        }
-      }
-      if (!page.more) break;
-    }
   }
 
   // ---- semantics shared by create and update ----
@@ -720,114 +691,18 @@ export class Registry {
     return next;
   }
 
-  /** Per-kind defaults and derived fields (the "strategy" of kube-apiserver). */
-  private prepare(t: Target, obj: KubeObject, old: KubeObject | undefined, subresource?: string): void {
-    const r = t.resource;
-    const m = meta(obj);
-    if (r.group === '' && r.plural === 'namespaces') {
-      m.labels = { ...(isPlainObject(m.labels) ? m.labels : {}), 'kubernetes.io/metadata.name': m.name ?? '' };
-      const spec = isPlainObject(obj.spec) ? obj.spec : {};
-      if (!old) spec.finalizers = ['kubernetes'];
-      else if (subresource !== 'finalize') spec.finalizers = isPlainObject(old.spec) && Array.isArray(old.spec.finalizers) ? old.spec.finalizers : spec.finalizers ?? [];
-      obj.spec = spec;
-      const status = isPlainObject(obj.status) ? obj.status : {};
-      status.phase = m.deletionTimestamp ? 'Terminating' : 'Active';
-      obj.status = status;
-    } else if (r.group === '' && r.plural === 'secrets') {
-      if (obj.type === undefined || obj.type === '') obj.type = old?.type ?? 'Opaque';
-      if (isPlainObject(obj.stringData)) {
-        const data = isPlainObject(obj.data) ? obj.data : {};
-        for (const [k, v] of Object.entries(obj.stringData)) if (typeof v === 'string') data[k] = Buffer.from(v).toString('base64');
-        obj.data = data;
-      }
-      delete obj.stringData;
-    } else if (r.group === 'apiextensions.k8s.io' && r.plural === 'customresourcedefinitions') {
-      const spec = isPlainObject(obj.spec) ? obj.spec : undefined;
-      const names = spec && isPlainObject(spec.names) ? spec.names : undefined;
-      if (names && typeof names.kind === 'string') {
-        names.listKind ??= `${names.kind}List`;
-        names.singular ??= names.kind.toLowerCase();
-      }
-      const ts = now();
-      const versions = spec && Array.isArray(spec.versions) ? (spec.versions as unknown[]) : [];
-      const storedVersions = versions.filter((v) => isPlainObject(v) && v.storage === true).map((v) => (v as { name: string }).name);
-      const oldStored = old && isPlainObject(old.status) && Array.isArray(old.status.storedVersions) ? (old.status.storedVersions as string[]) : [];
-      obj.status = {
-        conditions: [
-          { type: 'NamesAccepted', status: 'True', reason: 'NoConflicts', message: 'no conflicts found', lastTransitionTime: ts },
-          { type: 'Established', status: 'True', reason: 'InitialNamesAccepted', message: 'the initial names have been accepted', lastTransitionTime: ts },
-        ],
-        acceptedNames: names ? clone(names) : {},
-        storedVersions: [...new Set([...oldStored, ...storedVersions])],
-      };
-      if (old && isPlainObject(old.status) && Array.isArray(old.status.conditions)) {
-        // Keep transition times stable so an unchanged CRD is not rewritten.
-        const conds = (obj.status as { conditions: { lastTransitionTime: string; type: string }[] }).conditions;
-        for (const c of conds) {
-          const prev = (old.status.conditions as unknown[]).find((p) => isPlainObject(p) && p.type === c.type) as { lastTransitionTime?: string } | undefined;
-          if (prev?.lastTransitionTime) c.lastTransitionTime = prev.lastTransitionTime;
-        }
-      }
-    }
-  }
-
   private async runAdmission(attributes: AdmissionAttributes): Promise<void> {
     for (const plugin of this.admission) await plugin.admit(attributes);
   }
 
-  /** Validation, unknown-field handling and defaulting; throws 400/422. */
-  private admit(t: Target, obj: KubeObject, opts: WriteOptions, old: KubeObject | undefined): void {
-    const r = t.resource;
+  /** Metadata and the kind's own validation (its strategy may prune and default first); throws 400/422. */
+  private validate(t: Target, obj: KubeObject, opts: WriteOptions, old: KubeObject | undefined): void {
+    const strategy = strategyFor(t.resource);
     const m = meta(obj);
-    const name = m.name ?? '';
     const causes: StatusCause[] = [];
-    validateMeta(r, m, causes);
-    const sv = storageVersion(r);
-    const compiled = sv.compiled;
-    if (compiled) {
-      const savedMeta = clone(m);
-      const dropped = compiled.prune(obj);
-      obj.metadata = savedMeta;
-      const unknown = dropped.filter((p) => p !== 'metadata' && !p.startsWith('metadata.'));
-      if (unknown.length > 0) {
-        const mode = opts.fieldValidation ?? 'Warn';
-        if (mode === 'Strict') {
-          throw badRequest(
-            `${r.kind} in version "${t.version.name}" cannot be handled as a ${r.kind}: strict decoding error: ${unknown.map((p) => `unknown field "${p}"`).join(', ')}`,
-          );
-        }
-        if (mode === 'Warn') for (const p of unknown) opts.warnings?.push(`unknown field "${p}"`);
-      }
-      compiled.applyDefaults(obj);
-      obj.metadata = savedMeta;
-      for (const c of compiled.validate(obj)) causes.push({ reason: c.reason, field: c.field, message: c.message });
-    }
-    if (r.group === '' && (r.plural === 'secrets' || r.plural === 'configmaps')) validateData(r.plural, obj, old, causes);
-    if (r.group === 'apiextensions.k8s.io' && r.plural === 'customresourcedefinitions') {
-      const crd = obj as unknown as CustomResourceDefinition;
-      const spec = isPlainObject(obj.spec) ? obj.spec : undefined;
-      if (!spec) causes.push({ reason: 'FieldValueRequired', field: 'spec', message: 'Required value' });
-      else {
-        try {
-          for (const c of crdErrors(crd)) causes.push({ reason: c.reason, field: c.field, message: c.message });
-        } catch (err) {
-          causes.push({ reason: 'FieldValueInvalid', field: 'spec', message: `Invalid value: ${err instanceof Error ? err.message : String(err)}` });
-        }
-        const names = isPlainObject(spec.names) ? spec.names : {};
-        const expected = `${String(names.plural)}.${String(spec.group)}`;
-        if (name !== expected) causes.push({ reason: 'FieldValueInvalid', field: 'metadata.name', message: `Invalid value: "${name}": must be spec.names.plural+"."+spec.group` });
-        if (old && isPlainObject(old.spec) && old.spec.scope !== spec.scope) {
-          causes.push({ reason: 'FieldValueInvalid', field: 'spec.scope', message: 'Invalid value: field is immutable' });
-        }
-      }
-    }
-    if (causes.length > 0) throw invalid(r, name, causes);
-  }
-
-  private namespacePending(t: Target, obj: KubeObject): boolean {
-    if (t.resource.group !== '' || t.resource.plural !== 'namespaces') return false;
-    const spec = isPlainObject(obj.spec) ? obj.spec : {};
-    return Array.isArray(spec.finalizers) && spec.finalizers.length > 0;
+    validateObjectMeta(strategy.nameRule, m, causes);
+    strategy.validate(obj, { resource: t.resource, version: t.version, old, fieldValidation: opts.fieldValidation, warnings: opts.warnings, causes });
+    if (causes.length > 0) throw invalid(t.resource, m.name ?? '', causes);
   }
 
   private async checkNamespaceWritable(ns: string): Promise<void> {
@@ -839,6 +714,15 @@ export class Registry {
       throw forbidden(nsRes, ns, `unable to create new content in namespace ${ns} because it is being terminated`);
     }
   }
+}
+
+/**
+ * The object just written, as a read would return it (resourceVersion = its revision),
+ * without parsing back the JSON that was stored. Only for objects nothing else holds.
+ */
+function stamped(obj: KubeObject, revision: number): KubeObject {
+  meta(obj).resourceVersion = String(revision);
+  return obj;
 }
 
 function applyConflict(conflicts: ApplyConflict[]): ApiError {
@@ -861,97 +745,4 @@ function specChanged(a: KubeObject, b: KubeObject): boolean {
     return rest;
   };
   return !deepEqual(strip(a), strip(b));
-}
-
-function validateMeta(r: Resource, m: ObjectMeta, causes: StatusCause[]): void {
-  const name = m.name ?? '';
-  const isNs = r.group === '' && r.plural === 'namespaces';
-  if (isNs) {
-    if (name.length > 63 || !labelRe.test(name)) {
-      causes.push({ reason: 'FieldValueInvalid', field: 'metadata.name', message: `Invalid value: "${name}": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character` });
-    }
-  } else if (name.length > 253 || !nameRe.test(name)) {
-    causes.push({ reason: 'FieldValueInvalid', field: 'metadata.name', message: `Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character` });
-  }
-  for (const which of ['labels', 'annotations'] as const) {
-    const v = m[which];
-    if (v === undefined || v === null) {
-      delete m[which];
-      continue;
-    }
-    if (!isPlainObject(v)) {
-      causes.push({ reason: 'FieldValueInvalid', field: `metadata.${which}`, message: 'Invalid value: must be a map of strings' });
-      continue;
-    }
-    for (const [k, val] of Object.entries(v)) {
-      if (typeof val !== 'string') {
-        causes.push({ reason: 'FieldValueInvalid', field: `metadata.${which}`, message: `Invalid value: "${k}": values must be strings` });
-        continue;
-      }
-      if (!validQualifiedKey(k)) causes.push({ reason: 'FieldValueInvalid', field: `metadata.${which}`, message: `Invalid value: "${k}": name part must consist of alphanumeric characters, '-', '_' or '.'` });
-      if (which === 'labels' && (val.length > 63 || !labelValueRe.test(val))) {
-        causes.push({ reason: 'FieldValueInvalid', field: 'metadata.labels', message: `Invalid value: "${val}": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.'` });
-      }
-    }
-  }
-  if (m.finalizers !== undefined) {
-    if (!Array.isArray(m.finalizers) || m.finalizers.some((f) => typeof f !== 'string' || !validQualifiedKey(f))) {
-      causes.push({ reason: 'FieldValueInvalid', field: 'metadata.finalizers', message: 'Invalid value: finalizers must be qualified names' });
-    } else if (m.finalizers.length === 0) delete m.finalizers;
-  }
-  if (m.ownerReferences !== undefined) {
-    const refs = m.ownerReferences as unknown;
-    if (!Array.isArray(refs)) causes.push({ reason: 'FieldValueInvalid', field: 'metadata.ownerReferences', message: 'Invalid value: must be a list' });
-    else {
-      refs.forEach((ref, i) => {
-        if (!isPlainObject(ref) || typeof ref.uid !== 'string' || !ref.uid || typeof ref.name !== 'string' || typeof ref.kind !== 'string' || typeof ref.apiVersion !== 'string') {
-          causes.push({ reason: 'FieldValueInvalid', field: `metadata.ownerReferences[${i}]`, message: 'Invalid value: apiVersion, kind, name and uid are required' });
-        }
-      });
-      if (refs.length === 0) delete m.ownerReferences;
-    }
-  }
-  if (m.managedFields !== undefined && !Array.isArray(m.managedFields)) {
-    causes.push({ reason: 'FieldValueInvalid', field: 'metadata.managedFields', message: 'Invalid value: must be a list' });
-  }
-}
-
-function validQualifiedKey(k: string): boolean {
-  const parts = k.split('/');
-  if (parts.length > 2) return false;
-  const namePart = parts[parts.length - 1] ?? '';
-  if (parts.length === 2) {
-    const prefix = parts[0] ?? '';
-    if (!prefix || prefix.length > 253 || !nameRe.test(prefix)) return false;
-  }
-  return namePart.length > 0 && namePart.length <= 63 && qualifiedNameRe.test(namePart);
-}
-
-function validateData(plural: string, obj: KubeObject, old: KubeObject | undefined, causes: StatusCause[]): void {
-  const check = (field: string, base64: boolean): void => {
-    const v = obj[field];
-    if (v === undefined || v === null) {
-      delete obj[field];
-      return;
-    }
-    if (!isPlainObject(v)) {
-      causes.push({ reason: 'FieldValueInvalid', field, message: 'Invalid value: must be a map' });
-      return;
-    }
-    for (const [k, val] of Object.entries(v)) {
-      if (!dataKeyRe.test(k)) causes.push({ reason: 'FieldValueInvalid', field: `${field}[${k}]`, message: `Invalid value: "${k}": a valid config key must consist of alphanumeric characters, '-', '_' or '.'` });
-      if (typeof val !== 'string') causes.push({ reason: 'FieldValueInvalid', field: `${field}[${k}]`, message: 'Invalid value: must be a string' });
-      else if (base64 && !base64Re.test(val)) causes.push({ reason: 'FieldValueInvalid', field: `${field}[${k}]`, message: 'Invalid value: illegal base64 data' });
-    }
-  };
-  if (plural === 'secrets') check('data', true);
-  else {
-    check('data', false);
-    check('binaryData', true);
-  }
-  if (old && old.immutable === true) {
-    if (!deepEqual(old.data, obj.data) || !deepEqual(old.binaryData, obj.binaryData) || obj.immutable !== true) {
-      causes.push({ reason: 'FieldValueForbidden', field: 'data', message: 'Forbidden: field is immutable when `immutable` is set' });
-    }
-  }
 }

@@ -26,6 +26,7 @@ import { ResourceCatalog, storageVersion, type KubeObject, type Resource } from 
 import { WatchCaches, type Subscription } from './watchcache.js';
 import type { WatchRegistry } from './watch.js';
 import { GarbageCollector } from './gc.js';
+import { CachedReads } from './cachedreads.js';
 
 export interface ApiServerOptions {
   dataDir: string;
@@ -143,6 +144,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
     const handler = createRequestHandler({
       registry,
+      reads: new CachedReads(registry, caches),
       catalog,
       caches,
       metrics,

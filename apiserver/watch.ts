@@ -25,6 +25,12 @@ export interface WatchParams {
   /** The wire form of an object (the addressed version, or a Table row). */
   present(obj: KubeObject, type: string): unknown;
   heartbeatMs: number;
+  /**
+   * Set when `present` is the plain object in the addressed version: events are then
+   * serialized once per (type, version) for every watcher of the resource (memoized on the
+   * cached event) instead of once per watcher.
+   */
+  sharedEncoding?: boolean;
 }
 
 /** Open watches, so shutdown can end them cleanly. */
@@ -106,13 +112,26 @@ export async function serveWatch(
     if (ended) return;
     lastRevision = Math.max(lastRevision, ev.revision);
     const nowMatches = p.filter.matches(ev.object);
-    const wasMatching = ev.prevObject ? p.filter.matches(ev.prevObject) : false;
+    // Without selectors an object cannot move in or out (its namespace never changes).
+    const wasMatching = ev.type === 'ADDED' ? false : p.filter.selective ? (ev.prevObject ? p.filter.matches(ev.prevObject) : false) : nowMatches;
     let type: string | undefined;
     if (ev.type === 'DELETED') type = nowMatches || wasMatching ? 'DELETED' : undefined;
     else if (ev.type === 'ADDED') type = nowMatches ? 'ADDED' : undefined;
     else if (nowMatches) type = wasMatching ? 'MODIFIED' : 'ADDED';
     else if (wasMatching) type = 'DELETED';
     if (!type) return;
+    if (p.sharedEncoding) {
+      if (ended) return;
+      const key = `${type} ${gv}`;
+      ev.encoded ??= new Map();
+      let line = ev.encoded.get(key);
+      if (line === undefined) {
+        line = `{"type":"${type}","object":${JSON.stringify(registry.decode(p.target, ev.object))}}\n`;
+        ev.encoded.set(key, line);
+      }
+      res.write(line);
+      return;
+    }
     write(type, p.present(registry.decode(p.target, ev.object), type));
   };
   const live = cache.covers(fromRevision);

@@ -1,0 +1,21 @@
+/** What the HTTP layer is given by the server that assembles it. */
+import type { CachedReads } from '../cachedreads.js';
+import type { ApiMetrics } from '../metrics.js';
+import type { Registry } from '../registry.js';
+import type { ResourceCatalog } from '../resources.js';
+import type { WatchRegistry } from '../watch.js';
+import type { WatchCaches } from '../watchcache.js';
+
+export interface HttpDeps {
+  registry: Registry;
+  /** GET and LIST from the watch cache (falling back to the registry's store reads). */
+  reads: CachedReads;
+  catalog: ResourceCatalog;
+  caches: WatchCaches;
+  metrics: ApiMetrics;
+  /** host:port clients reach this server at (discovery's serverAddressByClientCIDRs). */
+  serverAddress(): string;
+  ready(): boolean;
+  openWatches: WatchRegistry;
+  heartbeatMs: number;
+}
