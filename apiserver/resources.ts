@@ -60,6 +60,8 @@ export interface Resource {
   keyPrefix: string;
   /** The CRD that defines it (for custom resources). */
   crd?: CustomResourceDefinition;
+  /** Names are any path segment (kube's RBAC kinds: `system:discovery`), not DNS subdomains. */
+  pathSegmentNames?: boolean;
   /** The spec-like parts whose change bumps metadata.generation; undefined: all but metadata/status. */
   generationIgnores?: string[];
 }
@@ -265,6 +267,23 @@ export function builtinResources(): Resource[] {
     eventsV1,
     builtin('coordination.k8s.io', 'v1', 'Lease', 'leases', true, {
       columns: [{ name: 'Holder', type: 'string', jsonPath: '.spec.holderIdentity' }, ageColumn],
+    }),
+    // Kubernetes RBAC, served and enforced (apiserver/auth/).
+    builtin('rbac.authorization.k8s.io', 'v1', 'Role', 'roles', true, {
+      pathSegmentNames: true,
+      columns: [{ name: 'Created At', type: 'string', format: 'date-time', jsonPath: '.metadata.creationTimestamp' }],
+    }),
+    builtin('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', false, {
+      pathSegmentNames: true,
+      columns: [{ name: 'Created At', type: 'string', format: 'date-time', jsonPath: '.metadata.creationTimestamp' }],
+    }),
+    builtin('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings', true, {
+      pathSegmentNames: true,
+      columns: [{ name: 'Role', type: 'string', jsonPath: '.roleRef.name' }, ageColumn],
+    }),
+    builtin('rbac.authorization.k8s.io', 'v1', 'ClusterRoleBinding', 'clusterrolebindings', false, {
+      pathSegmentNames: true,
+      columns: [{ name: 'Role', type: 'string', jsonPath: '.roleRef.name' }, ageColumn],
     }),
     builtin('apiextensions.k8s.io', 'v1', 'CustomResourceDefinition', 'customresourcedefinitions', false, {
       shortNames: ['crd', 'crds'],
