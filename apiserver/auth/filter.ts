@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { log } from '../../runtime/log.js';
 import { ApiError, badRequest, internalError, serviceUnavailable, tooLarge } from '../errors.js';
 import { UnavailableError } from '../storage/store.js';
+import { decodeKubeProtobuf } from '../protobuf.js';
 import type { AuditLog } from './audit.js';
 import type { Authenticator } from './authenticator.js';
 import type { RbacAuthorizer } from './rbac-authorizer.js';
@@ -40,7 +41,8 @@ function sendStatus(res: ServerResponse, err: ApiError): void {
   res.end(text);
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+/** A review body: JSON, or protobuf as kubectl's typed clients send it. */
+async function readReview(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -48,8 +50,16 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
     if (size > MAX_REVIEW_BYTES) throw tooLarge();
     chunks.push(chunk as Buffer);
   }
+  const body = Buffer.concat(chunks);
+  if ((req.headers['content-type'] ?? '').startsWith('application/vnd.kubernetes.protobuf')) {
+    try {
+      return decodeKubeProtobuf(body);
+    } catch (err) {
+      throw new ApiError(415, 'UnsupportedMediaType', `cannot decode the protobuf body: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    return JSON.parse(body.toString('utf8')) as unknown;
   } catch (err) {
     throw badRequest(`the body of the request could not be decoded as JSON: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -100,7 +110,7 @@ export function withAccessControl(ac: AccessControl, inner: Handler): Handler {
       }
       const review = reviewOf(attrs);
       if (review) {
-        const body = await readJson(req);
+        const body = await readReview(req);
         const answer = JSON.stringify(answerReview(review, attrs.verb, body, user, ac.authorizer));
         res.writeHead(201, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(answer) });
         res.end(answer);
