@@ -183,7 +183,7 @@ test('stratus controller against stratus serve --no-controllers drives an Instan
   // A Docker engine whose TLS material is a Secret, and a GCE zone whose credentials are one.
   const certs = await makeCerts(join(work, 'certs'));
   engine = await startDockerd({ certs });
-  gce = await startFakeGce({ project: 'acme', stepMs: 50 });
+  gce = await startFakeGce({ project: 'acme-prod', stepMs: 50 });
   const secrets = client.resource<KubeObject & { stringData: Record<string, string> }>(CoreResources.secrets);
   await secrets.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'engine-tls', namespace: 'default' }, stringData: { 'ca.pem': certs.ca, 'cert.pem': certs.cert, 'key.pem': certs.key } });
   await secrets.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'gce-key', namespace: 'default' }, stringData: { 'not-a-key': 'x' } });
@@ -197,7 +197,7 @@ test('stratus controller against stratus serve --no-controllers drives an Instan
     apiVersion: 'compute.stratus.dev/v1alpha1',
     kind: 'ComputeNode',
     metadata: { name: 'gce' },
-    spec: { provider: 'gce', gce: { project: 'acme', zone: 'us-central1-a', endpoint: gce.endpoint, credentialsSecretRef: { name: 'gce-key', namespace: 'default' } }, heartbeatSeconds: 1 },
+    spec: { provider: 'gce', gce: { project: 'acme-prod', zone: 'us-central1-a', endpoint: gce.endpoint, credentialsSecretRef: { name: 'gce-key', namespace: 'default' } }, heartbeatSeconds: 1 },
   });
   const { stdout: pub } = await execFileP('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(work, 'key')]).then(() => execFileP('cat', [join(work, 'key.pub')]));
   await client.resource<SSHKey>(Resources.sshKeys).create({
