@@ -32,7 +32,8 @@ export function tokenUsername(namespace: string, tokenName: string): string {
 }
 
 export class Authenticator {
-  private readonly byConnection = new WeakMap<TLSSocket, UserInfo | null>();
+  /** Per TLS connection: its certificate's user, `null` (did not verify) or `false` (none sent). */
+  private readonly byConnection = new WeakMap<TLSSocket, UserInfo | null | false>();
   private readonly verifier: TokenVerifier;
   private readonly lastUsedWrites = new Map<string, number>();
 
@@ -66,9 +67,12 @@ export class Authenticator {
   private certificateUser(socket: TLSSocket): UserInfo | undefined | null {
     if (typeof socket.getPeerX509Certificate !== 'function') return undefined; // plain HTTP (tests of the handler alone)
     const known = this.byConnection.get(socket);
-    if (known !== undefined) return known;
+    if (known !== undefined) return known === false ? undefined : known;
     const cert = socket.getPeerX509Certificate();
-    if (!cert) return undefined;
+    if (!cert) {
+      this.byConnection.set(socket, false);
+      return undefined;
+    }
     let user: UserInfo | null = null;
     if (socket.authorized) {
       const id = certificateIdentity(cert);
