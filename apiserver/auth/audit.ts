@@ -6,7 +6,7 @@
  * secret, token or signature reaches it. When the file passes `maxBytes` it is rotated to
  * `audit.log.1` (older ones shift up to `audit.log.<keep>`, the oldest is dropped).
  */
-import { createWriteStream, existsSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, openSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import type { RequestAttributes } from './requestinfo.js';
 import type { UserInfo } from './user.js';
@@ -37,7 +37,12 @@ export class AuditLog {
   ) {
     this.path = join(dir, 'audit.log');
     this.size = existsSync(this.path) ? statSync(this.path).size : 0;
-    this.stream = createWriteStream(this.path, { flags: 'a', mode: 0o600 });
+    this.stream = this.open();
+  }
+
+  /** Opened synchronously, so the file exists before the first write (and the next rotation). */
+  private open(): WriteStream {
+    return createWriteStream(this.path, { fd: openSync(this.path, 'a', 0o600) });
   }
 
   record(user: UserInfo, a: RequestAttributes, code: number): void {
@@ -70,7 +75,7 @@ export class AuditLog {
     for (let i = this.keep - 1; i >= 1; i--) if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
     renameSync(this.path, `${this.path}.1`);
     const old = this.stream;
-    this.stream = createWriteStream(this.path, { flags: 'a', mode: 0o600 });
+    this.stream = this.open();
     this.size = 0;
     old.end();
   }
