@@ -60,7 +60,46 @@ const eventSeries: Schema = { 1: { name: 'count', type: 'int' }, 2: { name: 'las
 const eventSource: Schema = { 1: { name: 'component', type: 'string' }, 2: { name: 'host', type: 'string' } };
 
 /** Message schemas by `apiVersion/kind`. */
+// RBAC and the self reviews (k8s.io/api rbac/v1, authentication/v1, authorization/v1).
+const policyRule: Schema = {
+  1: { name: 'verbs', type: 'string', repeated: true },
+  2: { name: 'apiGroups', type: 'string', repeated: true },
+  3: { name: 'resources', type: 'string', repeated: true },
+  4: { name: 'resourceNames', type: 'string', repeated: true },
+  5: { name: 'nonResourceURLs', type: 'string', repeated: true },
+};
+const labelSelector: Schema = {
+  1: { name: 'matchLabels', type: 'stringMap' },
+  2: { name: 'matchExpressions', type: { 1: { name: 'key', type: 'string' }, 2: { name: 'operator', type: 'string' }, 3: { name: 'values', type: 'string', repeated: true } }, repeated: true },
+};
+const subject: Schema = { 1: { name: 'kind', type: 'string' }, 2: { name: 'apiGroup', type: 'string' }, 3: { name: 'name', type: 'string' }, 4: { name: 'namespace', type: 'string' } };
+const roleRef: Schema = { 1: { name: 'apiGroup', type: 'string' }, 2: { name: 'kind', type: 'string' }, 3: { name: 'name', type: 'string' } };
+const binding: Schema = { 1: { name: 'metadata', type: objectMeta }, 2: { name: 'subjects', type: subject, repeated: true }, 3: { name: 'roleRef', type: roleRef } };
+const resourceAttributes: Schema = {
+  1: { name: 'namespace', type: 'string' },
+  2: { name: 'verb', type: 'string' },
+  3: { name: 'group', type: 'string' },
+  4: { name: 'version', type: 'string' },
+  5: { name: 'resource', type: 'string' },
+  6: { name: 'subresource', type: 'string' },
+  7: { name: 'name', type: 'string' },
+};
+
 const kinds: Record<string, Schema> = {
+  'rbac.authorization.k8s.io/v1/Role': { 1: { name: 'metadata', type: objectMeta }, 2: { name: 'rules', type: policyRule, repeated: true } },
+  'rbac.authorization.k8s.io/v1/ClusterRole': {
+    1: { name: 'metadata', type: objectMeta },
+    2: { name: 'rules', type: policyRule, repeated: true },
+    3: { name: 'aggregationRule', type: { 1: { name: 'clusterRoleSelectors', type: labelSelector, repeated: true } } },
+  },
+  'rbac.authorization.k8s.io/v1/RoleBinding': binding,
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': binding,
+  'authentication.k8s.io/v1/SelfSubjectReview': { 1: { name: 'metadata', type: objectMeta } },
+  'authorization.k8s.io/v1/SelfSubjectAccessReview': {
+    1: { name: 'metadata', type: objectMeta },
+    2: { name: 'spec', type: { 1: { name: 'resourceAttributes', type: resourceAttributes }, 2: { name: 'nonResourceAttributes', type: { 1: { name: 'path', type: 'string' }, 2: { name: 'verb', type: 'string' } } } } },
+  },
+  'authorization.k8s.io/v1/SelfSubjectRulesReview': { 1: { name: 'metadata', type: objectMeta }, 2: { name: 'spec', type: { 1: { name: 'namespace', type: 'string' } } } },
   'v1/Namespace': {
     1: { name: 'metadata', type: objectMeta },
     2: { name: 'spec', type: { 1: { name: 'finalizers', type: 'string', repeated: true } } },

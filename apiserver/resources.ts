@@ -266,6 +266,19 @@ export function builtinResources(): Resource[] {
     builtin('coordination.k8s.io', 'v1', 'Lease', 'leases', true, {
       columns: [{ name: 'Holder', type: 'string', jsonPath: '.spec.holderIdentity' }, ageColumn],
     }),
+    // Kubernetes RBAC, served and enforced (apiserver/auth/).
+    builtin('rbac.authorization.k8s.io', 'v1', 'Role', 'roles', true, {
+      columns: [{ name: 'Created At', type: 'string', format: 'date-time', jsonPath: '.metadata.creationTimestamp' }],
+    }),
+    builtin('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', false, {
+      columns: [{ name: 'Created At', type: 'string', format: 'date-time', jsonPath: '.metadata.creationTimestamp' }],
+    }),
+    builtin('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings', true, {
+      columns: [{ name: 'Role', type: 'string', jsonPath: '.roleRef.name' }, ageColumn],
+    }),
+    builtin('rbac.authorization.k8s.io', 'v1', 'ClusterRoleBinding', 'clusterrolebindings', false, {
+      columns: [{ name: 'Role', type: 'string', jsonPath: '.roleRef.name' }, ageColumn],
+    }),
     builtin('apiextensions.k8s.io', 'v1', 'CustomResourceDefinition', 'customresourcedefinitions', false, {
       shortNames: ['crd', 'crds'],
       categories: ['api-extensions'],

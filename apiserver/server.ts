@@ -6,13 +6,11 @@
  * written; `close()` drains (stops accepting, ends watches cleanly, lets in-flight writes
  * finish) and closes the store. It knows nothing of the CLI, controllers or the legacy proxy.
  */
-import { randomBytes } from 'node:crypto';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from 'node:fs';
+import { mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { isIP, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { stringify as stringifyYaml } from 'yaml';
 import { log } from '../runtime/log.js';
 import { instrumentStore, openStore, type Store } from './storage/index.js';
 import { loadCrdDir } from './schema/validate.js';
@@ -27,6 +25,10 @@ import { WatchCaches, type Subscription } from './watchcache.js';
 import type { WatchRegistry } from './watch.js';
 import { GarbageCollector } from './gc.js';
 import { CachedReads } from './cachedreads.js';
+import { withAccessControl } from './auth/filter.js';
+import { kubeconfigText, writeKubeconfig } from './auth/kubeconfig.js';
+import { clientCertificate, ensurePki, type Pki } from './auth/pki.js';
+import { startAccessControl, type AccessControlSetup } from './auth/setup.js';
 
 export interface ApiServerOptions {
   dataDir: string;
@@ -35,8 +37,11 @@ export interface ApiServerOptions {
   etcdServers?: string[];
   /** CRDs registered (created or updated) at start. */
   crdDir: string;
+  /** Serving certificate and key; default: issued by the data dir's own CA (`pki/`). */
   tlsCertFile?: string;
   tlsKeyFile?: string;
+  /** More CAs whose client certificates authenticate (the data dir's CA always does). */
+  clientCaFile?: string;
   /** Idle watch heartbeat / bookmark period (default 5 s). */
   heartbeatSeconds?: number;
   /**
@@ -52,13 +57,21 @@ export interface ApiServerOptions {
 }
 
 export interface ApiServer {
-  /** `http(s)://host:port` clients use. */
+  /** `https://host:port` clients use. */
   url: string;
-  /** A kubeconfig (context `stratus`) that kubectl and @kubernetes/client-node use as is. */
+  /** The admin kubeconfig (context `stratus`, CN `admin`, O `system:masters`): kubectl and @kubernetes/client-node use it as is. */
   kubeconfigPath: string;
+  /** The CA clients trust (PEM). */
+  caCert: string;
   store: Store;
   /** The registry `/metrics` serves: components in the same process (the controllers) register on it. */
   metricsRegistry: PromRegistry;
+  /**
+   * Writes (once; reused while valid) `DATA_DIR/pki/<file>.kubeconfig` with a client
+   * certificate for `user` in `groups`: the server's own components (in-process
+   * controllers, the legacy proxy) and tests use it to act as a given identity.
+   */
+  clientKubeconfig(file: string, user: string, groups: string[]): string;
   close(): Promise<void>;
 }
 
@@ -84,16 +97,15 @@ const crdResource = { group: 'apiextensions.k8s.io', plural: 'customresourcedefi
 
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const { host, port } = parseListen(options.listen);
-  const tls = Boolean(options.tlsCertFile && options.tlsKeyFile);
   if ((options.tlsCertFile === undefined) !== (options.tlsKeyFile === undefined)) {
     throw new Error('--tls-cert-file and --tls-private-key-file must be given together');
   }
-  if (!tls && !isLoopback(host)) {
-    throw new Error(
-      `refusing to serve the API without TLS on ${options.listen}: a non-loopback address needs --tls-cert-file and --tls-private-key-file (or listen on 127.0.0.1)`,
-    );
-  }
   mkdirSync(options.dataDir, { recursive: true });
+  const pki: Pki = ensurePki(options.dataDir, host);
+  const serving = options.tlsCertFile && options.tlsKeyFile ? { cert: readFileSync(options.tlsCertFile, 'utf8'), key: readFileSync(options.tlsKeyFile, 'utf8') } : pki.serving;
+  // With an operator's serving certificate, clients trust what it chains to: the file itself.
+  const trustedByClients = options.tlsCertFile ? serving.cert : pki.caCert;
+  const clientCas = [pki.caCert, ...(options.clientCaFile ? [readFileSync(options.clientCaFile, 'utf8')] : [])];
   const metrics = new ApiMetrics();
   const useEtcd = Boolean(options.etcdServers?.length);
   const store = instrumentStore(
@@ -109,6 +121,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const crdTarget: Target = { resource: crdRes, version: storageVersion(crdRes) };
   let crdSub: Subscription | undefined;
   let gc: GarbageCollector | undefined;
+  let access: AccessControlSetup | undefined;
   let ready = false;
   // Set by close(): from then on every request, including one on a kept-alive connection,
   // is refused, so nothing new (a watch above all) can start while the server drains.
@@ -141,8 +154,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     await bootstrap(registry, catalog, options.crdDir, crdTarget);
     gc = new GarbageCollector(registry, catalog, caches);
     await gc.start();
+    access = await startAccessControl({ registry, catalog, caches, auditDir: options.dataDir });
 
-    const handler = createRequestHandler({
+    const handler = withAccessControl(access.accessControl, createRequestHandler({
       registry,
       reads: new CachedReads(registry, caches),
       catalog,
@@ -152,14 +166,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       ready: () => ready,
       openWatches,
       heartbeatMs: (options.heartbeatSeconds ?? 5) * 1000,
-    });
+    }));
     const guarded = (req: IncomingMessage, res: ServerResponse): void => {
       if (draining) refuseWhileDraining(res);
       else handler(req, res);
     };
-    const server: Server = tls
-      ? createHttpsServer({ cert: readFileSync(options.tlsCertFile ?? ''), key: readFileSync(options.tlsKeyFile ?? '') }, guarded)
-      : createHttpServer(guarded);
+    // Client certificates are asked for, not required: token and anonymous requests go on to
+    // the authenticator, which refuses a certificate that did not verify.
+    const server: Server = createHttpsServer({ cert: serving.cert, key: serving.key, ca: clientCas, requestCert: true, rejectUnauthorized: false }, guarded);
     // Watches are long-lived: no request timeout; idle keep-alive connections are closed.
     server.requestTimeout = 0;
     server.headersTimeout = 60_000;
@@ -178,9 +192,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     });
     boundPort = (server.address() as AddressInfo).port;
     const clientHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-    const url = `${tls ? 'https' : 'http'}://${isIP(clientHost) === 6 ? `[${clientHost}]` : clientHost}:${boundPort}`;
+    const url = `https://${isIP(clientHost) === 6 ? `[${clientHost}]` : clientHost}:${boundPort}`;
     const kubeconfigPath = join(options.dataDir, 'kubeconfig');
-    writeKubeconfig(kubeconfigPath, url, adminToken(options.dataDir));
+    writeKubeconfig(kubeconfigPath, kubeconfigText(url, trustedByClients, 'admin', { certificate: clientCertificate(pki, 'admin', 'admin', ['system:masters']) }));
+    const clientKubeconfig = (file: string, user: string, groups: string[]): string => {
+      const path = join(pki.dir, `${file}.kubeconfig`);
+      writeKubeconfig(path, kubeconfigText(url, trustedByClients, user, { certificate: clientCertificate(pki, file, user, groups) }));
+      return path;
+    };
     const compaction = startCompaction(store, options.compactionIntervalSeconds ?? 300);
     ready = true;
     log.info({ component: 'apiserver', url, storage: options.etcdServers?.length ? 'etcd' : 'sqlite' }, 'API server ready');
@@ -189,8 +208,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     return {
       url,
       kubeconfigPath,
+      caCert: trustedByClients,
       store,
       metricsRegistry: metrics.registry,
+      clientKubeconfig,
       close() {
         closing ??= (async () => {
           ready = false;
@@ -213,6 +234,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
           clearInterval(idle);
           clearTimeout(cut);
           crdSub?.close();
+          await access?.close();
           await gc?.stop();
           await caches.close();
           await store.close();
@@ -222,6 +244,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     };
   } catch (err) {
     crdSub?.close();
+    await access?.close().catch(() => undefined);
     await gc?.stop().catch(() => undefined);
     await caches.close().catch(() => undefined);
     await store.close().catch(() => undefined);
@@ -283,28 +306,4 @@ async function bootstrap(registry: Registry, catalog: ResourceCatalog, crdDir: s
 
 function wrapCrdError(name: string, err: unknown): Error {
   return new Error(`cannot register CustomResourceDefinition ${name}: ${err instanceof Error ? err.message : String(err)}`);
-}
-
-/** A bearer token for the kubeconfig, kept in the data dir so restarts keep it. */
-function adminToken(dataDir: string): string {
-  const path = join(dataDir, 'admin-token');
-  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
-  const token = randomBytes(24).toString('base64url');
-  writeFileSync(path, token + '\n', { mode: 0o600 });
-  return token;
-}
-
-export function writeKubeconfig(path: string, url: string, token: string): void {
-  const config = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'stratus', cluster: { server: url, 'insecure-skip-tls-verify': true } }],
-    users: [{ name: 'stratus-admin', user: { token } }],
-    contexts: [{ name: 'stratus', context: { cluster: 'stratus', user: 'stratus-admin', namespace: 'default' } }],
-    'current-context': 'stratus',
-    preferences: {},
-  };
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, stringifyYaml(config), { mode: 0o600 });
-  renameSync(tmp, path);
 }

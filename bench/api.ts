@@ -10,6 +10,11 @@
  * - **API**: GET by name, LIST of every Instance, PATCH (merge patch on one label) from a
  *   separate load-generator process — closed-loop throughput and p50/p99 at a fixed offered
  *   load — beside a bare Node `http` server in its own process returning the same bytes.
+ * - **authentication cost**: GET and PATCH throughput as a token user authorized by RBAC
+ *   (`stratus-bench`, bound to cluster-admin: scrypt-verified token, cached; RBAC decision,
+ *   cached) beside the same server's unauthenticated-equivalent: a `system:masters` client
+ *   certificate, whose identity comes from the TLS handshake once per connection and which
+ *   skips authorization — what is left is HTTPS itself, which no request can avoid.
  * - **watch fan-out**: `watchers` watch streams in a separate process while Instances are
  *   patched at `changesPerSec`; delivery latency p50/p99 from the sent time carried in the
  *   patch, and the server's CPU over the window (from /proc/PID/stat).
@@ -20,8 +25,9 @@ import { KubeClient } from '../runtime/client.js';
 import { Resources } from '../controllers/resources.js';
 import { startStratusServe, type StratusServe } from '../test/harness/apiserver.js';
 import { startChild, runChildJson } from './child.js';
-import { adminTokenOf, STORM_CLIENTS } from './storm.js';
-import { CpuMeter, memoryOf } from './proc.js';
+import { benchAccessOf, STORM_CLIENTS } from './storm.js';
+import { CpuMeter, memoryOf, type BenchAccess } from './proc.js';
+import { kubeconfigCredentials } from '../test/harness/kubefetch.js';
 import { heapAfterPhase, markPhase } from './cpu-profiler.js';
 import { median } from './report.js';
 import type { LoadConfig, LoadOp, OpResult } from './loadgen.js';
@@ -72,6 +78,8 @@ export interface ApiBenchResult {
   informerHeapPer1000MiB: number;
   jsonPer1000MiB: number;
   ops: Record<'get' | 'list' | 'patch', OpFigures>;
+  /** Closed-loop req/s: bearer token + RBAC vs a system:masters client certificate (no per-request auth work). */
+  auth: Record<'get' | 'patch', { tokenPerSec: number; certPerSec: number }>;
   watch: { watchers: number; offeredPerSec: number; achievedChangesPerSec: number; delivered: number; expected: number; p50Ms: number; p99Ms: number; serverCores: number };
   serverPid: number;
 }
@@ -126,23 +134,23 @@ async function populate(serve: StratusServe, n: number, withStatus: boolean): Pr
   return (performance.now() - start) / 1000;
 }
 
-async function fetchText(serve: StratusServe, token: string, path: string, init: RequestInit = {}): Promise<{ text: string; contentType: string }> {
-  const res = await fetch(serve.url + path, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}`, accept: 'application/json' } });
+async function fetchText(serve: StratusServe, path: string, init: RequestInit = {}): Promise<{ text: string; contentType: string }> {
+  const res = await serve.fetch(serve.url + path, { ...init, headers: { ...(init.headers as Record<string, string>), accept: 'application/json' } });
   const text = await res.text();
   if (!res.ok) throw new Error(`${init.method ?? 'GET'} ${path}: HTTP ${res.status} ${text.slice(0, 200)}`);
   return { text, contentType: res.headers.get('content-type') ?? 'application/json' };
 }
 
-async function loadOps(serve: StratusServe, token: string, opts: ApiBenchOptions): Promise<{ ops: LoadOp[]; bare: BareRoute[] }> {
+async function loadOps(serve: StratusServe, opts: ApiBenchOptions): Promise<{ ops: LoadOp[]; bare: BareRoute[] }> {
   const names = Array.from({ length: Math.min(opts.objects, 1000) }, (_, i) => `api-${Math.floor((i * opts.objects) / Math.min(opts.objects, 1000))}`);
   const getPaths = names.map((n) => `${INSTANCES}/${n}`);
   const listPath = `${INSTANCES}?labelSelector=bench%3Dapi`;
   const patchBody = JSON.stringify({ metadata: { labels: { touched: 'yes' } } });
-  const get = await fetchText(serve, token, getPaths[0]!);
-  const list = await fetchText(serve, token, listPath);
+  const get = await fetchText(serve, getPaths[0]!);
+  const list = await fetchText(serve, listPath);
   const items = (JSON.parse(list.text) as { items: unknown[] }).items.length;
   if (items !== opts.objects) throw new Error(`LIST returned ${items} Instances, expected ${opts.objects}`);
-  const patch = await fetchText(serve, token, getPaths[0]!, { method: 'PATCH', body: patchBody, headers: { 'content-type': 'application/merge-patch+json' } });
+  const patch = await fetchText(serve, getPaths[0]!, { method: 'PATCH', body: patchBody, headers: { 'content-type': 'application/merge-patch+json' } });
   const ops: LoadOp[] = [
     { name: 'get', method: 'GET', paths: getPaths, offeredPerSec: opts.offered.get },
     { name: 'list', method: 'GET', paths: [listPath], offeredPerSec: opts.offered.list },
@@ -157,10 +165,12 @@ async function loadOps(serve: StratusServe, token: string, opts: ApiBenchOptions
 }
 
 /** One load-generator process per operation, so a profile phase covers one operation. */
-async function load(url: string, token: string | undefined, ops: LoadOp[], opts: ApiBenchOptions, after: (op: string) => void = () => undefined): Promise<Record<string, OpResult>> {
+type LoadAuth = Pick<LoadConfig, 'token' | 'ca' | 'cert' | 'key'>;
+
+async function load(url: string, auth: LoadAuth, ops: LoadOp[], opts: ApiBenchOptions, after: (op: string) => void = () => undefined): Promise<Record<string, OpResult>> {
   const out: Record<string, OpResult> = {};
   for (const op of ops) {
-    const cfg: LoadConfig = { url, ...(token ? { token } : {}), concurrency: STORM_CLIENTS, maxInFlight: 64, windowMs: opts.windowMs, runs: opts.runs, ops: [op] };
+    const cfg: LoadConfig = { url, ...auth, concurrency: STORM_CLIENTS, maxInFlight: 64, windowMs: opts.windowMs, runs: opts.runs, ops: [op] };
     const budget = opts.runs * (2 * opts.windowMs + 15_000) + 30_000;
     Object.assign(out, (await runChildJson<{ ops: Record<string, OpResult> }>('loadgen', cfg, budget)).ops);
     after(op.name);
@@ -168,14 +178,14 @@ async function load(url: string, token: string | undefined, ops: LoadOp[], opts:
   return out;
 }
 
-async function watchFanOut(serve: StratusServe, token: string, opts: ApiBenchOptions): Promise<ApiBenchResult['watch']> {
+async function watchFanOut(serve: StratusServe, access: BenchAccess, opts: ApiBenchOptions): Promise<ApiBenchResult['watch']> {
   const client = KubeClient.fromFile(serve.kubeconfig);
   const instances = client.resource<Instance>(Resources.instances);
   try {
-    const rv = (await fetchText(serve, token, `${INSTANCES}?limit=1`)).text;
+    const rv = (await fetchText(serve, `${INSTANCES}?limit=1`)).text;
     const resourceVersion = (JSON.parse(rv) as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
     const changes = Math.floor((opts.watchWindowMs / 1000) * opts.changesPerSec);
-    const cfg: WatchersConfig = { url: serve.url, token, path: INSTANCES, resourceVersion, watchers: opts.watchers, expect: changes, timeoutMs: opts.watchWindowMs + 30_000 };
+    const cfg: WatchersConfig = { url: serve.url, token: access.token, ca: access.ca, path: INSTANCES, resourceVersion, watchers: opts.watchers, expect: changes, timeoutMs: opts.watchWindowMs + 30_000 };
     const receivers = startChild('watchers', cfg, opts.watchWindowMs + 60_000);
     try {
       await receivers.line((l) => l === 'ready');
@@ -215,8 +225,8 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
     markPhase(serve.pid);
   };
   try {
-    const token = adminTokenOf(serve);
-    await fetchText(serve, token, INSTANCES);
+    const access = await benchAccessOf(serve);
+    await fetchText(serve, INSTANCES);
     const rss0 = memoryOf(serve.pid).rssMiB;
     phase('startup');
     const populateSeconds = await populate(serve, opts.objects, opts.withStatus);
@@ -231,15 +241,29 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
     const informer = await runChildJson<{ objects: number; rssDeltaMiB: number; heapDeltaMiB: number }>('informer-child', serve.kubeconfig, 120_000, ['--expose-gc']);
     if (informer.objects < opts.objects) throw new Error(`informer cached ${informer.objects} of ${opts.objects} Instances`);
 
-    const { ops, bare } = await loadOps(serve, token, opts);
+    const { ops, bare } = await loadOps(serve, opts);
     const jsonBytes = Buffer.byteLength(bare[1]!.body);
     phase('informer list + first reads');
-    const measured = await load(serve.url, token, ops, opts, (op) => phase(`${op.toUpperCase()} load`));
+    const measured = await load(serve.url, { token: access.token, ca: access.ca }, ops, opts, (op) => phase(`${op.toUpperCase()} load`));
+    // Token + RBAC against the system:masters certificate, alternating run by run so that
+    // the machine's load and the server's warm-up fall on both alike.
+    const admin = kubeconfigCredentials(serve.kubeconfig);
+    const certAuth: LoadAuth = { ca: access.ca, ...(admin.cert ? { cert: admin.cert } : {}), ...(admin.key ? { key: admin.key } : {}) };
+    const tokenAuth: LoadAuth = { token: access.token, ca: access.ca };
+    const auth = { get: { token: [] as number[], cert: [] as number[] }, patch: { token: [] as number[], cert: [] as number[] } };
+    for (const name of ['get', 'patch'] as const) {
+      const op = ops.find((o) => o.name === name)!;
+      for (let run = 0; run < opts.runs; run++) {
+        auth[name].token.push(...(await load(serve.url, tokenAuth, [op], { ...opts, runs: 1 }))[name]!.closedPerSec);
+        auth[name].cert.push(...(await load(serve.url, certAuth, [op], { ...opts, runs: 1 }))[name]!.closedPerSec);
+      }
+      phase(`${name.toUpperCase()} token vs certificate`);
+    }
     const bareServer = startChild('bare-server', bare, 600_000);
     let limit: Record<string, OpResult>;
     try {
       const port = Number((await bareServer.line((l) => l.startsWith('listening '))).split(' ')[1]);
-      limit = await load(`http://127.0.0.1:${port}`, undefined, ops, opts);
+      limit = await load(`http://127.0.0.1:${port}`, {}, ops, opts);
     } finally {
       await bareServer.stop();
     }
@@ -260,7 +284,7 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
       };
     };
     phase('idle while the bare server is measured');
-    const watch = await watchFanOut(serve, token, opts);
+    const watch = await watchFanOut(serve, access, opts);
     phase('watch fan-out');
     return {
       objects: opts.objects,
@@ -272,6 +296,10 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
       informerHeapPer1000MiB: informer.heapDeltaMiB / per1000,
       jsonPer1000MiB: jsonBytes / 1024 / 1024 / per1000,
       ops: { get: figuresOf('get'), list: figuresOf('list'), patch: figuresOf('patch') },
+      auth: {
+        get: { tokenPerSec: median(auth.get.token), certPerSec: median(auth.get.cert) },
+        patch: { tokenPerSec: median(auth.patch.token), certPerSec: median(auth.patch.cert) },
+      },
       watch,
       serverPid: serve.pid,
     };

@@ -9,6 +9,7 @@
  * Prints one JSON line: `{ops: {name: {closedPerSec[], openPerSec[], p50Ms[], p99Ms[], skipped[], errors}}}`.
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { percentile } from './report.js';
@@ -25,7 +26,12 @@ export interface LoadOp {
 
 export interface LoadConfig {
   url: string;
+  /** Sent as `Authorization: Bearer` (stratus serve: an AccessToken, authorized by RBAC). */
   token?: string;
+  /** For https URLs: the CA to trust, and optionally a client certificate (PEM). */
+  ca?: string;
+  cert?: string;
+  key?: string;
   concurrency: number;
   maxInFlight: number;
   windowMs: number;
@@ -44,7 +50,14 @@ export interface OpResult {
   responseBytes: number;
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+let agent: http.Agent | undefined;
+
+function agentFor(cfg: LoadConfig): http.Agent {
+  agent ??= cfg.url.startsWith('https:')
+    ? new https.Agent({ keepAlive: true, maxSockets: 256, ...(cfg.ca ? { ca: cfg.ca } : {}), ...(cfg.cert ? { cert: cfg.cert } : {}), ...(cfg.key ? { key: cfg.key } : {}) })
+    : new http.Agent({ keepAlive: true, maxSockets: 256 });
+  return agent;
+}
 
 function send(cfg: LoadConfig, op: LoadOp, i: number): Promise<{ status: number; bytes: number }> {
   const url = new URL(cfg.url + op.paths[i % op.paths.length]);
@@ -55,7 +68,7 @@ function send(cfg: LoadConfig, op: LoadOp, i: number): Promise<{ status: number;
     headers['content-length'] = Buffer.byteLength(op.body);
   }
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: op.method, headers, agent }, (res) => {
+    const req = (url.protocol === 'https:' ? https : http).request(url, { method: op.method, headers, agent: agentFor(cfg) }, (res) => {
       let bytes = 0;
       res.on('data', (c: Buffer) => (bytes += c.length));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes }));
@@ -142,7 +155,7 @@ if (process.argv[1]?.endsWith('loadgen.js')) {
   generateLoad(cfg).then(
     (ops) => {
       process.stdout.write(JSON.stringify({ ops }) + '\n');
-      agent.destroy();
+      agent?.destroy();
       process.exit(0);
     },
     (err: unknown) => {

@@ -3,6 +3,8 @@
  * CPU from `/proc/PID/*` (Linux), and counters from a Prometheus `/metrics` page.
  */
 import { readFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 
 /** Resident memory now and its peak (VmRSS, VmHWM), in MiB. */
 export function memoryOf(pid: number): { rssMiB: number; peakMiB: number } {
@@ -57,21 +59,40 @@ export function parseMetrics(text: string): Sample[] {
   return out;
 }
 
+/** How the bench reaches `stratus serve`: an AccessToken and the CA its serving certificate chains to. */
+export interface BenchAccess {
+  token: string;
+  ca: string;
+}
+
+/** GET `url` (https with `access`), resolving to the body of a 2xx answer. */
+export function getText(url: string, access?: BenchAccess): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const opts = { headers: access ? { authorization: `Bearer ${access.token}` } : {}, ...(access ? { ca: access.ca } : {}) };
+    const req = (url.startsWith('https:') ? httpsGet : httpGet)(url, opts, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => ((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300 ? resolve(text) : reject(new Error(`${url}: HTTP ${res.statusCode ?? 0}`))));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
+
 /** Sum of the samples of `name` whose labels pass `where`, read from `url` (`/metrics`). */
-export async function metricSum(url: string, name: string, where: (labels: Record<string, string>) => boolean = () => true, token?: string): Promise<number> {
-  const res = await fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  return parseMetrics(await res.text())
+export async function metricSum(url: string, name: string, where: (labels: Record<string, string>) => boolean = () => true, access?: BenchAccess): Promise<number> {
+  return parseMetrics(await getText(url, access))
     .filter((s) => s.name === name && where(s.labels))
     .reduce((a, s) => a + s.value, 0);
 }
 
 /** Successful store writes (creates, updates, deletes) the API server has made so far. */
-export function storeWrites(serverUrl: string, token?: string): Promise<number> {
-  return metricSum(`${serverUrl}/metrics`, 'stratus_storage_requests_total', (l) => ['create', 'update', 'delete'].includes(l.operation ?? '') && l.result === 'ok', token);
+export function storeWrites(serverUrl: string, access?: BenchAccess): Promise<number> {
+  return metricSum(`${serverUrl}/metrics`, 'stratus_storage_requests_total', (l) => ['create', 'update', 'delete'].includes(l.operation ?? '') && l.result === 'ok', access);
 }
 
 /** Mutating API requests (create, update, patch, delete) answered 2xx so far. */
-export function apiWrites(serverUrl: string, token?: string): Promise<number> {
-  return metricSum(`${serverUrl}/metrics`, 'apiserver_request_total', (l) => ['create', 'update', 'patch', 'delete'].includes(l.verb ?? '') && (l.code ?? '').startsWith('2'), token);
+export function apiWrites(serverUrl: string, access?: BenchAccess): Promise<number> {
+  return metricSum(`${serverUrl}/metrics`, 'apiserver_request_total', (l) => ['create', 'update', 'patch', 'delete'].includes(l.verb ?? '') && (l.code ?? '').startsWith('2'), access);
 }

@@ -123,6 +123,8 @@ function apiReports(a: ApiBenchResult, storageSqlite: BenchReport | undefined): 
         ...machine(),
       },
       figures: [
+        { name: 'GET as a token user (RBAC), 32 clients', value: a.auth.get.tokenPerSec, unit: 'req/s', limit: { name: 'GET, system:masters certificate (no per-request auth; goal ≥ 90 %)', value: a.auth.get.certPerSec, unit: 'req/s' } },
+        { name: 'PATCH as a token user (RBAC), 32 clients', value: a.auth.patch.tokenPerSec, unit: 'req/s', limit: { name: 'PATCH, system:masters certificate (no per-request auth; goal ≥ 90 %)', value: a.auth.patch.certPerSec, unit: 'req/s' } },
         { name: 'populate: creates/s (32 clients)', value: a.objects / a.populateSeconds, unit: 'req/s' },
         ...opFigures('GET by name', 'get'),
         ...opFigures(`LIST of ${a.objects}`, 'list'),

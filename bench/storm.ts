@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
 import type { ComputeNode, Instance } from '../crds/types.js';
-import { KubeClient } from '../runtime/client.js';
+import { KubeClient, type KubeObject } from '../runtime/client.js';
 import { Manager } from '../runtime/manager.js';
 import { registerControllers, type ControllerSettings } from '../controllers/index.js';
 import { Resources } from '../controllers/resources.js';
@@ -26,7 +26,8 @@ import { startStratusServe, type StratusServe } from '../test/harness/apiserver.
 import { removeDir, tempDir, waitFor } from '../test/harness/process.js';
 import { median, percentile } from './report.js';
 import { markPhase, profileThisProcess } from './cpu-profiler.js';
-import { memoryOf, storeWrites, apiWrites } from './proc.js';
+import { memoryOf, storeWrites, apiWrites, type BenchAccess } from './proc.js';
+import { createAccessToken } from '../legacy/tokens.js';
 
 export const STORM_CLIENTS = 32;
 const NODES = 4;
@@ -53,7 +54,7 @@ export interface StormOptions {
 
 export interface LoadedServer {
   serve: StratusServe;
-  token: string;
+  access: BenchAccess;
   /** Server RSS (MiB) after the nodes were ready and before the first Instance. */
   baselineRssMiB: number;
 }
@@ -90,8 +91,26 @@ async function seedIsoMs(): Promise<number> {
   return median(times);
 }
 
-export function adminTokenOf(serve: StratusServe): string {
-  return readFileSync(join(serve.dataDir, 'admin-token'), 'utf8').trim();
+/**
+ * An AccessToken for user `stratus-bench`, bound to `cluster-admin` by a ClusterRoleBinding
+ * (not `system:masters`): every bench request is authenticated by token and authorized by
+ * RBAC, as a user's would be.
+ */
+export async function benchAccessOf(serve: StratusServe): Promise<BenchAccess> {
+  const client = KubeClient.fromFile(serve.kubeconfig);
+  try {
+    const { token } = await createAccessToken(client, 'default', 'bench', 'stratus-bench');
+    await client.resource({ group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'clusterrolebindings', namespaced: false, kind: 'ClusterRoleBinding' }).create({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'stratus-bench' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'stratus-bench' }],
+    } as KubeObject);
+    return { token, ca: readFileSync(join(serve.dataDir, 'pki', 'ca.crt'), 'utf8') };
+  } finally {
+    client.close();
+  }
 }
 
 function instance(name: string): Instance {
@@ -121,7 +140,7 @@ export async function runStorm(opts: StormOptions): Promise<StormResult> {
   const abort = new AbortController();
   let watching: Promise<void> | undefined;
   try {
-    const token = adminTokenOf(serve);
+    const access = await benchAccessOf(serve);
     const nodes = client.resource<ComputeNode>(Resources.computeNodes);
     for (let i = 0; i < NODES; i++) {
       await nodes.create({
@@ -172,8 +191,8 @@ export async function runStorm(opts: StormOptions): Promise<StormResult> {
       }
     })();
 
-    const writes0 = await storeWrites(serve.url, token);
-    const api0 = await apiWrites(serve.url, token);
+    const writes0 = await storeWrites(serve.url, access);
+    const api0 = await apiWrites(serve.url, access);
     const start = performance.now();
     let next = 0;
     await Promise.all(
@@ -199,8 +218,8 @@ export async function runStorm(opts: StormOptions): Promise<StormResult> {
     const seconds = (end - start) / 1000;
     stopProfile?.();
     phase('storm');
-    const writes = (await storeWrites(serve.url, token)) - writes0;
-    const api = (await apiWrites(serve.url, token)) - api0;
+    const writes = (await storeWrites(serve.url, access)) - writes0;
+    const api = (await apiWrites(serve.url, access)) - api0;
     const latencies = [...runningAt].map(([name, at]) => at - (sentAt.get(name) ?? at));
     const result: StormResult = {
       n: opts.n,
@@ -218,7 +237,7 @@ export async function runStorm(opts: StormOptions): Promise<StormResult> {
       instanceConcurrency: opts.controllers?.instanceConcurrency ?? DEFAULT_INSTANCE_CONCURRENCY,
     };
     if (opts.whileLoaded) {
-      await opts.whileLoaded({ serve, token, baselineRssMiB });
+      await opts.whileLoaded({ serve, access, baselineRssMiB });
       phase('after the storm (legacy benchmark)');
     }
     return result;

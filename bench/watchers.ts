@@ -7,6 +7,7 @@
  * events or `timeoutMs` passed: `{delivered, expected, p50Ms, p99Ms}`.
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { percentile } from './report.js';
@@ -16,6 +17,8 @@ export const SENT_ANNOTATION = 'bench.stratus.dev/sent';
 export interface WatchersConfig {
   url: string;
   token?: string;
+  /** The CA to trust for https URLs (PEM). */
+  ca?: string;
   /** Collection path, e.g. /apis/compute.stratus.dev/v1alpha1/namespaces/default/instances */
   path: string;
   resourceVersion: string;
@@ -32,7 +35,8 @@ export function epochMs(): number {
 const SENT = new RegExp(`"${SENT_ANNOTATION.replace(/\./g, '\\.')}":"([0-9.]+)"`);
 
 async function main(cfg: WatchersConfig): Promise<void> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: cfg.watchers + 1 });
+  const secure = cfg.url.startsWith('https:');
+  const agent = secure ? new https.Agent({ keepAlive: true, maxSockets: cfg.watchers + 1, ...(cfg.ca ? { ca: cfg.ca } : {}) }) : new http.Agent({ keepAlive: true, maxSockets: cfg.watchers + 1 });
   const latencies: number[] = [];
   const counts = new Array<number>(cfg.watchers).fill(0);
   let complete = 0;
@@ -43,7 +47,7 @@ async function main(cfg: WatchersConfig): Promise<void> {
     new Promise<void>((resolve, reject) => {
       const url = `${cfg.url}${cfg.path}?watch=true&resourceVersion=${cfg.resourceVersion}&timeoutSeconds=600`;
       const headers: http.OutgoingHttpHeaders = cfg.token ? { authorization: `Bearer ${cfg.token}` } : {};
-      const req = http.get(url, { agent, headers }, (res) => {
+      const req = (secure ? https : http).get(url, { agent, headers }, (res) => {
         if (res.statusCode !== 200) return reject(new Error(`watch ${w}: HTTP ${res.statusCode}`));
         resolve();
         let buf = '';

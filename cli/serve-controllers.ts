@@ -1,6 +1,7 @@
 /**
- * What `stratus serve` runs beside its API server: the controllers, in-process, through the
- * same kubeconfig any external client uses (unless `--no-controllers`), and with
+ * What `stratus serve` runs beside its API server: the controllers, in-process, as any
+ * external client would, over HTTPS with their own client certificate (user
+ * `system:stratus-controllers`, group `system:masters`; unless `--no-controllers`), and with
  * `--sim-node` a ComputeNode named `sim` from the provider that can simulate one (libvirt's
  * test driver), so a fresh install reaches a running Instance on any machine.
  *
@@ -44,7 +45,7 @@ export async function ensureSimNode(client: KubeClient, dataDir: string, provide
 }
 
 export const serveControllers: ServeComponent = async (server, options) => {
-  const client = KubeClient.fromFile(server.kubeconfigPath);
+  const client = KubeClient.fromFile(server.clientKubeconfig('controllers', 'system:stratus-controllers', ['system:masters']));
   if (options.simNode) await ensureSimNode(client, options.dataDir);
   if (!options.controllers) {
     client.close();

@@ -1,7 +1,8 @@
 /**
  * The legacy proxy as a `stratus serve` component: Cloud Brain, DataCentred, clementine and
  * Brume on `--legacy-listen` (default 127.0.0.1:8080), talking to the API server through
- * its kubeconfig like any external client. `--legacy-insecure` serves DataCentred and
+ * its own client certificate (user `system:stratus-legacy`, group `system:masters`) like
+ * any external client. `--legacy-insecure` serves DataCentred and
  * clementine without a token. `--legacy-listen off` (or an empty value) disables it.
  *
  * A legacy address already in use does not stop the control plane: the proxy is then not
@@ -20,7 +21,7 @@ function insecureOf(options: ServeOptions): boolean {
 export const serveLegacy: ServeComponent = async (server, options) => {
   const listen = options.legacyListen.trim();
   if (listen === '' || listen === 'off' || listen === 'none') return { close: async () => undefined };
-  const client = KubeClient.fromFile(server.kubeconfigPath);
+  const client = KubeClient.fromFile(server.clientKubeconfig('legacy-proxy', 'system:stratus-legacy', ['system:masters']));
   const insecure = insecureOf(options);
   try {
     const proxy = await startLegacyProxy({ client, listen, insecure });

@@ -1,6 +1,8 @@
 /**
  * `stratus serve`: the standalone control plane — the Kubernetes-compatible API server on
- * SQLite (default) or etcd. Prints one line when it listens; SIGTERM/SIGINT drain and exit 0.
+ * SQLite (default) or etcd, HTTPS only, every request authenticated (client certificate or
+ * AccessToken) and authorized by RBAC. The admin kubeconfig is `DATA_DIR/kubeconfig`.
+ * Prints one line when it listens; SIGTERM/SIGINT drain and exit 0.
  *
  * `--no-controllers`, `--legacy-listen` and `--sim-node` are parsed here and handed to the
  * components registered with `addServeComponent` (controllers, the legacy proxy); the API
@@ -19,6 +21,7 @@ export interface ServeOptions {
   etcdServers: string[];
   tlsCertFile?: string;
   tlsPrivateKeyFile?: string;
+  clientCaFile?: string;
   crdDir: string;
   controllers: boolean;
   legacyListen: string;
@@ -54,8 +57,9 @@ export function registerServe(program: Command): void {
     .option('--data-dir <dir>', 'where the SQLite database and the kubeconfig live', './data')
     .option('--listen <host:port>', 'address of the Kubernetes API', '127.0.0.1:6443')
     .option('--etcd-servers <urls>', 'comma-separated etcd client URLs (instead of SQLite)')
-    .option('--tls-cert-file <file>', 'serve HTTPS with this certificate (required off loopback)')
+    .option('--tls-cert-file <file>', 'serving certificate (default: issued by the CA in DATA_DIR/pki, created on first start)')
     .option('--tls-private-key-file <file>', 'the private key of --tls-cert-file')
+    .option('--client-ca-file <file>', 'also accept client certificates signed by these CAs (CN = user, O = groups)')
     .option('--crd-dir <dir>', 'CustomResourceDefinitions registered at start', defaultCrdDir())
     .option('--no-controllers', 'serve the API only, without the controllers')
     .option('--legacy-listen <host:port>', 'address of the legacy REST proxy', '127.0.0.1:8080')
@@ -68,6 +72,7 @@ export function registerServe(program: Command): void {
         etcdServers: typeof raw.etcdServers === 'string' ? raw.etcdServers.split(',').map((s) => s.trim()).filter((s) => s !== '') : [],
         ...(typeof raw.tlsCertFile === 'string' ? { tlsCertFile: raw.tlsCertFile } : {}),
         ...(typeof raw.tlsPrivateKeyFile === 'string' ? { tlsPrivateKeyFile: raw.tlsPrivateKeyFile } : {}),
+        ...(typeof raw.clientCaFile === 'string' ? { clientCaFile: raw.clientCaFile } : {}),
         crdDir: String(raw.crdDir),
         controllers: raw.controllers !== false,
         legacyListen: String(raw.legacyListen),
@@ -86,6 +91,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     crdDir: options.crdDir,
     ...(options.tlsCertFile ? { tlsCertFile: options.tlsCertFile } : {}),
     ...(options.tlsPrivateKeyFile ? { tlsKeyFile: options.tlsPrivateKeyFile } : {}),
+    ...(options.clientCaFile ? { clientCaFile: options.clientCaFile } : {}),
   });
   const running: { close(): Promise<void> }[] = [];
   let stopping: Promise<void> | undefined;

@@ -18,19 +18,20 @@ import { ensureNamespace } from '../legacy/namespaces.js';
 export const DEFAULT_KUBECONFIG = './data/kubeconfig';
 
 export function registerToken(program: Command): void {
-  const token = program.command('token').description('Cloud Brain API tokens for the legacy proxy');
+  const token = program.command('token').description('API tokens: `Authorization: Bearer ID-SECRET` on the Kubernetes API, `token ID-SECRET` on the legacy APIs');
   token
     .command('create')
     .description('create a token and print it once as "generated token: ID-SECRET"')
     .argument('<description>', 'what the token is for')
     .option('--namespace <ns>', 'namespace of the AccessToken (where the legacy objects of its caller live)', 'default')
+    .option('--user <name>', 'the user the token authenticates as (its RBAC subject); default: the token itself')
     .option('--kubeconfig <file>', 'kubeconfig of the API server', DEFAULT_KUBECONFIG)
     .action(async (description: string, raw: Record<string, unknown>) => {
       const client = KubeClient.fromFile(String(raw.kubeconfig));
       try {
         const namespace = String(raw.namespace);
         await ensureNamespace(client, namespace);
-        const created = await createAccessToken(client, namespace, description);
+        const created = await createAccessToken(client, namespace, description, typeof raw.user === 'string' ? raw.user : undefined);
         process.stdout.write(`generated token: ${created.token}\n`);
       } finally {
         client.close();

@@ -8,6 +8,7 @@ import { ConfigMapStrategy, SecretStrategy } from './configdata.js';
 import { CustomResourceDefinitionStrategy } from './crds.js';
 import { CustomResourceStrategy } from './custom.js';
 import { NamespaceStrategy } from './namespaces.js';
+import { RbacStrategy } from './rbac.js';
 import { DefaultStrategy, type KindStrategy } from './strategy.js';
 
 export type { KindStrategy, NameRule, ValidationContext } from './strategy.js';
@@ -20,6 +21,7 @@ const builtinStrategies: ReadonlyMap<string, KindStrategy> = new Map<string, Kin
   ['/secrets', new SecretStrategy()],
   ['/configmaps', new ConfigMapStrategy()],
   ['apiextensions.k8s.io/customresourcedefinitions', new CustomResourceDefinitionStrategy()],
+  ...['roles', 'clusterroles', 'rolebindings', 'clusterrolebindings'].map((plural): [string, KindStrategy] => [`rbac.authorization.k8s.io/${plural}`, new RbacStrategy()]),
 ]);
 const defaultStrategy = new DefaultStrategy();
 const customResourceStrategy = new CustomResourceStrategy();

@@ -19,6 +19,10 @@ export function validateObjectMeta(rule: NameRule, m: ObjectMeta, causes: Status
     if (name.length > 63 || !labelRe.test(name)) {
       causes.push({ reason: 'FieldValueInvalid', field: 'metadata.name', message: `Invalid value: "${name}": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character` });
     }
+  } else if (rule === 'pathSegment') {
+    if (name === '' || name === '.' || name === '..' || /[/%]/.test(name)) {
+      causes.push({ reason: 'FieldValueInvalid', field: 'metadata.name', message: `Invalid value: "${name}": may not be '.' or '..' and may not contain '/' or '%'` });
+    }
   } else if (name.length > 253 || !subdomainRe.test(name)) {
     causes.push({ reason: 'FieldValueInvalid', field: 'metadata.name', message: `Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character` });
   }

@@ -17,8 +17,11 @@ import type { KubeObject, Resource, ResourceVersion } from '../resources.js';
 import type { Store } from '../storage/store.js';
 import type { FieldValidation } from '../registry.js';
 
-/** Which DNS-1123 rule `metadata.name` follows. */
-export type NameRule = 'subdomain' | 'label';
+/**
+ * Which rule `metadata.name` follows: a DNS-1123 subdomain or label, or any path segment
+ * (kube's RBAC kinds, whose names look like `system:discovery`).
+ */
+export type NameRule = 'subdomain' | 'label' | 'pathSegment';
 
 /** What validation may read beside the object: the addressed kind and the request's options. */
 export interface ValidationContext {

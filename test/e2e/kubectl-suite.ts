@@ -150,7 +150,7 @@ export function kubectlSuite(name: string, backend: SuiteBackend): void {
       const cond = kubectlBackground(serve.kubeconfig, cache, ['wait', '--for=condition=Ready', 'instance/waiter', '--timeout=60s']);
       const jp = kubectlBackground(serve.kubeconfig, cache, ['wait', '--for=jsonpath={.status.state}=running', 'instance/waiter', '--timeout=60s']);
       await waitFor('kubectl wait to start watching', async () => {
-        const r = await fetch(`${serve.url}/metrics`);
+        const r = await serve.fetch(`${serve.url}/metrics`);
         return /apiserver_registered_watchers [1-9]/.test(await r.text());
       }, 20_000);
       const status = {

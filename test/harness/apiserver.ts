@@ -1,13 +1,15 @@
 /**
  * `bin/stratus serve` for tests: a private data dir, a free loopback port, SQLite unless etcd
  * servers are given. Needs `make build` (dist/). Controllers are off unless asked for, so API
- * server tests see only what they do themselves.
+ * server tests see only what they do themselves. The server speaks HTTPS only; `fetch` talks
+ * to it as the admin of the kubeconfig it wrote (CN admin, O system:masters).
  */
 import { spawn } from 'node:child_process';
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import { stratusBin } from './paths.js';
+import { kubeFetch, type KubeFetch } from './kubefetch.js';
 import { freePort, removeDir, requireBinary, startDaemon, tempDir, waitFor, type Daemon } from './process.js';
 
 export interface StratusServeOptions {
@@ -17,7 +19,7 @@ export interface StratusServeOptions {
   /** Run the controllers too (default: `--no-controllers`). */
   controllers?: boolean;
   env?: Record<string, string>;
-  /** Serve HTTPS with this certificate and key (the readiness probe skips verification). */
+  /** Serve with this certificate and key instead of one from the server's own CA. */
   tls?: { certFile: string; keyFile: string };
   /** Receives everything the server prints (stdout and stderr), unbounded, as it comes. */
   onOutput?: (chunk: string) => void;
@@ -25,8 +27,10 @@ export interface StratusServeOptions {
 
 export interface StratusServe {
   url: string;
-  /** Path of the kubeconfig the server wrote. */
+  /** Path of the admin kubeconfig the server wrote. */
   kubeconfig: string;
+  /** `fetch(url + path)` as the admin (client certificate of the kubeconfig). */
+  fetch: KubeFetch;
   dataDir: string;
   /** PID of the running server (changes after `restart`). */
   readonly pid: number;
@@ -46,7 +50,7 @@ export async function startStratusServe(options: StratusServeOptions = {}): Prom
   const root = await tempDir('serve');
   const dataDir = join(root, 'data');
   const port = await freePort();
-  const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const url = `https://127.0.0.1:${port}`;
   const args = [
     stratusBin(),
     'serve',
@@ -111,9 +115,12 @@ export async function startStratusServe(options: StratusServeOptions = {}): Prom
     await removeDir(root);
     throw err;
   }
+  let adminFetch: KubeFetch | undefined;
   return {
     url,
     kubeconfig: join(dataDir, 'kubeconfig'),
+    // Built on first use: the CA and certificate stay the same across restarts.
+    fetch: (u, init) => (adminFetch ??= kubeFetch(join(dataDir, 'kubeconfig')))(u, init),
     dataDir,
     get pid() {
       return daemon?.pid ?? 0;

@@ -227,7 +227,7 @@ describe('fuzzing the API server', () => {
         let status: number;
         let text = '';
         try {
-          const res = await fetch(serve.url + req.path, {
+          const res = await serve.fetch(serve.url + req.path, {
             method: req.method,
             headers: req.headers,
             ...(req.body ? { body: req.body } : {}),
@@ -253,9 +253,9 @@ describe('fuzzing the API server', () => {
     await Promise.all(Array.from({ length: 16 }, () => worker()));
     assert.deepEqual(failures.slice(0, 20), [], `seed ${seed}: ${failures.length} bad responses; codes ${JSON.stringify([...codes])}\nserver output:\n${serve.output().slice(-3000)}`);
     assert.ok(pidAlive(serve.pid), 'the server process is still running');
-    const health = await fetch(`${serve.url}/healthz`);
+    const health = await serve.fetch(`${serve.url}/healthz`);
     assert.equal(health.status, 200);
-    const list = await fetch(`${serve.url}/api/v1/namespaces`);
+    const list = await serve.fetch(`${serve.url}/api/v1/namespaces`);
     assert.equal(list.status, 200);
     assert.ok((codes.get(400) ?? 0) > 0 && (codes.get(404) ?? 0) > 0 && (codes.get(415) ?? 0) > 0, `a spread of 4xx answers: ${JSON.stringify([...codes])}`);
   });

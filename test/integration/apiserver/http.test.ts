@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { startApiServer, type ApiServer } from '../../../apiserver/server.js';
 import { repoRoot } from '../../harness/paths.js';
 import { removeDir, tempDir, waitFor } from '../../harness/process.js';
+import { kubeFetch, type KubeFetch } from '../../harness/kubefetch.js';
 
 type Obj = Record<string, unknown> & { metadata: Record<string, unknown> };
 
@@ -56,9 +57,11 @@ class EventReader {
 describe('API server HTTP semantics', () => {
   let dir: string;
   let server: ApiServer;
+  /** As the admin of the kubeconfig the server wrote. */
+  let adminFetch: KubeFetch;
   const url = (p: string): string => server.url + p;
   const send = async (method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; body: Obj; headers: Headers }> => {
-    const res = await fetch(url(path), {
+    const res = await adminFetch(url(path), {
       method,
       headers: { 'content-type': contentType },
       ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
@@ -70,6 +73,7 @@ describe('API server HTTP semantics', () => {
   before(async () => {
     dir = await tempDir('apiserver-http');
     server = await startApiServer({ dataDir: dir, listen: '127.0.0.1:0', crdDir: join(repoRoot(), 'crds'), heartbeatSeconds: 1 });
+    adminFetch = kubeFetch(server.kubeconfigPath);
   });
   after(async () => {
     await server?.close();
@@ -143,7 +147,7 @@ describe('API server HTTP semantics', () => {
   });
 
   it('watch: initial events, bookmarks, selector transitions and a clean timeout', async () => {
-    const res = await fetch(url(`${instances}?watch=true&labelSelector=team%3Dblue&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=4`));
+    const res = await adminFetch(url(`${instances}?watch=true&labelSelector=team%3Dblue&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=4`));
     const w = new EventReader(res);
     await w.until('initial-events-end bookmark', (es) => es.some((e) => e.type === 'BOOKMARK' && (e.object.metadata.annotations as Record<string, string> | undefined)?.['k8s.io/initial-events-end'] === 'true'));
     await send('POST', instances, instance('sel', { labels: { team: 'red' } }));
@@ -159,7 +163,7 @@ describe('API server HTTP semantics', () => {
   it('watch from a resourceVersion replays later changes; Table watches carry rows', async () => {
     const c = await send('POST', instances, instance('replay'));
     await send('PATCH', `${instances}/replay`, { spec: { cpus: 2 } }, 'application/merge-patch+json');
-    const res = await fetch(url(`${instances}?watch=true&resourceVersion=${c.body.metadata.resourceVersion as string}&timeoutSeconds=2`), {
+    const res = await adminFetch(url(`${instances}?watch=true&resourceVersion=${c.body.metadata.resourceVersion as string}&timeoutSeconds=2`), {
       headers: { accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' },
     });
     assert.match(res.headers.get('content-type') ?? '', /as=Table/);
@@ -188,7 +192,7 @@ describe('API server HTTP semantics', () => {
     const secret = await send('GET', '/api/v1/namespaces/default/secrets/page-0');
     assert.deepEqual(secret.body.data, { k: Buffer.from('v').toString('base64') });
     assert.equal(secret.body.type, 'Opaque');
-    const table = await fetch(url('/api/v1/namespaces'), { headers: { accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' } });
+    const table = await adminFetch(url('/api/v1/namespaces'), { headers: { accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' } });
     const t = (await table.json()) as { kind: string; columnDefinitions: { name: string }[]; rows: { cells: unknown[] }[] };
     assert.equal(t.kind, 'Table');
     assert.deepEqual(t.columnDefinitions.map((c) => c.name), ['Name', 'Status', 'Age']);
@@ -221,37 +225,37 @@ describe('API server HTTP semantics', () => {
   });
 
   it('aggregated discovery and OpenAPI v3 describe the served kinds', async () => {
-    const res = await fetch(url('/apis'), { headers: { accept: 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json' } });
+    const res = await adminFetch(url('/apis'), { headers: { accept: 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json' } });
     assert.match(res.headers.get('content-type') ?? '', /as=APIGroupDiscoveryList/);
     const doc = (await res.json()) as { kind: string; items: { metadata: { name: string }; versions: { resources: { resource: string; subresources?: { subresource: string }[] }[] }[] }[] };
     assert.equal(doc.kind, 'APIGroupDiscoveryList');
     const compute = doc.items.find((i) => i.metadata.name === 'compute.stratus.dev');
     const inst = compute?.versions[0]?.resources.find((r) => r.resource === 'instances');
     assert.deepEqual(inst?.subresources?.map((s) => s.subresource), ['status']);
-    const root = (await (await fetch(url('/openapi/v3'))).json()) as { paths: Record<string, { serverRelativeURL: string }> };
+    const root = (await (await adminFetch(url('/openapi/v3'))).json()) as { paths: Record<string, { serverRelativeURL: string }> };
     const gv = root.paths['apis/compute.stratus.dev/v1alpha1'];
     assert.ok(gv);
-    const spec = (await (await fetch(url(gv.serverRelativeURL))).json()) as { components: { schemas: Record<string, { properties?: Record<string, unknown> }> } };
+    const spec = (await (await adminFetch(url(gv.serverRelativeURL))).json()) as { components: { schemas: Record<string, { properties?: Record<string, unknown> }> } };
     assert.ok(spec.components.schemas['dev.stratus.compute.v1alpha1.Instance']?.properties?.spec);
-    const v2 = (await (await fetch(url('/openapi/v2'), { headers: { accept: 'application/json' } })).json()) as { swagger: string; definitions: Record<string, unknown> };
+    const v2 = (await (await adminFetch(url('/openapi/v2'), { headers: { accept: 'application/json' } })).json()) as { swagger: string; definitions: Record<string, unknown> };
     assert.equal(v2.swagger, '2.0');
     assert.ok(v2.definitions['dev.stratus.compute.v1alpha1.Instance']);
-    const proto = await fetch(url('/openapi/v2'), { headers: { accept: 'application/com.github.proto-openapi.spec.v2@v1.0+protobuf' } });
+    const proto = await adminFetch(url('/openapi/v2'), { headers: { accept: 'application/com.github.proto-openapi.spec.v2@v1.0+protobuf' } });
     assert.equal(proto.status, 406);
-    for (const probe of ['/healthz', '/livez', '/readyz']) assert.equal((await fetch(url(probe))).status, 200, probe);
+    for (const probe of ['/healthz', '/livez', '/readyz']) assert.equal((await adminFetch(url(probe))).status, 200, probe);
   });
 
   it('N watchers of a resource cost one store watch (the watch cache fans out)', async () => {
     const storeWatches = async (): Promise<number> => {
-      const text = await (await fetch(url('/metrics'))).text();
+      const text = await (await adminFetch(url('/metrics'))).text();
       const m = /^stratus_storage_watches\{[^}]*\} (\d+)/m.exec(text);
       return Number(m?.[1] ?? 0);
     };
     const path = '/apis/compute.stratus.dev/v1alpha1/namespaces/default/networks';
-    const warm = new EventReader(await fetch(url(`${path}?watch=true&timeoutSeconds=10`)));
+    const warm = new EventReader(await adminFetch(url(`${path}?watch=true&timeoutSeconds=10`)));
     const before = await storeWatches();
     assert.ok(before >= 1, 'the cache holds a store watch for the resource');
-    const readers = await Promise.all(Array.from({ length: 20 }, async () => new EventReader(await fetch(url(`${path}?watch=true&timeoutSeconds=10`)))));
+    const readers = await Promise.all(Array.from({ length: 20 }, async () => new EventReader(await adminFetch(url(`${path}?watch=true&timeoutSeconds=10`)))));
     await send('POST', path, { apiVersion: 'compute.stratus.dev/v1alpha1', kind: 'Network', metadata: { name: 'fanout' }, spec: { vlan: 10 } });
     for (const r of [warm, ...readers]) await r.until('the event reaches every watcher', (es) => es.some((e) => e.object.metadata.name === 'fanout'));
     assert.equal(await storeWatches(), before, 'no store watch per HTTP watcher');

@@ -11,6 +11,7 @@ import { startApiServer, type ApiServer } from '../../../apiserver/server.js';
 import { openStore } from '../../../apiserver/storage/index.js';
 import { repoRoot } from '../../harness/paths.js';
 import { freePort, removeDir, tempDir, waitFor } from '../../harness/process.js';
+import { kubeFetch } from '../../harness/kubefetch.js';
 
 const group = 'compute.stratus.dev';
 const version = 'v1alpha1';
@@ -103,7 +104,7 @@ describe('client-node informer against the standalone API server', () => {
     assert.ok(s);
     const current = await s.store.currentRevision();
     await s.store.compact(current);
-    const r = await fetch(`${s.url}/apis/${group}/${version}/namespaces/default/${plural}?watch=true&resourceVersion=1`);
+    const r = await kubeFetch(s.kubeconfigPath)(`${s.url}/apis/${group}/${version}/namespaces/default/${plural}?watch=true&resourceVersion=1`);
     assert.equal(r.status, 200);
     const text = await r.text();
     const events = text.trim().split('\n').map((l) => JSON.parse(l) as { type: string; object: { code?: number; reason?: string } });

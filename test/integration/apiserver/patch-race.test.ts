@@ -9,15 +9,19 @@ import { join } from 'node:path';
 import { startApiServer, type ApiServer } from '../../../apiserver/server.js';
 import { repoRoot } from '../../harness/paths.js';
 import { removeDir, tempDir } from '../../harness/process.js';
+import { kubeFetch, type KubeFetch } from '../../harness/kubefetch.js';
 
 let server: ApiServer;
 let dir: string;
+/** As the admin of the kubeconfig the server wrote. */
+let adminFetch: KubeFetch;
 const path = '/api/v1/namespaces/default/configmaps';
 
 before(async () => {
   dir = await tempDir('patchrace');
   server = await startApiServer({ dataDir: dir, listen: '127.0.0.1:0', crdDir: join(repoRoot(), 'crds') });
-  const r = await fetch(server.url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'race' }, data: {} }) });
+  adminFetch = kubeFetch(server.kubeconfigPath);
+  const r = await adminFetch(server.url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'race' }, data: {} }) });
   assert.equal(r.status, 201);
 });
 
@@ -27,17 +31,17 @@ after(async () => {
 });
 
 const patch = (body: unknown): Promise<Response> =>
-  fetch(`${server.url}${path}/race`, { method: 'PATCH', headers: { 'content-type': 'application/merge-patch+json' }, body: JSON.stringify(body) });
+  adminFetch(`${server.url}${path}/race`, { method: 'PATCH', headers: { 'content-type': 'application/merge-patch+json' }, body: JSON.stringify(body) });
 
 test('64 concurrent merge patches without a resourceVersion all land', async () => {
   const results = await Promise.all(Array.from({ length: 64 }, (_, i) => patch({ data: { [`k${i}`]: String(i) } })));
   assert.deepEqual([...new Set(results.map((r) => r.status))], [200]);
-  const cm = (await (await fetch(`${server.url}${path}/race`)).json()) as { data: Record<string, string> };
+  const cm = (await (await adminFetch(`${server.url}${path}/race`)).json()) as { data: Record<string, string> };
   assert.equal(Object.keys(cm.data).length, 64);
 });
 
 test('a merge patch with a stale resourceVersion is a 409 Conflict', async () => {
-  const cm = (await (await fetch(`${server.url}${path}/race`)).json()) as { metadata: { resourceVersion: string } };
+  const cm = (await (await adminFetch(`${server.url}${path}/race`)).json()) as { metadata: { resourceVersion: string } };
   assert.equal((await patch({ data: { a: '1' } })).status, 200);
   const stale = await patch({ metadata: { resourceVersion: cm.metadata.resourceVersion }, data: { b: '2' } });
   assert.equal(stale.status, 409);

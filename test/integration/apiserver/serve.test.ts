@@ -1,15 +1,18 @@
 /**
- * `bin/stratus serve` as a process: the kubeconfig it writes, refusing plain HTTP off
- * loopback, and draining on SIGTERM (open watches end cleanly, exit code 0).
+ * `bin/stratus serve` as a process: the admin kubeconfig it writes (its CA, a client
+ * certificate CN admin / O system:masters), HTTPS only, and draining on SIGTERM (open
+ * watches end cleanly, exit code 0).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { get as httpGet } from 'node:http';
 import { parse } from 'yaml';
 import { join } from 'node:path';
 import { kubectl, probe, startStratusServe, type StratusServe } from '../../harness/apiserver.js';
 import { stratusBin } from '../../harness/paths.js';
-import { execFileP, removeDir, requireBinary, tempDir } from '../../harness/process.js';
+import { execFileP, freePort, removeDir, requireBinary, startDaemon, tempDir, waitFor } from '../../harness/process.js';
 
 describe('stratus serve', () => {
   let serve: StratusServe;
@@ -23,30 +26,40 @@ describe('stratus serve', () => {
   it('writes a kubeconfig with a stratus context that reaches the server', async () => {
     const config = parse(await readFile(serve.kubeconfig, 'utf8')) as {
       'current-context': string;
-      clusters: { name: string; cluster: { server: string; 'insecure-skip-tls-verify'?: boolean } }[];
-      users: { user: { token?: string } }[];
+      clusters: { name: string; cluster: { server: string; 'insecure-skip-tls-verify'?: boolean; 'certificate-authority-data'?: string } }[];
+      users: { user: { token?: string; 'client-certificate-data'?: string } }[];
     };
     assert.equal(config['current-context'], 'stratus');
     assert.equal(config.clusters[0]?.cluster.server, serve.url);
-    assert.equal(config.clusters[0]?.cluster['insecure-skip-tls-verify'], true);
-    assert.ok(config.users[0]?.user.token);
-    const version = (await (await fetch(`${serve.url}/version`)).json()) as { major: string; minor: string; gitVersion: string };
+    assert.equal(config.clusters[0]?.cluster['insecure-skip-tls-verify'], undefined, 'the CA is pinned, not skipped');
+    const ca = new X509Certificate(Buffer.from(config.clusters[0]?.cluster['certificate-authority-data'] ?? '', 'base64'));
+    const admin = new X509Certificate(Buffer.from(config.users[0]?.user['client-certificate-data'] ?? '', 'base64'));
+    assert.ok(admin.checkIssued(ca) && admin.verify(ca.publicKey), 'the admin certificate is signed by the CA');
+    assert.equal(admin.subject, 'CN=admin\nO=system:masters');
+    const version = (await (await serve.fetch(`${serve.url}/version`)).json()) as { major: string; minor: string; gitVersion: string };
     assert.deepEqual([version.major, version.minor], ['1', '32']);
-    assert.match(serve.output(), /serving the Kubernetes API at http:\/\/127\.0\.0\.1:\d+/);
+    assert.match(serve.output(), /serving the Kubernetes API at https:\/\/127\.0\.0\.1:\d+/);
   });
 
-  it('refuses a non-loopback address without TLS, with a clear message', async () => {
-    const dir = await tempDir('serve-refuse');
+  it('serves no plain HTTP, on loopback or any other address', async () => {
+    const plainAnswer = (url: string): Promise<string> =>
+      new Promise<string>((resolve) => {
+        const req = httpGet(`${url.replace(/^https:/, 'http:')}/version`, (res) => {
+          res.resume();
+          resolve(`HTTP ${res.statusCode ?? 0}`);
+        });
+        req.on('error', (err) => resolve(`error: ${err.message}`));
+      });
+    assert.doesNotMatch(await plainAnswer(serve.url), /^HTTP 2/, 'loopback: a plain HTTP request is not served');
+    const dir = await tempDir('serve-any');
+    const port = await freePort();
+    const d = startDaemon(process.execPath, [stratusBin(), 'serve', '--data-dir', dir, '--listen', `0.0.0.0:${port}`, '--no-controllers', '--legacy-listen', 'off']);
     try {
-      await assert.rejects(
-        execFileP(process.execPath, [stratusBin(), 'serve', '--data-dir', dir, '--listen', '0.0.0.0:0', '--no-controllers']),
-        (err: { code?: number; stderr?: string }) => {
-          assert.equal(err.code, 1);
-          assert.match(err.stderr ?? '', /refusing to serve the API without TLS on 0\.0\.0\.0:0.*--tls-cert-file/);
-          return true;
-        },
-      );
+      await waitFor('serve on 0.0.0.0', () => /serving the Kubernetes API at https:/.test(d.output()), 30_000, 50);
+      assert.equal(await probe(`https://127.0.0.1:${port}/healthz`), 200, 'HTTPS on every address');
+      assert.doesNotMatch(await plainAnswer(`https://127.0.0.1:${port}`), /^HTTP 2/);
     } finally {
+      await d.stop(10_000);
       await removeDir(dir);
     }
   });
@@ -77,14 +90,14 @@ describe('stratus serve', () => {
   });
 
   it('serves /metrics with apiserver_request_total', async () => {
-    await fetch(`${serve.url}/api/v1/namespaces`);
-    const text = await (await fetch(`${serve.url}/metrics`)).text();
+    await serve.fetch(`${serve.url}/api/v1/namespaces`);
+    const text = await (await serve.fetch(`${serve.url}/metrics`)).text();
     assert.match(text, /apiserver_request_total\{[^}]*verb="list"[^}]*resource="namespaces"[^}]*code="200"[^}]*\} [1-9]/);
     assert.match(text, /apiserver_request_duration_seconds_bucket\{/);
   });
 
   it('SIGTERM ends open watches cleanly and exits 0', async () => {
-    const res = await fetch(`${serve.url}/api/v1/namespaces?watch=true&allowWatchBookmarks=true`);
+    const res = await serve.fetch(`${serve.url}/api/v1/namespaces?watch=true&allowWatchBookmarks=true`);
     assert.equal(res.status, 200);
     const reader = res.body?.getReader();
     assert.ok(reader);
@@ -101,7 +114,7 @@ describe('stratus serve', () => {
     assert.equal(code, 0);
     // The same data dir serves again.
     await serve.restart();
-    const ns = (await (await fetch(`${serve.url}/api/v1/namespaces/default`)).json()) as { metadata: { name: string } };
+    const ns = (await (await serve.fetch(`${serve.url}/api/v1/namespaces/default`)).json()) as { metadata: { name: string } };
     assert.equal(ns.metadata.name, 'default');
   });
 });

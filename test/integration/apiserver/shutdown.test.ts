@@ -11,12 +11,12 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { request } from 'node:https';
 import { join } from 'node:path';
 import { startApiServer } from '../../../apiserver/server.js';
 import { repoRoot, stratusBin } from '../../harness/paths.js';
 import { freePort, removeDir, tempDir } from '../../harness/process.js';
+import { kubeconfigCredentials } from '../../harness/kubefetch.js';
 
 /** Starts `stratus serve`, sends SIGTERM `delayMs` after it logs that its API is ready, and returns the exit code. */
 async function sigtermDuringStartup(dataDir: string, delayMs: number): Promise<number | null> {
@@ -62,7 +62,7 @@ describe('shutdown', () => {
     const dir = await tempDir('shutdown-api');
     dirs.push(dir);
     const server = await startApiServer({ dataDir: dir, listen: '127.0.0.1:0', crdDir: join(repoRoot(), 'crds'), drainTimeoutSeconds: 3600 });
-    const token = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
+    const { ca, cert, key } = kubeconfigCredentials(server.kubeconfigPath);
     const paths = [
       '/api/v1/configmaps',
       '/api/v1/secrets',
@@ -82,7 +82,7 @@ describe('shutdown', () => {
     for (const p of paths) {
       statuses.push(
         new Promise<number>((resolve) => {
-          const req = request(`${server.url}${p}?watch=true&timeoutSeconds=3000`, { headers: { Authorization: `Bearer ${token}` } }, (res) => {
+          const req = request(`${server.url}${p}?watch=true&timeoutSeconds=3000`, { ca, cert, key }, (res) => {
             firstOpened();
             res.resume();
             res.on('end', () => resolve(res.statusCode ?? 0));
