@@ -15,6 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { startApiServer, type ApiServer } from '../../../apiserver/server.js';
+import { kubeFetch, type KubeFetch } from '../../harness/kubefetch.js';
 import { startEtcd, type EtcdInstance } from '../../harness/etcd.js';
 import { repoRoot } from '../../harness/paths.js';
 import { removeDir, tempDir } from '../../harness/process.js';
@@ -30,8 +31,10 @@ for (const backend of ['sqlite', 'etcd'] as const) {
     let dir: string;
     let etcd: EtcdInstance | undefined;
     let server: ApiServer;
+    /** As the admin of the kubeconfig the server wrote. */
+    let adminFetch: KubeFetch;
     const send = async (method: string, path: string, body?: unknown, type = 'application/json'): Promise<{ status: number; body: Obj & List }> => {
-      const res = await fetch(server.url + path, { method, headers: { 'content-type': type }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+      const res = await adminFetch(server.url + path, { method, headers: { 'content-type': type }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
       const text = await res.text();
       return { status: res.status, body: (text ? JSON.parse(text) : {}) as Obj & List };
     };
@@ -46,6 +49,7 @@ for (const backend of ['sqlite', 'etcd'] as const) {
         crdDir: join(repoRoot(), 'crds'),
         ...(etcd ? { etcdServers: [etcd.endpoint] } : {}),
       });
+      adminFetch = kubeFetch(server.kubeconfigPath);
     });
     after(async () => {
       await server?.close();

@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { startApiServer, type ApiServer } from '../../../apiserver/server.js';
+import { kubeFetch, type KubeFetch } from '../../harness/kubefetch.js';
 import { repoRoot } from '../../harness/paths.js';
 import { removeDir, tempDir } from '../../harness/process.js';
 
@@ -18,8 +19,10 @@ const cms = '/api/v1/namespaces/default/configmaps';
 describe('request parsing', () => {
   let dir: string;
   let server: ApiServer;
+  /** As the admin of the kubeconfig the server wrote. */
+  let adminFetch: KubeFetch;
   const send = async (method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; body: Obj }> => {
-    const res = await fetch(server.url + path, {
+    const res = await adminFetch(server.url + path, {
       method,
       headers: { 'content-type': contentType },
       ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
@@ -32,6 +35,7 @@ describe('request parsing', () => {
   before(async () => {
     dir = await tempDir('apiserver-parse');
     server = await startApiServer({ dataDir: dir, listen: '127.0.0.1:0', crdDir: join(repoRoot(), 'crds'), heartbeatSeconds: 1 });
+    adminFetch = kubeFetch(server.kubeconfigPath);
   });
   after(async () => {
     await server?.close();
@@ -41,7 +45,7 @@ describe('request parsing', () => {
   it('watch=True, T, TRUE and 1 start a watch; watch=False and 0 list', async () => {
     for (const v of ['True', 'T', 'TRUE', '1', 't', 'true']) {
       const ctl = new AbortController();
-      const res = await fetch(`${server.url}${cms}?watch=${v}&timeoutSeconds=1`, { signal: ctl.signal });
+      const res = await adminFetch(`${server.url}${cms}?watch=${v}&timeoutSeconds=1`, { signal: ctl.signal });
       assert.equal(res.status, 200, v);
       assert.equal(res.headers.get('transfer-encoding'), 'chunked', `watch=${v} streams`);
       ctl.abort();
