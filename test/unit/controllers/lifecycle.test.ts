@@ -348,7 +348,11 @@ describe('managed-resource lifecycle (ComputeNode heartbeat on the fake provider
     await api.stop();
   });
 
-  async function run(name: string, cloud: FakeCloud): Promise<{ nodes: ResourceClient<ComputeNode>; metrics: RuntimeMetrics; events: () => CoreEvent[]; flush: () => Promise<void> }> {
+  /** A controller over every node (the cache is cluster-wide): each test stops its own before the next starts. */
+  async function run(
+    name: string,
+    cloud: FakeCloud,
+  ): Promise<{ nodes: ResourceClient<ComputeNode>; metrics: RuntimeMetrics; events: () => CoreEvent[]; flush: () => Promise<void>; stop: () => Promise<void> }> {
     const nodes = client.resource<ComputeNode>(Resources.computeNodes);
     const nodeCache = new Informer(nodes, { initialBackoffMs: 10 });
     const instanceCache = new Informer(client.resource<Instance>(Resources.instances), { namespace: 'none', initialBackoffMs: 10 });
@@ -361,18 +365,24 @@ describe('managed-resource lifecycle (ComputeNode heartbeat on the fake provider
     nodeCache.start();
     instanceCache.start();
     assert.equal(await ctl.start(), true);
-    stops.push(async () => {
+    let stopped = false;
+    const stop = async (): Promise<void> => {
+      if (stopped) return;
+      stopped = true;
       await ctl.stop();
       await nodeCache.stop();
       await instanceCache.stop();
       await connections.closeAll();
-    });
+      await nodes.delete(undefined, name);
+    };
+    stops.push(stop);
     await nodes.create({ apiVersion: 'compute.stratus.dev/v1alpha1', kind: 'ComputeNode', metadata: { name }, spec: { provider: 'fake' as ComputeNode['spec']['provider'] } });
     return {
       nodes,
       metrics,
       events: () => (api.objects('v1/events') as unknown as CoreEvent[]).filter((e) => e.involvedObject?.name === name),
       flush: () => recorder.flush(),
+      stop,
     };
   }
 
@@ -388,6 +398,7 @@ describe('managed-resource lifecycle (ComputeNode heartbeat on the fake provider
     assert.equal(cond(node, 'Synced')?.reason, 'ReconcileSuccess');
     assert.deepEqual(env.events().map((e) => e.reason), ['NodeReady']);
     assert.match(await env.metrics.metricsText(), /controller_runtime_reconcile_errors_total\{controller="computenode"\} 0\n/);
+    await env.stop();
   });
 
   test('a Ready node that stops answering goes Ready=False NodeUnreachable (an untyped failure too), warns once, counts errors, and recovers', async () => {
@@ -413,5 +424,6 @@ describe('managed-resource lifecycle (ComputeNode heartbeat on the fake provider
     assert.ok(env.events().some((e) => e.reason === 'NodeReady'));
     const errors = Number(/controller_runtime_reconcile_errors_total\{controller="computenode"\} (\d+)/.exec(await env.metrics.metricsText())?.[1]);
     assert.ok(errors >= 3, `every failed heartbeat is a reconcile error (got ${errors})`);
+    await env.stop();
   });
 });
