@@ -17,12 +17,18 @@ import { Exchange } from './http/exchange.js';
 import { serveNonResource } from './http/nonresource.js';
 import { parseResourcePath } from './http/paths.js';
 import { serveResource } from './http/resource.js';
+import { applyImpersonation, mastersMayImpersonate } from './auth/impersonation.js';
 
 export type { HttpDeps } from './http/deps.js';
 export { maxBodyBytes } from './http/body.js';
 
 export function createRequestHandler(deps: HttpDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
+    const open = deps.openRoutes?.get((req.url ?? '/').split('?')[0] ?? '/');
+    if (open) {
+      open(req, res);
+      return;
+    }
     let ex: Exchange;
     try {
       ex = new Exchange(req, res);
@@ -91,6 +97,8 @@ async function route(deps: HttpDeps, ex: Exchange): Promise<boolean> {
     throw badRequest('malformed path');
   }
   const method = ex.req.method ?? 'GET';
+  // After authentication, before authorization: from here on the request is whom it impersonates.
+  await applyImpersonation(ex.req, deps.impersonation ?? mastersMayImpersonate);
   const rp = parseResourcePath(segs);
   if (!rp || !rp.plural) {
     ex.labels.verb = method.toLowerCase();

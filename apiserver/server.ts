@@ -27,6 +27,7 @@ import { WatchCaches, type Subscription } from './watchcache.js';
 import type { WatchRegistry } from './watch.js';
 import { GarbageCollector } from './gc.js';
 import { CachedReads } from './cachedreads.js';
+import { QuotaAdmission } from './quota/admission.js';
 
 export interface ApiServerOptions {
   dataDir: string;
@@ -59,6 +60,11 @@ export interface ApiServer {
   store: Store;
   /** The registry `/metrics` serves: components in the same process (the controllers) register on it. */
   metricsRegistry: PromRegistry;
+  /**
+   * Paths other components serve on this address without credentials (`/login`); add to
+   * it before clients need them. See `HttpDeps.openRoutes`.
+   */
+  openRoutes: Map<string, (req: IncomingMessage, res: ServerResponse) => void>;
   close(): Promise<void>;
 }
 
@@ -103,6 +109,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   );
   const catalog = new ResourceCatalog();
   const registry = new Registry(store, catalog);
+  registry.admission.push(new QuotaAdmission(registry, catalog));
   const caches = new WatchCaches(store);
   const openWatches: WatchRegistry = new Set();
   const crdRes = catalog.all().find((r) => r.group === crdResource.group && r.plural === crdResource.plural) as Resource;
@@ -113,6 +120,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   // Set by close(): from then on every request, including one on a kept-alive connection,
   // is refused, so nothing new (a watch above all) can start while the server drains.
   let draining = false;
+  const openRoutes = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
 
   const applyCrd = (obj: KubeObject, deleted: boolean): void => {
     const crd = obj as unknown as CustomResourceDefinition;
@@ -152,6 +160,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       ready: () => ready,
       openWatches,
       heartbeatMs: (options.heartbeatSeconds ?? 5) * 1000,
+      openRoutes,
     });
     const guarded = (req: IncomingMessage, res: ServerResponse): void => {
       if (draining) refuseWhileDraining(res);
@@ -191,6 +200,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       kubeconfigPath,
       store,
       metricsRegistry: metrics.registry,
+      openRoutes,
       close() {
         closing ??= (async () => {
           ready = false;
