@@ -188,8 +188,11 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
   };
 }
 
-/** Users, Groups and Quotas: status only (membership, readiness, exact quota usage). */
-function registerIdentityControllers(mgr: Manager, instanceCache: Informer<Instance>): void {
+/**
+ * Users, Groups and Quotas: status only (membership, readiness, exact quota usage). Part of
+ * `registerControllers`; exported so tests can run these alone.
+ */
+export function registerIdentityControllers(mgr: Manager, instanceCache: Informer<Instance> = mgr.informer<Instance>(Resources.instances)): void {
   const userCache = mgr.informer<User>(Resources.users);
   const groupCache = mgr.informer<Group>(Resources.groups);
   const quotaCache = mgr.informer<Quota>(Resources.quotas);
