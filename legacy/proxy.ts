@@ -21,7 +21,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { KubeClient } from '../runtime/client.js';
+import { ApiError, type KubeClient } from '../runtime/client.js';
 import { log } from '../runtime/log.js';
 import { compile, fromDownstream, LegacyError, readBody, send, type LegacyRequest, type LegacyResponse } from './http.js';
 import type { ApiRoute, Caller, LegacyApi } from './api.js';
@@ -140,7 +140,9 @@ export function legacyHandler(opts: Omit<LegacyProxyOptions, 'listen'>): (req: I
         r.params = hit.params!;
         const caller = await authenticate(owner.api, hit.c.route, r);
         const asCaller = opts.client.impersonating({ user: caller.user.username, groups: caller.user.groups });
-        response = await hit.c.route.handler(r, caller, asCaller);
+        response = await hit.c.route.handler(r, caller, asCaller).catch((err: unknown) => {
+          throw callerRefusal(err) ?? err;
+        });
       }
     } catch (err) {
       const e = fromDownstream(err);
@@ -159,6 +161,16 @@ export function legacyHandler(opts: Omit<LegacyProxyOptions, 'listen'>): (req: I
       if (!res.headersSent) send(res, { status: 500, json: { error: 'internal error' } });
     });
   };
+}
+
+/**
+ * A 403 on a request made as the caller is the caller's refusal (RBAC, a quota): the caller
+ * sees it as a 403 with the API server's reason. Only the proxy's own identity being refused
+ * impersonation is the proxy's problem (a 502, via `fromDownstream`).
+ */
+function callerRefusal(err: unknown): LegacyError | undefined {
+  if (!(err instanceof ApiError) || err.code !== 403 || / cannot impersonate /.test(err.message)) return undefined;
+  return new LegacyError(403, `forbidden: ${err.message}`);
 }
 
 /** `/host/` owns `/host` and `/host/...`; `/instances` owns `/instances` and `/instances/...`. */
