@@ -30,7 +30,7 @@ import { dataCentredApi } from './datacentred.js';
 import { clementineApi } from './clementine.js';
 import { brumeApi } from './brume.js';
 import { TokenAuthenticator } from './tokens.js';
-import { SignatureVerifier } from './users.js';
+import { LoginRecorder, SignatureVerifier } from './users.js';
 import { clientGroupSource } from './membership.js';
 import { authenticatedUser, tokenUser } from '../apiserver/auth/membership.js';
 import { anonymousUser } from '../apiserver/auth/user.js';
@@ -92,6 +92,7 @@ export function legacyHandler(opts: Omit<LegacyProxyOptions, 'listen'>): (req: I
   const anonymousApis = new Set([...(opts.anonymous ?? []), ...(opts.insecure ? INSECURE_ANONYMOUS_APIS : [])]);
   const apis = LEGACY_APIS.map((api) => ({ api, routes: api.routes.map((route): CompiledRoute => ({ route, match: compile(route.pattern) })) }));
   const logger = log.child({ component: 'legacy' });
+  const logins = new LoginRecorder(opts.client, 60_000, (err) => logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'lastLoginTime not written'));
 
   const authenticate = async (api: LegacyApi, route: ApiRoute, r: LegacyRequest): Promise<Caller> => {
     const unauthorized = new LegacyError(401, 'unauthorized');
@@ -107,6 +108,7 @@ export function legacyHandler(opts: Omit<LegacyProxyOptions, 'listen'>): (req: I
       const body = await r.body();
       const who = await signatures.verify(username, signature, body);
       if (!who) throw unauthorized;
+      logins.record(who.user);
       return { namespace: who.namespace, user: await authenticatedUser(who.user, groupSource) };
     }
     const who = await tokens.authenticate(authorization);

@@ -186,3 +186,30 @@ export class SignatureVerifier {
     return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
   }
 }
+
+/**
+ * Writes `User.status.lastLoginTime` when a user's signed request is accepted — at most once
+ * a minute per user, and never on the request's path (the write is not awaited; a failure
+ * only means the time is older than it could be).
+ */
+export class LoginRecorder {
+  private readonly last = new Map<string, number>();
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly intervalMs = 60_000,
+    private readonly onError: (err: unknown) => void = () => undefined,
+  ) {}
+
+  record(user: string, now = Date.now()): void {
+    const prev = this.last.get(user);
+    if (prev !== undefined && now - prev < this.intervalMs) return;
+    if (this.last.size >= 10_000) this.last.delete(this.last.keys().next().value!);
+    this.last.set(user, now);
+    const time = new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    this.client
+      .resource<User>(Resources.users)
+      .mergePatchStatus(undefined, user, { status: { lastLoginTime: time } })
+      .catch(this.onError);
+  }
+}

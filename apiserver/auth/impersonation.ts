@@ -37,9 +37,11 @@ export type ImpersonationAuthorizer = (requester: UserInfo | undefined, what: Im
 export const mastersMayImpersonate: ImpersonationAuthorizer = async (requester) =>
   requester === undefined || requester.groups.includes('system:masters');
 
+/** Every value of a repeatable header (Node joins repeated lines with ", "). */
 function headerValues(req: IncomingMessage, name: string): string[] {
-  const raw = req.headersDistinct[name] ?? [];
-  return raw.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+  const raw = req.headers[name];
+  const joined = Array.isArray(raw) ? raw : raw === undefined ? [] : [raw];
+  return joined.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
 }
 
 function forbiddenImpersonation(requester: UserInfo | undefined, what: ImpersonationCheck): ApiError {

@@ -10,10 +10,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import type { Instance, Quota } from '../../crds/types.js';
+import type { Instance, Quota, User } from '../../crds/types.js';
 import { KubeClient } from '../../runtime/client.js';
 import { Resources } from '../../controllers/resources.js';
 import { http, startLegacyServe, stratus, tokenHeaders, type LegacyServe } from './legacy/helpers.js';
+import { waitFor } from '../harness/process.js';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKqP3Cr632C2dNhhgKVcon4ldUSAeKiku2yP9O9/bDtY someone@laptop';
 
@@ -107,6 +108,8 @@ describe('legacy APIs act as the caller (two tenants)', () => {
     }
     const keys = await client.resource(Resources.sshKeys).list();
     assert.deepEqual(keys.map((k) => k.metadata?.namespace).sort(), ['team-a', 'team-b']);
+    // An accepted signature is a login: lastLoginTime is written (off the request path).
+    await waitFor('alice lastLoginTime', async () => (await client.resource<User>(Resources.users).get(undefined, 'alice'))?.status?.lastLoginTime, 10_000);
   });
 
   it('--legacy-anonymous datacentred admits callers without credentials there, and nowhere else', async () => {
