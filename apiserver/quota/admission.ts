@@ -36,6 +36,7 @@ import {
   increase,
   isZero,
   normalized,
+  PENDING_TTL_MS,
   usageOf,
   type PendingCharge,
   type QuotaStatus,
@@ -144,7 +145,10 @@ export class QuotaAdmission implements AdmissionPlugin {
       if (!kv) return undefined;
       const quota = decodeObject(kv.value, kv.modRevision) as QuotaObject;
       const status: QuotaStatus = { ...(quota.status ?? {}) };
-      const pending = [...(status.pending ?? [])];
+      // Entries past PENDING_TTL_MS mean nothing to the controller any more; dropping them
+      // keeps the list bounded even when no controller runs (`used` keeps their charge).
+      const fresh = Date.now() - PENDING_TTL_MS;
+      const pending = (status.pending ?? []).filter((p) => Date.parse(p.time) >= fresh);
       // A retried request (a conflict in the registry's update loop) replaces its earlier charge.
       const earlier = pending.findIndex((p) => p.uid === uid && p.generation === generation);
       let used: Usage = { ...(status.used ?? {}) };
