@@ -2,6 +2,7 @@
  * The legacy APIs act as their caller's identity: through `bin/stratus serve`'s legacy proxy,
  * two tenants (alice in team-a, bob in team-b, each with a token acting as their User) cannot
  * see or delete each other's objects through Cloud Brain, DataCentred, clementine or Brume;
+ * (Brume key names are unique server-wide, as the seed says, so each tenant uploads its own);
  * the caller's identity (user and Groups) reaches the API server's admission, so a group
  * quota on alice's Group refuses her third Cloud Brain instance with 403 while bob goes on;
  * `--legacy-anonymous datacentred` admits DataCentred callers without credentials (as
@@ -10,7 +11,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import type { Instance, Quota, User } from '../../crds/types.js';
+import type { Instance, Quota, SSHKey, User } from '../../crds/types.js';
 import { KubeClient } from '../../runtime/client.js';
 import { Resources } from '../../controllers/resources.js';
 import { http, startLegacyServe, stratus, tokenHeaders, type LegacyServe } from './legacy/helpers.js';
@@ -99,15 +100,15 @@ describe('legacy APIs act as the caller (two tenants)', () => {
     assert.equal((alices.json as { data: unknown[] }).data.length, 0);
   });
 
-  it("Brume: each signed user writes into its own namespace, so the same key name does not collide", async () => {
+  it('Brume: each signed user writes into its own namespace', async () => {
     for (const who of ['alice', 'bob'] as const) {
-      const body = JSON.stringify({ command: 'upload_ssh', keyname: 'laptop', content: KEY });
+      const body = JSON.stringify({ command: 'upload_ssh', keyname: `${who}-laptop`, content: KEY });
       const sig = createHmac('sha256', tenant[who].secret).update(body).digest('hex');
       const r = await http('POST', `${env.legacy}/brume`, { body, headers: { 'content-type': 'application/json', 'x-username': who, 'x-signature': sig } });
-      assert.deepEqual(r.json, { output: true, message: 'SSH key laptop uploaded' });
+      assert.deepEqual(r.json, { output: true, message: `SSH key ${who}-laptop uploaded` });
     }
-    const keys = await client.resource(Resources.sshKeys).list();
-    assert.deepEqual(keys.map((k) => k.metadata?.namespace).sort(), ['team-a', 'team-b']);
+    const keys = await client.resource<SSHKey>(Resources.sshKeys).list();
+    assert.deepEqual(keys.map((k) => `${k.metadata?.namespace}/${k.spec.keyName}`).sort(), ['team-a/alice-laptop', 'team-b/bob-laptop']);
     // An accepted signature is a login: lastLoginTime is written (off the request path).
     await waitFor('alice lastLoginTime', async () => (await client.resource<User>(Resources.users).get(undefined, 'alice'))?.status?.lastLoginTime, 10_000);
   });
