@@ -23,6 +23,11 @@ export { maxBodyBytes } from './http/body.js';
 
 export function createRequestHandler(deps: HttpDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
+    const open = deps.openRoutes?.get((req.url ?? '/').split('?')[0] ?? '/');
+    if (open) {
+      open(req, res);
+      return;
+    }
     let ex: Exchange;
     try {
       ex = new Exchange(req, res);

@@ -29,6 +29,7 @@ import { withAccessControl } from './auth/filter.js';
 import { kubeconfigText, writeKubeconfig } from './auth/kubeconfig.js';
 import { clientCertificate, ensurePki, type Pki } from './auth/pki.js';
 import { startAccessControl, type AccessControlSetup } from './auth/setup.js';
+import { QuotaAdmission } from './quota/admission.js';
 
 export interface ApiServerOptions {
   dataDir: string;
@@ -72,6 +73,11 @@ export interface ApiServer {
    * controllers, the legacy proxy) and tests use it to act as a given identity.
    */
   clientKubeconfig(file: string, user: string, groups: string[]): string;
+  /**
+   * Paths other components serve on this address without credentials (`/login`); add to
+   * it before clients need them. See `HttpDeps.openRoutes`.
+   */
+  openRoutes: Map<string, (req: IncomingMessage, res: ServerResponse) => void>;
   close(): Promise<void>;
 }
 
@@ -115,6 +121,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   );
   const catalog = new ResourceCatalog();
   const registry = new Registry(store, catalog);
+  registry.admission.push(new QuotaAdmission(registry, catalog));
   const caches = new WatchCaches(store);
   const openWatches: WatchRegistry = new Set();
   const crdRes = catalog.all().find((r) => r.group === crdResource.group && r.plural === crdResource.plural) as Resource;
@@ -126,6 +133,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   // Set by close(): from then on every request, including one on a kept-alive connection,
   // is refused, so nothing new (a watch above all) can start while the server drains.
   let draining = false;
+  const openRoutes = new Map<string, (req: IncomingMessage, res: ServerResponse) => void>();
 
   const applyCrd = (obj: KubeObject, deleted: boolean): void => {
     const crd = obj as unknown as CustomResourceDefinition;
@@ -166,7 +174,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       ready: () => ready,
       openWatches,
       heartbeatMs: (options.heartbeatSeconds ?? 5) * 1000,
-    }));
+      openRoutes,
+    }), (path) => openRoutes.has(path));
     const guarded = (req: IncomingMessage, res: ServerResponse): void => {
       if (draining) refuseWhileDraining(res);
       else handler(req, res);
@@ -212,6 +221,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       store,
       metricsRegistry: metrics.registry,
       clientKubeconfig,
+      openRoutes,
       close() {
         closing ??= (async () => {
           ready = false;

@@ -99,7 +99,7 @@ async function seedIsoMs(): Promise<number> {
 export async function benchAccessOf(serve: StratusServe): Promise<BenchAccess> {
   const client = KubeClient.fromFile(serve.kubeconfig);
   try {
-    const { token } = await createAccessToken(client, 'default', 'bench', 'stratus-bench');
+    const { token } = await createAccessToken(client, 'default', 'bench', { user: 'stratus-bench' });
     await client.resource({ group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'clusterrolebindings', namespaced: false, kind: 'ClusterRoleBinding' }).create({
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',

@@ -10,6 +10,8 @@ import { registerController } from './controller.js';
 import { serveLegacy } from './serve-legacy.js';
 import { registerToken } from './token.js';
 import { registerUser } from './user.js';
+import { registerLogin } from './login.js';
+import { serveLogin } from './serve-login.js';
 import { registerProxy } from './proxy.js';
 import { registerPush } from './push.js';
 
@@ -28,10 +30,12 @@ program
 
 addServeComponent(serveControllers);
 addServeComponent(serveLegacy);
+addServeComponent(serveLogin);
 registerServe(program);
 registerController(program);
 registerToken(program);
 registerUser(program);
+registerLogin(program);
 registerProxy(program);
 registerPush(program);
 

@@ -1,12 +1,15 @@
 /**
- * `stratus proxy --kubeconfig FILE --listen HOST:PORT [--legacy-insecure]`: the legacy REST
- * APIs (Cloud Brain, DataCentred, clementine, Brume) alone, in front of any Kubernetes API
- * with the stratus CRDs — a real cluster or `stratus serve`. SIGTERM/SIGINT close and exit 0.
+ * `stratus proxy --kubeconfig FILE --listen HOST:PORT [--legacy-anonymous APIS]`: the legacy
+ * REST APIs (Cloud Brain, DataCentred, clementine, Brume) alone, in front of any Kubernetes
+ * API with the stratus CRDs — a real cluster or `stratus serve`. Each request impersonates
+ * its caller, so the kubeconfig's identity needs the `impersonate` verb on users and groups.
+ * `--legacy-insecure` (deprecated) = `--legacy-anonymous datacentred,clementine`.
+ * SIGTERM/SIGINT close and exit 0.
  */
 import type { Command } from 'commander';
 import { KubeClient } from '../runtime/client.js';
 import { log } from '../runtime/log.js';
-import { startLegacyProxy } from '../legacy/proxy.js';
+import { INSECURE_ANONYMOUS_APIS, parseAnonymousApis, startLegacyProxy } from '../legacy/proxy.js';
 import { DEFAULT_KUBECONFIG } from './token.js';
 
 export function registerProxy(program: Command): void {
@@ -15,12 +18,15 @@ export function registerProxy(program: Command): void {
     .description('serve the legacy REST APIs (Cloud Brain, DataCentred, clementine, Brume) over a Kubernetes API')
     .option('--kubeconfig <file>', 'kubeconfig of the API server', DEFAULT_KUBECONFIG)
     .option('--listen <host:port>', 'address of the legacy APIs', '127.0.0.1:8080')
-    .option('--legacy-insecure', 'serve DataCentred and clementine without a token (as the originals did)', false)
+    .option('--legacy-anonymous <apis>', 'legacy APIs (comma-separated) that admit callers without credentials as system:anonymous')
+    .option('--legacy-insecure', 'deprecated: the same as --legacy-anonymous datacentred,clementine', false)
     .action(async (raw: Record<string, unknown>) => {
+      const anonymous = [
+        ...new Set([...(typeof raw.legacyAnonymous === 'string' ? parseAnonymousApis(raw.legacyAnonymous) : []), ...(raw.legacyInsecure === true ? INSECURE_ANONYMOUS_APIS : [])]),
+      ];
       const client = KubeClient.fromFile(String(raw.kubeconfig));
-      const insecure = raw.legacyInsecure === true;
-      const proxy = await startLegacyProxy({ client, listen: String(raw.listen), insecure });
-      process.stdout.write(`stratus: legacy APIs at ${proxy.url} over ${client.server}${insecure ? ' (DataCentred and clementine without authentication)' : ''}\n`);
+      const proxy = await startLegacyProxy({ client, listen: String(raw.listen), anonymous });
+      process.stdout.write(`stratus: legacy APIs at ${proxy.url} over ${client.server}${anonymous.length ? ` (anonymous callers of ${anonymous.join(', ')} act as system:anonymous)` : ''}\n`);
       const signal = await new Promise<NodeJS.Signals>((resolve) => {
         process.once('SIGTERM', resolve);
         process.once('SIGINT', resolve);

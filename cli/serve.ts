@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { startApiServer, type ApiServer } from '../apiserver/server.js';
 import { log } from '../runtime/log.js';
+import { parseAnonymousApis } from '../legacy/proxy.js';
 
 export interface ServeOptions {
   dataDir: string;
@@ -25,8 +26,21 @@ export interface ServeOptions {
   crdDir: string;
   controllers: boolean;
   legacyListen: string;
+  /** Deprecated alias of `legacyAnonymous: ['datacentred', 'clementine']`. */
   legacyInsecure: boolean;
+  /** Legacy APIs admitting callers without credentials as `system:anonymous`. */
+  legacyAnonymous: string[];
   simNode: boolean;
+  /** LDAP login (`POST /login`), when `--ldap-url` is given. */
+  ldap?: {
+    url: string;
+    baseDN: string;
+    userAttribute?: string;
+    bindDN?: string;
+    bindPasswordFile?: string;
+    userNamespace: string;
+    tokenTtlSeconds: number;
+  };
 }
 
 /** Something `serve` runs next to the API server (controllers, the legacy proxy). */
@@ -63,7 +77,15 @@ export function registerServe(program: Command): void {
     .option('--crd-dir <dir>', 'CustomResourceDefinitions registered at start', defaultCrdDir())
     .option('--no-controllers', 'serve the API only, without the controllers')
     .option('--legacy-listen <host:port>', 'address of the legacy REST proxy', '127.0.0.1:8080')
-    .option('--legacy-insecure', 'serve the DataCentred and clementine APIs without a token', false)
+    .option('--legacy-anonymous <apis>', 'legacy APIs (comma-separated: datacentred, clementine, cloudbrain, brume) that admit callers without credentials as system:anonymous')
+    .option('--legacy-insecure', 'deprecated: the same as --legacy-anonymous datacentred,clementine', false)
+    .option('--ldap-url <url>', 'LDAP directory (ldap://host:port) for `stratus login`')
+    .option('--ldap-base-dn <dn>', 'where LDAP users and groups are searched, e.g. dc=example,dc=org')
+    .option('--ldap-user-attribute <attr>', 'LDAP attribute holding the login name', 'uid')
+    .option('--ldap-bind-dn <dn>', 'DN to search LDAP as (default: anonymous search)')
+    .option('--ldap-bind-password-file <file>', 'file holding the password of --ldap-bind-dn')
+    .option('--ldap-user-namespace <ns>', 'namespace of the legacy objects of Users created at their first login', 'default')
+    .option('--login-token-ttl <seconds>', 'lifetime of the tokens `stratus login` obtains', '28800')
     .option('--sim-node', 'register a simulated compute node', false)
     .action(async (raw: Record<string, unknown>) => {
       const options: ServeOptions = {
@@ -78,9 +100,30 @@ export function registerServe(program: Command): void {
         legacyListen: String(raw.legacyListen),
         simNode: raw.simNode === true,
         legacyInsecure: raw.legacyInsecure === true,
+        legacyAnonymous: typeof raw.legacyAnonymous === 'string' ? parseAnonymousApis(raw.legacyAnonymous) : [],
+        ...ldapOptions(raw),
       };
       await serve(options);
     });
+}
+
+function ldapOptions(raw: Record<string, unknown>): Pick<ServeOptions, 'ldap'> {
+  if (typeof raw.ldapUrl !== 'string') return {};
+  if (!/^ldaps?:\/\//.test(raw.ldapUrl)) throw new Error(`--ldap-url ${JSON.stringify(raw.ldapUrl)}: expected ldap://HOST:PORT or ldaps://HOST:PORT`);
+  if (typeof raw.ldapBaseDn !== 'string' || raw.ldapBaseDn === '') throw new Error('--ldap-url needs --ldap-base-dn');
+  const ttl = Number(raw.loginTokenTtl);
+  if (!Number.isInteger(ttl) || ttl < 60 || ttl > 31 * 86400) throw new Error(`--login-token-ttl ${String(raw.loginTokenTtl)}: expected whole seconds between 60 and 2678400`);
+  return {
+    ldap: {
+      url: raw.ldapUrl,
+      baseDN: raw.ldapBaseDn,
+      userAttribute: String(raw.ldapUserAttribute),
+      ...(typeof raw.ldapBindDn === 'string' ? { bindDN: raw.ldapBindDn } : {}),
+      ...(typeof raw.ldapBindPasswordFile === 'string' ? { bindPasswordFile: raw.ldapBindPasswordFile } : {}),
+      userNamespace: String(raw.ldapUserNamespace),
+      tokenTtlSeconds: ttl,
+    },
+  };
 }
 
 export async function serve(options: ServeOptions): Promise<void> {

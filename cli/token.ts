@@ -1,9 +1,11 @@
 /**
  * `stratus token`: Cloud Brain API tokens for the legacy proxy.
  *
- *   stratus token create "description" [--namespace NS] [--kubeconfig FILE]
+ *   stratus token create "description" [--user USER] [--namespace NS] [--kubeconfig FILE]
  *     prints `generated token: ID-SECRET` — the only time the secret is shown; only a salt
- *     and an scrypt hash are stored (an AccessToken named token-ID in NS).
+ *     and an scrypt hash are stored (an AccessToken named token-ID in NS). The token acts as
+ *     USER (and its Groups), or without --user as NS's default identity
+ *     (system:serviceaccount:NS:default).
  *   stratus token revoke ID [--namespace NS] [--kubeconfig FILE]
  *     sets `spec.revoked`; the proxy refuses the token from then on.
  */
@@ -31,7 +33,7 @@ export function registerToken(program: Command): void {
       try {
         const namespace = String(raw.namespace);
         await ensureNamespace(client, namespace);
-        const created = await createAccessToken(client, namespace, description, typeof raw.user === 'string' ? raw.user : undefined);
+        const created = await createAccessToken(client, namespace, description, typeof raw.user === 'string' ? { user: raw.user } : {});
         process.stdout.write(`generated token: ${created.token}\n`);
       } finally {
         client.close();

@@ -2,8 +2,9 @@
  * Every stratus controller, registered on a runtime `Manager`. The same set runs in
  * `stratus controller` (against any Kubernetes API) and in-process in `stratus serve`.
  */
-import type { ComputeNode, Instance, Network, SSHKey } from '../crds/types.js';
+import type { ComputeNode, ElasticIP, Group, Instance, Network, Quota, SSHKey, User } from '../crds/types.js';
 import type { Manager } from '../runtime/manager.js';
+import type { Informer } from '../runtime/informer.js';
 import { objectKey, type KubeObject } from '../runtime/client.js';
 import { getCondition } from '../runtime/conditions.js';
 import { ReconcileError } from '../runtime/errors.js';
@@ -18,6 +19,9 @@ import { SchedulerReconciler, type SchedulerEventReason } from './scheduler.js';
 import { SSHKeyReconciler } from './sshkey.js';
 import { NetworkReconciler, type NetworkEventReason } from './network.js';
 import { registerProjectControllers } from './project.js';
+import { QuotaReconciler } from './quota.js';
+import { UserReconciler } from './user.js';
+import { GroupReconciler } from './group.js';
 
 export interface ControllerSettings {
   /** Steady-state drift check of Instances. Default 30 s. */
@@ -169,6 +173,8 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
     // an attached Instance changing (running, deleted) changes the Network's ports
     .watches(instanceCache, (i) => (i.spec.networks ?? []).map((n) => `${i.metadata?.namespace}/${n.name}`));
 
+  registerIdentityControllers(mgr, instanceCache);
+
   // Projects follow their source; Deployments release it onto the guests.
   registerProjectControllers(mgr, { connections, secrets: readSecret, instanceCache, nodeCache, ...(settings.projectsDir ? { workDir: settings.projectsDir } : {}) });
 
@@ -180,4 +186,40 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
       await providers.shutdown();
     },
   };
+}
+
+/**
+ * Users, Groups and Quotas: status only (membership, readiness, exact quota usage). Part of
+ * `registerControllers`; exported so tests can run these alone.
+ */
+export function registerIdentityControllers(mgr: Manager, instanceCache: Informer<Instance> = mgr.informer<Instance>(Resources.instances)): void {
+  const userCache = mgr.informer<User>(Resources.users);
+  const groupCache = mgr.informer<Group>(Resources.groups);
+  const quotaCache = mgr.informer<Quota>(Resources.quotas);
+  const elasticIPCache = mgr.informer<ElasticIP>(Resources.elasticIPs);
+
+  const quotaReconciler = new QuotaReconciler({
+    quotas: mgr.resource<Quota>(Resources.quotas),
+    quotaCache,
+    instanceCache,
+    elasticIPCache,
+    groupCache,
+  });
+  mgr
+    .addController({ name: 'quota', concurrency: 2 }, quotaCache, quotaReconciler)
+    .watches(instanceCache, (i) => quotaReconciler.quotasOf(i))
+    .watches(elasticIPCache, (e) => quotaReconciler.quotasOf(e))
+    // a Group starting or stopping to reference a Quota changes what it counts
+    .watches(groupCache, () => quotaCache.keys());
+
+  mgr
+    .addController({ name: 'user', concurrency: 1 }, userCache, new UserReconciler({ users: mgr.resource<User>(Resources.users), userCache, groupCache }))
+    // a member added or removed: any user may be affected, and Groups are few
+    .watches(groupCache, () => userCache.keys());
+
+  const groupReconciler = new GroupReconciler({ groups: mgr.resource<Group>(Resources.groups), groupCache, userCache, quotaCache });
+  mgr
+    .addController({ name: 'group', concurrency: 1 }, groupCache, groupReconciler)
+    .watches(userCache, (u) => groupReconciler.groupsListing(u))
+    .watches(quotaCache, (q) => groupReconciler.groupsReferencing(q));
 }

@@ -84,7 +84,7 @@ export interface AccessTokenSpec {
    */
   revoked?: boolean;
   /**
-   * The User the token acts as; absent means the namespace's default identity.
+   * The User (a cluster-scoped User name) the token acts as: requests carry that user name and the Groups listing it in spec.members. Absent: the namespace's default identity, system:serviceaccount:NAMESPACE:default (groups system:serviceaccounts, system:serviceaccounts:NAMESPACE).
    */
   user?: string;
   /**
@@ -492,15 +492,19 @@ export interface GroupSpec {
    */
   description?: string;
   /**
-   * Names of User objects (same namespace).
+   * Names of the User objects that belong to this group.
    *
    * @maxItems 1024
    */
   members?: string[];
   /**
-   * The Quota (same namespace) that bounds what the members create together.
+   * The Quota that bounds what the members create together, in any namespace. Objects count against it when a member creates them (annotation iam.stratus.dev/charged-quotas on the object), until they are deleted.
    */
   quotaRef?: {
+    /**
+     * Namespace of the Quota.
+     */
+    namespace: string;
     /**
      * Name of the Quota.
      */
@@ -513,6 +517,10 @@ export interface GroupSpec {
  */
 export interface GroupStatus {
   /**
+   * How many of spec.members exist as Users.
+   */
+  memberCount?: number;
+  /**
    * The metadata.generation this status reflects.
    */
   observedGeneration?: number;
@@ -522,7 +530,7 @@ export interface GroupStatus {
   conditions?: Condition[];
 }
 
-/** A Group of Users sharing a Quota (Brume's groups). */
+/** A Group of Users sharing a Quota (Brume's groups, LDAP groups). Groups are cluster-scoped like Users: the object name is the group name exactly as it appears in RBAC subjects (kind Group) and in a request's identity. spec.members is the one source of truth for membership (a User does not list its groups); `stratus login` keeps the members of LDAP-synced groups (label iam.stratus.dev/source=ldap) in step with LDAP. */
 export interface Group extends KubeObject {
   apiVersion: 'iam.stratus.dev/v1alpha1';
   kind: 'Group';
@@ -1158,6 +1166,50 @@ export interface QuotaSpec {
  */
 export interface QuotaStatus {
   /**
+   * Charges admitted but not yet seen as stored objects (the write may still be in flight). The controller drops an entry once the object appears, or after a few seconds when the write failed, releasing its charge.
+   *
+   * @maxItems 4096
+   */
+  pending?: {
+    /**
+     * metadata.uid of the object charged.
+     */
+    uid: string;
+    /**
+     * metadata.generation the charge is for.
+     */
+    generation: number;
+    /**
+     * When admission charged it.
+     */
+    time: string;
+    /**
+     * What was added to used.
+     */
+    charged?: {
+      /**
+       * Instances.
+       */
+      instances?: number;
+      /**
+       * CPUs.
+       */
+      cpus?: number;
+      /**
+       * Memory in MiB.
+       */
+      memoryMiB?: number;
+      /**
+       * ElasticIPs.
+       */
+      elasticIPs?: number;
+      /**
+       * Disk in GiB.
+       */
+      diskGiB?: number;
+    };
+  }[];
+  /**
    * What is counted against the limits now.
    */
   used?: {
@@ -1192,7 +1244,7 @@ export interface QuotaStatus {
   conditions?: Condition[];
 }
 
-/** A Quota bounds what may be created: in its namespace, or by the members of the Groups that reference it. Admission refuses a create that would exceed a hard limit; an absent limit is unlimited. */
+/** A Quota bounds what may be created: in its namespace (a namespace quota), or, when a Group's spec.quotaRef names it, by the members of those Groups together wherever they create (a group quota; it then does not bound its namespace). Counted: Instances (instances, cpus, memoryMiB, diskGiB = sum of spec.disks sizeGiB) and ElasticIPs. Admission refuses a create or resize that would exceed a hard limit with 403 "exceeded quota: NAME, requested: ..., used: ..., limited: ..."; it charges status.used with a compare-and-swap before the object is written, so concurrent requests cannot overshoot. An absent limit is unlimited. The quota controller recomputes status.used from the objects after every change. */
 export interface Quota extends KubeObject {
   apiVersion: 'iam.stratus.dev/v1alpha1';
   kind: 'Quota';
@@ -1245,9 +1297,15 @@ export interface SSHKey extends KubeObject {
 }
 
 /**
- * Who the user is, their groups and where their signing secret lives.
+ * Who the user is, where their legacy objects live and where their signing secret lives.
  */
 export interface UserSpec {
+  /**
+   * The namespace the legacy APIs (Brume, Cloud Brain) create and read this user's objects in.
+   *
+   * Default: "default" (set by the API server when absent).
+   */
+  namespace?: string;
   /**
    * Full name.
    */
@@ -1257,15 +1315,15 @@ export interface UserSpec {
    */
   email?: string;
   /**
-   * Names of Group objects (same namespace).
-   *
-   * @maxItems 64
-   */
-  groups?: string[];
-  /**
-   * The Secret (same namespace) holding the request-signing secret under key; the legacy proxy reads it to verify HMAC-SHA256(body, secret).
+   * The Secret holding the request-signing secret under key; the legacy proxy reads it to verify HMAC-SHA256(body, secret). `stratus user create` keeps it in stratus-system, out of the tenants' reach.
    */
   secretRef?: {
+    /**
+     * Namespace of the Secret.
+     *
+     * Default: "stratus-system" (set by the API server when absent).
+     */
+    namespace?: string;
     /**
      * Name of the Secret.
      */
@@ -1290,9 +1348,15 @@ export interface UserSpec {
  */
 export interface UserStatus {
   /**
-   * When a request signed by the user was last accepted.
+   * When the user last logged in (stratus login) or a request signed by the user was last accepted.
    */
   lastLoginTime?: string;
+  /**
+   * Names of the Groups whose spec.members list this user (written by the controller; membership itself is edited on the Group).
+   *
+   * @maxItems 1024
+   */
+  groups?: string[];
   /**
    * The metadata.generation this status reflects.
    */
@@ -1303,7 +1367,7 @@ export interface UserStatus {
   conditions?: Condition[];
 }
 
-/** A User of the standalone server and of Brume's API (the object name is Brume's x-username). Brume signs requests with x-signature = HMAC-SHA256(body, secret); an HMAC check needs the secret itself, not a hash of it, so the secret lives in a Secret named by spec.secretRef and never in this object. */
+/** A User of the standalone server and of Brume's API. Users are cluster-scoped, as Kubernetes user names are global: the object name is the user name exactly as it appears in RBAC subjects (kind User), in the audit log, in AccessToken spec.user and as Brume's x-username. Group membership is written in one place only, the Group's spec.members; status.groups mirrors it for display. Brume signs requests with x-signature = HMAC-SHA256(body, secret); an HMAC check needs the secret itself, not a hash of it, so the secret lives in the Secret named by spec.secretRef and never in this object. */
 export interface User extends KubeObject {
   apiVersion: 'iam.stratus.dev/v1alpha1';
   kind: 'User';
@@ -1374,7 +1438,7 @@ export const KINDS: readonly KindInfo[] = [
     singular: 'group',
     shortNames: ['sgrp'],
     categories: ['stratus'],
-    namespaced: true,
+    namespaced: false,
   },
   {
     kind: 'Instance',
@@ -1446,7 +1510,7 @@ export const KINDS: readonly KindInfo[] = [
     singular: 'user',
     shortNames: ['susr'],
     categories: ['stratus'],
-    namespaced: true,
+    namespaced: false,
   },
 ];
 
@@ -1456,11 +1520,11 @@ export const CrdResources = {
   computeNodes: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'computenodes', namespaced: false, kind: 'ComputeNode' },
   deployments: { group: 'apps.stratus.dev', version: 'v1alpha1', plural: 'deployments', namespaced: true, kind: 'Deployment' },
   elasticIPs: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'elasticips', namespaced: true, kind: 'ElasticIP' },
-  groups: { group: 'iam.stratus.dev', version: 'v1alpha1', plural: 'groups', namespaced: true, kind: 'Group' },
+  groups: { group: 'iam.stratus.dev', version: 'v1alpha1', plural: 'groups', namespaced: false, kind: 'Group' },
   instances: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'instances', namespaced: true, kind: 'Instance' },
   networks: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'networks', namespaced: true, kind: 'Network' },
   projects: { group: 'apps.stratus.dev', version: 'v1alpha1', plural: 'projects', namespaced: true, kind: 'Project' },
   quotas: { group: 'iam.stratus.dev', version: 'v1alpha1', plural: 'quotas', namespaced: true, kind: 'Quota' },
   sshKeys: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'sshkeys', namespaced: true, kind: 'SSHKey' },
-  users: { group: 'iam.stratus.dev', version: 'v1alpha1', plural: 'users', namespaced: true, kind: 'User' },
+  users: { group: 'iam.stratus.dev', version: 'v1alpha1', plural: 'users', namespaced: false, kind: 'User' },
 } as const satisfies Record<string, { group: string; version: string; plural: string; namespaced: boolean; kind: string }>;

@@ -1,19 +1,23 @@
 /**
- * What every legacy API handler receives besides the request: the Kubernetes client and the
- * namespace its caller's objects live in (the token's or user's namespace; `default` for an
- * unauthenticated DataCentred/clementine call under `--legacy-insecure`).
+ * What every legacy API handler receives besides the request: a Kubernetes client that acts
+ * as the caller (impersonation, so RBAC and quotas apply to it) and the namespace its
+ * caller's objects live in (the token's namespace or the user's `spec.namespace`; `default`
+ * for an anonymous call admitted by `--legacy-anonymous`).
  */
 import type { KubeClient } from '../runtime/client.js';
+import type { UserInfo } from '../apiserver/auth/user.js';
 import type { Dialect, LegacyRequest, LegacyResponse } from './http.js';
 
 export interface Caller {
   namespace: string;
+  /** Who the caller is: a token's user, a Brume user, or `system:anonymous`. */
+  user: UserInfo;
 }
 
 /**
- * How a route proves its caller: a Cloud Brain token always, a token unless the proxy runs
- * with `--legacy-insecure` (DataCentred and clementine had no authentication), or Brume's
- * body signature.
+ * How a route proves its caller: a Cloud Brain token, a token or nothing (DataCentred and
+ * clementine had no authentication: `--legacy-anonymous` admits callers without credentials
+ * as `system:anonymous`), or Brume's body signature.
  */
 export type AuthMode = 'token' | 'token-unless-insecure' | 'signature';
 

@@ -6,14 +6,22 @@
  *
  * Per request: route by path (each API owns its prefixes, so even 404/405 come in that API's
  * error style), authenticate (a Cloud Brain token, Brume's body signature, or nothing for
- * DataCentred/clementine under `insecure`), run the handler, and render any failure in the
- * API's own style. A client's mistake is always a 4xx; the Kubernetes API failing is a
+ * the APIs listed in `anonymous`), run the handler as that identity, and render any failure
+ * in the API's own style.
+ *
+ * Identity: the handler's Kubernetes client impersonates the caller (`Impersonate-User`,
+ * `Impersonate-Group`), so the API server's RBAC and quotas judge the caller, not the proxy;
+ * the proxy's own credentials need only the `impersonate` verb (and the reads that
+ * authenticate: AccessTokens, Users, Groups, signing Secrets). A token acts as its
+ * `spec.user` with that user's Groups (`groupsOf`), or as `system:serviceaccount:NS:default`
+ * without one; a Brume signature as its user; a request without credentials to an API named
+ * in `anonymous` as `system:anonymous` (group `system:unauthenticated`), otherwise 401. A client's mistake is always a 4xx; the Kubernetes API failing is a
  * 502/503; nothing a client sends can make the proxy throw. Logs carry method, path and
  * status — never headers or bodies, which hold tokens and signatures.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { KubeClient } from '../runtime/client.js';
+import { ApiError, type KubeClient } from '../runtime/client.js';
 import { log } from '../runtime/log.js';
 import { compile, fromDownstream, LegacyError, readBody, send, type LegacyRequest, type LegacyResponse } from './http.js';
 import type { ApiRoute, Caller, LegacyApi } from './api.js';
@@ -22,17 +30,36 @@ import { dataCentredApi } from './datacentred.js';
 import { clementineApi } from './clementine.js';
 import { brumeApi } from './brume.js';
 import { TokenAuthenticator } from './tokens.js';
-import { SignatureVerifier } from './users.js';
+import { LoginRecorder, SignatureVerifier } from './users.js';
+import { clientGroupSource } from './membership.js';
+import { authenticatedUser, tokenUser } from '../apiserver/auth/membership.js';
+import { anonymousUser } from '../apiserver/auth/user.js';
 
 export const LEGACY_APIS: readonly LegacyApi[] = [cloudBrainApi, dataCentredApi, clementineApi, brumeApi];
+
+/** The names `--legacy-anonymous` accepts. */
+export const LEGACY_API_NAMES: readonly string[] = LEGACY_APIS.map((a) => a.dialect.name);
+
+/** What `--legacy-insecure` (deprecated) means: `--legacy-anonymous datacentred,clementine`. */
+export const INSECURE_ANONYMOUS_APIS: readonly string[] = ['datacentred', 'clementine'];
+
+/** Parses `--legacy-anonymous a,b`; throws naming an unknown API. */
+export function parseAnonymousApis(value: string): string[] {
+  const names = value.split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== '');
+  const unknown = names.filter((n) => !LEGACY_API_NAMES.includes(n));
+  if (unknown.length > 0) throw new Error(`--legacy-anonymous: unknown legacy API ${unknown.map((u) => JSON.stringify(u)).join(', ')} (known: ${LEGACY_API_NAMES.join(', ')})`);
+  return [...new Set(names)];
+}
 
 export interface LegacyProxyOptions {
   client: KubeClient;
   /** `host:port` (`[::1]:port` for IPv6); port 0 picks a free one. */
   listen: string;
-  /** Serve DataCentred and clementine without a token (they had no authentication). */
+  /** Legacy APIs (by name, see `LEGACY_API_NAMES`) that admit callers without credentials as `system:anonymous`. */
+  anonymous?: readonly string[];
+  /** Deprecated: the same as `anonymous: INSECURE_ANONYMOUS_APIS`. */
   insecure?: boolean;
-  /** Namespace of unauthenticated DataCentred/clementine callers under `insecure`. Default `default`. */
+  /** Namespace of anonymous callers. Default `default`. */
   insecureNamespace?: string;
 }
 
@@ -61,27 +88,32 @@ const notFoundDialect = LEGACY_APIS[0]!.dialect;
 export function legacyHandler(opts: Omit<LegacyProxyOptions, 'listen'>): (req: IncomingMessage, res: ServerResponse) => void {
   const tokens = new TokenAuthenticator(opts.client);
   const signatures = new SignatureVerifier(opts.client);
+  const groupSource = clientGroupSource(opts.client);
+  const anonymousApis = new Set([...(opts.anonymous ?? []), ...(opts.insecure ? INSECURE_ANONYMOUS_APIS : [])]);
   const apis = LEGACY_APIS.map((api) => ({ api, routes: api.routes.map((route): CompiledRoute => ({ route, match: compile(route.pattern) })) }));
   const logger = log.child({ component: 'legacy' });
+  const logins = new LoginRecorder(opts.client, 60_000, (err) => logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'lastLoginTime not written'));
 
-  const authenticate = async (route: ApiRoute, r: LegacyRequest): Promise<Caller> => {
+  const authenticate = async (api: LegacyApi, route: ApiRoute, r: LegacyRequest): Promise<Caller> => {
     const unauthorized = new LegacyError(401, 'unauthorized');
+    const authorization = header(r.req, 'authorization');
+    const username = header(r.req, 'x-username');
+    const signature = header(r.req, 'x-signature');
+    // Only a request with no credentials at all is anonymous: one that sends any still means
+    // its own identity, so a bad token or signature is still refused.
+    if (anonymousApis.has(api.dialect.name) && !authorization && !username && !signature) {
+      return { namespace: opts.insecureNamespace ?? 'default', user: anonymousUser };
+    }
     if (route.auth === 'signature') {
       const body = await r.body();
-      const username = header(r.req, 'x-username');
-      const who = await signatures.verify(username, header(r.req, 'x-signature'), body);
+      const who = await signatures.verify(username, signature, body);
       if (!who) throw unauthorized;
-      return { namespace: who.namespace };
-    }
-    const authorization = header(r.req, 'authorization');
-    // Under --legacy-insecure a caller without a token lands in the default namespace; one
-    // that sends a token still means its own namespace, so a bad token is still refused.
-    if (route.auth === 'token-unless-insecure' && opts.insecure && !authorization) {
-      return { namespace: opts.insecureNamespace ?? 'default' };
+      logins.record(who.user);
+      return { namespace: who.namespace, user: await authenticatedUser(who.user, groupSource) };
     }
     const who = await tokens.authenticate(authorization);
     if (!who) throw unauthorized;
-    return { namespace: who.namespace };
+    return { namespace: who.namespace, user: await tokenUser(who, groupSource) };
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -108,8 +140,11 @@ export function legacyHandler(opts: Omit<LegacyProxyOptions, 'listen'>): (req: I
         response = { status: 405, headers: { allow }, json: dialect.errorBody(err) };
       } else {
         r.params = hit.params!;
-        const caller = await authenticate(hit.c.route, r);
-        response = await hit.c.route.handler(r, caller, opts.client);
+        const caller = await authenticate(owner.api, hit.c.route, r);
+        const asCaller = opts.client.impersonating({ user: caller.user.username, groups: caller.user.groups });
+        response = await hit.c.route.handler(r, caller, asCaller).catch((err: unknown) => {
+          throw callerRefusal(err) ?? err;
+        });
       }
     } catch (err) {
       const e = fromDownstream(err);
@@ -128,6 +163,16 @@ export function legacyHandler(opts: Omit<LegacyProxyOptions, 'listen'>): (req: I
       if (!res.headersSent) send(res, { status: 500, json: { error: 'internal error' } });
     });
   };
+}
+
+/**
+ * A 403 on a request made as the caller is the caller's refusal (RBAC, a quota): the caller
+ * sees it as a 403 with the API server's reason. Only the proxy's own identity being refused
+ * impersonation is the proxy's problem (a 502, via `fromDownstream`).
+ */
+function callerRefusal(err: unknown): LegacyError | undefined {
+  if (!(err instanceof ApiError) || err.code !== 403 || / cannot impersonate /.test(err.message)) return undefined;
+  return new LegacyError(403, `forbidden: ${err.message}`);
 }
 
 /** `/host/` owns `/host` and `/host/...`; `/instances` owns `/instances` and `/instances/...`. */

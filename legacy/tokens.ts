@@ -39,7 +39,16 @@ export interface CreatedToken {
  * largest in any namespace) and returns the token. The object is named `token-<ID>`; a
  * concurrent create of the same ID in the same namespace moves on to the next ID.
  */
-export async function createAccessToken(client: KubeClient, namespace: string, description: string, user?: string): Promise<CreatedToken> {
+export interface AccessTokenOptions {
+  /** The User the token acts as (`spec.user`); absent: the namespace's default identity. */
+  user?: string;
+  /** When the token stops working (`spec.expiresAt`). */
+  expiresAt?: Date;
+  /** Extra labels (e.g. who issued it). */
+  labels?: Record<string, string>;
+}
+
+export async function createAccessToken(client: KubeClient, namespace: string, description: string, opts: AccessTokenOptions = {}): Promise<CreatedToken> {
   const tokens = client.resource<AccessToken>(Resources.accessTokens);
   const existing = await tokens.list();
   let next = existing.reduce((max, t) => {
@@ -56,11 +65,12 @@ export async function createAccessToken(client: KubeClient, namespace: string, d
       const object = await tokens.create({
         apiVersion: 'iam.stratus.dev/v1alpha1',
         kind: 'AccessToken',
-        metadata: { name: `token-${id}`, namespace, labels: { [TOKEN_ID_LABEL]: id } },
+        metadata: { name: `token-${id}`, namespace, labels: { ...(opts.labels ?? {}), [TOKEN_ID_LABEL]: id } },
         spec: {
           tokenID: id,
           description,
-          ...(user ? { user } : {}),
+          ...(opts.user ? { user: opts.user } : {}),
+          ...(opts.expiresAt ? { expiresAt: opts.expiresAt.toISOString().replace(/\.\d{3}Z$/, 'Z') } : {}),
           salt: salt.toString('base64'),
           hash: hash.toString('base64'),
           scrypt: { ...DEFAULT_SCRYPT },

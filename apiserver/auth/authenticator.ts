@@ -26,10 +26,6 @@ const LAST_USED_EVERY_MS = 60_000;
 
 export type Authentication = { kind: 'user'; user: UserInfo } | { kind: 'anonymous' } | { kind: 'invalid' };
 
-/** The user name of a token without `spec.user`: the token itself, in its namespace. */
-export function tokenUsername(namespace: string, tokenName: string): string {
-  return `system:accesstoken:${namespace}:${tokenName}`;
-}
 
 export class Authenticator {
   /** Per TLS connection: its certificate's user, `null` (did not verify) or `false` (none sent). */
@@ -84,7 +80,12 @@ export class Authenticator {
 
   private tokenUser(v: VerifiedToken): UserInfo | undefined {
     const extra = { 'stratus.dev/token-id': [v.tokenID], 'stratus.dev/token-namespace': [v.namespace] };
-    if (!v.user) return { username: tokenUsername(v.namespace, v.token.metadata?.name ?? ''), groups: [AUTHENTICATED_GROUP], extra };
+    // A token without a user acts as its namespace's default identity, as membership.ts's
+    // tokenUser says for every other authenticator (the legacy proxy included).
+    if (!v.user) {
+      const sa = `system:serviceaccount:${v.namespace}:default`;
+      return { username: sa, groups: ['system:serviceaccounts', `system:serviceaccounts:${v.namespace}`, AUTHENTICATED_GROUP], extra };
+    }
     if (!this.memberships.enabled(v.user, v.namespace)) return undefined;
     return { username: v.user, groups: [...this.memberships.groupsOf(v.user, v.namespace), AUTHENTICATED_GROUP], extra };
   }

@@ -17,7 +17,8 @@ import type { RbacAuthorizer } from './rbac-authorizer.js';
 import { forbiddenMessage } from './rbac-rules.js';
 import { isMutating, requestInfo, type RequestAttributes } from './requestinfo.js';
 import { answerReview, reviewOf } from './reviews.js';
-import { anonymousUser, setRequestUser, type UserInfo } from './user.js';
+import { anonymousUser, requestUser, setRequestUser, type UserInfo } from './user.js';
+import { applyImpersonation, type ImpersonationAuthorizer } from './impersonation.js';
 
 export interface AccessControl {
   authenticator: Authenticator;
@@ -65,6 +66,25 @@ async function readReview(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/** May the requester impersonate this user/group/uid? RBAC's `impersonate` verb decides. */
+function rbacImpersonation(authorizer: AccessControl['authorizer']): ImpersonationAuthorizer {
+  return (requester, what) =>
+    Promise.resolve(
+      requester !== undefined &&
+        authorizer.authorize(requester, {
+          verb: 'impersonate',
+          path: '',
+          resourceRequest: true,
+          apiGroup: '',
+          apiVersion: 'v1',
+          resource: what.resource,
+          subresource: '',
+          namespace: what.namespace ?? '',
+          name: what.name,
+        }),
+    );
+}
+
 export function unauthorized(): ApiError {
   return new ApiError(401, 'Unauthorized', 'Unauthorized');
 }
@@ -75,7 +95,7 @@ export function forbiddenError(user: UserInfo, a: RequestAttributes): ApiError {
 }
 
 /** Wraps the API handler with authentication, authorization and audit. */
-export function withAccessControl(ac: AccessControl, inner: Handler): Handler {
+export function withAccessControl(ac: AccessControl, inner: Handler, isOpenRoute: (path: string) => boolean = () => false): Handler {
   return (req, res) => {
     let url: URL;
     try {
@@ -93,7 +113,9 @@ export function withAccessControl(ac: AccessControl, inner: Handler): Handler {
       const auth = await ac.authenticator.authenticate(req);
       if (auth.kind !== 'user') {
         if (isMutating(attrs.verb)) res.once('finish', () => ac.audit.record(anonymousUser, attrs, res.statusCode));
-        if (auth.kind === 'anonymous' && isOpenProbe(url.pathname) && (req.method === 'GET' || req.method === 'HEAD')) {
+        // The probes, and routes other components serve for callers who have no credentials
+        // yet (`POST /login` exchanges an LDAP bind for a token), are open.
+        if (auth.kind === 'anonymous' && ((isOpenProbe(url.pathname) && (req.method === 'GET' || req.method === 'HEAD')) || isOpenRoute(url.pathname))) {
           setRequestUser(req, anonymousUser);
           inner(req, res);
           return;
@@ -101,8 +123,11 @@ export function withAccessControl(ac: AccessControl, inner: Handler): Handler {
         refuse(unauthorized(), anonymousUser);
         return;
       }
-      const user = auth.user;
-      setRequestUser(req, user);
+      setRequestUser(req, auth.user);
+      // As kube-apiserver: impersonation after authentication and before authorization, so
+      // RBAC, admission (quotas) and audit judge the impersonated identity.
+      await applyImpersonation(req, rbacImpersonation(ac.authorizer));
+      const user = requestUser(req) ?? auth.user;
       if (isMutating(attrs.verb)) res.once('finish', () => ac.audit.record(user, attrs, res.statusCode));
       if (!ac.authorizer.authorize(user, attrs)) {
         refuse(forbiddenError(user, attrs), user);

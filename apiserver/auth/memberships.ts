@@ -1,9 +1,7 @@
 /**
- * Which Groups a User belongs to — the one place that reads the iam.stratus.dev User/Group
- * model for authentication, so a change of that model changes only this file. A user is in
- * every Group whose `spec.members` lists it, and (while Users still carry it) in every Group
- * named by its own `spec.groups`. With namespaced Users and Groups the lookup stays in the
- * namespace the credential belongs to; with cluster-scoped ones it is global.
+ * Which Groups a User belongs to, for the API server's authenticator, from its live indexes
+ * (no storage read on the request path). The rule is membership.ts's `groupsOf`: a user is in
+ * every Group whose `spec.members` lists it — the one place membership is written.
  */
 import type { Group, User } from '../../crds/types.js';
 import type { LiveIndex } from './live-index.js';
@@ -20,10 +18,6 @@ export class Memberships {
     if (this.groups) {
       const ns = this.groups.resource.namespaced ? namespace : undefined;
       for (const g of this.groups.list(ns)) if (g.spec?.members?.includes(username)) out.add(g.metadata?.name ?? '');
-    }
-    if (this.users) {
-      const u = this.users.get(this.users.resource.namespaced ? namespace : undefined, username) as (User & { spec: { groups?: string[] } }) | undefined;
-      for (const g of u?.spec?.groups ?? []) out.add(g);
     }
     out.delete('');
     return [...out].sort();

@@ -1,4 +1,5 @@
 /** What the HTTP layer is given by the server that assembles it. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CachedReads } from '../cachedreads.js';
 import type { ApiMetrics } from '../metrics.js';
 import type { Registry } from '../registry.js';
@@ -18,4 +19,9 @@ export interface HttpDeps {
   ready(): boolean;
   openWatches: WatchRegistry;
   heartbeatMs: number;
+  /**
+   * Paths served by other components without credentials (e.g. `/login`), matched exactly
+   * before anything else; each handler answers for itself (and rate-limits itself).
+   */
+  openRoutes?: ReadonlyMap<string, (req: IncomingMessage, res: ServerResponse) => void>;
 }

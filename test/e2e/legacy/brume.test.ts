@@ -37,12 +37,15 @@ describe('Brume API through the legacy proxy (stratus serve --legacy-insecure)',
   const signed = (body: string, user = 'alice', key = secret) => post(body, { 'x-username': user, 'x-signature': sign(key, body) });
   const keys = () => client.resource<SSHKey>(Resources.sshKeys).list();
 
-  it('user create makes a User whose secretRef names a Secret holding the signing secret', async () => {
-    const user = await client.resource<User>(Resources.users).get('team-a', 'alice');
+  it('user create makes a cluster-scoped User of namespace team-a whose secretRef names a Secret holding the signing secret', async () => {
+    const user = await client.resource<User>(Resources.users).get(undefined, 'alice');
     assert.ok(user);
+    assert.equal(user.metadata?.namespace, undefined);
+    assert.equal(user.spec.namespace, 'team-a');
     assert.ok(!JSON.stringify(user).includes(secret), 'the User object does not hold the secret');
     const ref = user.spec.secretRef!;
-    const s = await client.resource<KubeObject & { data?: Record<string, string> }>(CoreResources.secrets).get('team-a', ref.name);
+    assert.equal(ref.namespace, 'stratus-system', 'the signing secret is out of the tenant namespace');
+    const s = await client.resource<KubeObject & { data?: Record<string, string> }>(CoreResources.secrets).get(ref.namespace, ref.name);
     assert.equal(Buffer.from(s?.data?.[ref.key ?? 'secret'] ?? '', 'base64').toString(), secret);
     await assert.rejects(stratus(['user', 'create', 'alice', '--namespace', 'team-a', '--kubeconfig', env.serve.kubeconfig]), /already exists/);
   });

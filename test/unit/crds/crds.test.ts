@@ -36,8 +36,8 @@ const EXPECTED: Record<string, { group: string; plural: string; namespaced: bool
   Project: { group: 'apps.stratus.dev', plural: 'projects', namespaced: true },
   Deployment: { group: 'apps.stratus.dev', plural: 'deployments', namespaced: true },
   AccessToken: { group: 'iam.stratus.dev', plural: 'accesstokens', namespaced: true },
-  User: { group: 'iam.stratus.dev', plural: 'users', namespaced: true },
-  Group: { group: 'iam.stratus.dev', plural: 'groups', namespaced: true },
+  User: { group: 'iam.stratus.dev', plural: 'users', namespaced: false },
+  Group: { group: 'iam.stratus.dev', plural: 'groups', namespaced: false },
   Quota: { group: 'iam.stratus.dev', plural: 'quotas', namespaced: true },
 };
 
