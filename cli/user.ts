@@ -15,7 +15,7 @@ import type { Command } from 'commander';
 import { KubeClient } from '../runtime/client.js';
 import { createUser } from '../legacy/users.js';
 import { createAccessToken } from '../legacy/tokens.js';
-import { ensureNamespace } from '../legacy/namespaces.js';
+import { ensureNamespace, ensureNamespaceRole } from '../legacy/namespaces.js';
 import { DEFAULT_KUBECONFIG } from './token.js';
 import { currentCluster, writeUserKubeconfig } from './kubeconfig-out.js';
 
@@ -42,6 +42,8 @@ export function registerUser(program: Command): void {
         const groups = Array.isArray(raw.group) ? raw.group.map(String) : [];
         await ensureNamespace(client, namespace);
         const { secret } = await createUser(client, name, { namespace, groups });
+        // A user works in its own namespace: what stratus:tenant allows there is its to do.
+        await ensureNamespaceRole(client, namespace, name, 'stratus:tenant');
         process.stdout.write(`generated secret: ${secret}\n`);
         if (out && cluster) {
           const token = await createAccessToken(client, namespace, `kubeconfig of ${name}`, { user: name });

@@ -21,7 +21,12 @@ export interface Caller {
  */
 export type AuthMode = 'token' | 'token-unless-insecure' | 'signature';
 
-export type ApiHandler = (r: LegacyRequest, caller: Caller, client: KubeClient) => Promise<LegacyResponse>;
+/**
+ * `client` acts as the caller; `proxy` is the proxy's own identity, only for checks no caller
+ * could make under RBAC and whose result reveals nothing of other tenants beyond what the
+ * legacy API itself promised (Brume: "a key name must be unique to the server").
+ */
+export type ApiHandler = (r: LegacyRequest, caller: Caller, client: KubeClient, proxy: KubeClient) => Promise<LegacyResponse>;
 
 export interface ApiRoute {
   method: 'GET' | 'POST' | 'DELETE';
@@ -34,5 +39,7 @@ export interface LegacyApi {
   dialect: Dialect;
   /** Path prefixes this API owns (for 404/405 in its own style). */
   prefixes: string[];
+  /** Its callers manage ComputeNodes (clementine's engines, DataCentred's hosts), which are cluster-scoped. */
+  managesNodes?: boolean;
   routes: ApiRoute[];
 }

@@ -42,7 +42,7 @@ export const brumeApi: LegacyApi = {
       method: 'POST',
       pattern: '/brume',
       auth: 'signature',
-      async handler(r, caller, client) {
+      async handler(r, caller, client, proxy) {
         const body = parseJsonObject(await r.body());
         const cmd = field.string(body, 'command', { required: true, max: 64 })!;
         if (cmd !== 'upload_ssh') throw badRequest(`unknown command ${JSON.stringify(cmd)}`);
@@ -52,8 +52,9 @@ export const brumeApi: LegacyApi = {
         const content = field.string(args, 'content', { required: true, max: 16384 })!;
         if (!PUBLIC_KEY.test(content)) throw badRequest('content is not an OpenSSH public key ("TYPE BASE64 [comment]")');
         const keys = client.resource<SSHKey>(Resources.sshKeys);
-        // "must be unique to the server": every namespace (every Brume user) is checked.
-        const taken = (await keys.list()).some((k) => k.spec?.keyName === keyname);
+        // "must be unique to the server": every namespace (every Brume user) is checked, with
+        // the proxy's own identity, since a tenant may not list other tenants' keys.
+        const taken = (await proxy.resource<SSHKey>(Resources.sshKeys).list()).some((k) => k.spec?.keyName === keyname);
         const exists = { status: 200, json: { output: false, message: `an SSH key named ${keyname} exists already` } };
         if (taken) return exists;
         try {

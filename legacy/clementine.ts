@@ -214,6 +214,7 @@ function imageId(id: string): string {
 }
 
 export const clementineApi: LegacyApi = {
+  managesNodes: true,
   dialect: clementineDialect,
   prefixes: ['/apiv1/'],
   routes: [

@@ -177,6 +177,7 @@ export function networkSpec(body: JsonObject): Network['spec'] {
 }
 
 export const dataCentredApi: LegacyApi = {
+  managesNodes: true,
   dialect: dataCentredDialect,
   prefixes: ['/host/'],
   routes: [

@@ -26,7 +26,7 @@ import { log } from '../runtime/log.js';
 import { Resources } from '../controllers/resources.js';
 import { createAccessToken } from './tokens.js';
 import { addGroupMember, removeGroupMember } from './users.js';
-import { ensureNamespace } from './namespaces.js';
+import { ensureNamespace, ensureNamespaceRole } from './namespaces.js';
 import { isDnsLabel } from './names.js';
 import { LdapAuthenticationError, type LdapDirectory } from './ldap.js';
 import { readBody, LegacyError } from './http.js';
@@ -171,7 +171,8 @@ export function loginHandler(opts: LoginOptions): (req: IncomingMessage, res: Se
       if (!wanted.includes(name) && (g.spec?.members ?? []).includes(username)) await removeGroupMember(opts.client, name, username);
     }
     const namespace = user.spec.namespace ?? 'default';
-    await ensureNamespace(opts.client, namespace);
+    // A user works in its own namespace: what stratus:tenant allows there is its to do.
+    await ensureNamespaceRole(opts.client, namespace, username, 'stratus:tenant');
     const expires = new Date(now() + (opts.tokenTtlMs ?? 8 * 3600_000));
     const created = await createAccessToken(opts.client, namespace, `login of ${username}`, {
       user: username,

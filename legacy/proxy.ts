@@ -34,6 +34,7 @@ import { LoginRecorder, SignatureVerifier } from './users.js';
 import { clientGroupSource } from './membership.js';
 import { authenticatedUser, tokenUser } from '../apiserver/auth/membership.js';
 import { anonymousUser } from '../apiserver/auth/user.js';
+import { ensureClusterRole, ensureNamespaceRole } from './namespaces.js';
 
 export const LEGACY_APIS: readonly LegacyApi[] = [cloudBrainApi, dataCentredApi, clementineApi, brumeApi];
 
@@ -89,6 +90,7 @@ export function legacyHandler(opts: Omit<LegacyProxyOptions, 'listen'>): (req: I
   const tokens = new TokenAuthenticator(opts.client);
   const signatures = new SignatureVerifier(opts.client);
   const groupSource = clientGroupSource(opts.client);
+  const grants = new CallerGrants(opts.client);
   const anonymousApis = new Set([...(opts.anonymous ?? []), ...(opts.insecure ? INSECURE_ANONYMOUS_APIS : [])]);
   const apis = LEGACY_APIS.map((api) => ({ api, routes: api.routes.map((route): CompiledRoute => ({ route, match: compile(route.pattern) })) }));
   const logger = log.child({ component: 'legacy' });
@@ -141,8 +143,9 @@ export function legacyHandler(opts: Omit<LegacyProxyOptions, 'listen'>): (req: I
       } else {
         r.params = hit.params!;
         const caller = await authenticate(owner.api, hit.c.route, r);
+        await grants.ensure(owner.api, caller);
         const asCaller = opts.client.impersonating({ user: caller.user.username, groups: caller.user.groups });
-        response = await hit.c.route.handler(r, caller, asCaller).catch((err: unknown) => {
+        response = await hit.c.route.handler(r, caller, asCaller, opts.client).catch((err: unknown) => {
           throw callerRefusal(err) ?? err;
         });
       }
@@ -208,4 +211,32 @@ export async function startLegacyProxy(opts: LegacyProxyOptions): Promise<Legacy
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * The RBAC a legacy caller holds, granted on its first request: `stratus:legacy-caller` in
+ * its namespace (what the old APIs let a caller do with its own objects) and, for the APIs
+ * whose callers manage nodes, `stratus:legacy-engines`. Everything else is RBAC's to refuse,
+ * and quotas count what the caller creates. Made with the proxy's own client; remembered per
+ * process so only the first request pays for it.
+ */
+class CallerGrants {
+  private readonly done = new Map<string, Promise<void>>();
+
+  constructor(private readonly client: KubeClient) {}
+
+  ensure(api: LegacyApi, caller: Caller): Promise<void> {
+    const who = caller.user.username;
+    const key = `${who}\0${caller.namespace}\0${api.managesNodes ? 'nodes' : ''}`;
+    let p = this.done.get(key);
+    if (!p) {
+      p = (async () => {
+        await ensureNamespaceRole(this.client, caller.namespace, who, 'stratus:legacy-caller');
+        if (api.managesNodes) await ensureClusterRole(this.client, who, 'stratus:legacy-engines');
+      })();
+      this.done.set(key, p);
+      p.catch(() => this.done.delete(key));
+    }
+    return p;
+  }
 }

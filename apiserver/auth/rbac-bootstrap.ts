@@ -88,6 +88,20 @@ export function bootstrapClusterRoles(): KubeObject[] {
       { apiGroups: ['iam.stratus.dev'], resources: ['quotas'], verbs: read },
       { apiGroups: [''], resources: ['events'], verbs: read },
     ]),
+    // What a caller of the legacy APIs may do in its own namespace, as those APIs promised
+    // (the legacy proxy binds it there for each caller): the tenant's kinds, plus DataCentred's
+    // host networks and clementine's engine TLS Secret and saved image configs.
+    clusterRole('stratus:legacy-caller', [
+      ...tenantKinds,
+      { apiGroups: ['compute.stratus.dev'], resources: ['networks'], verbs: [...read, ...write] },
+      { apiGroups: [''], resources: ['configmaps', 'secrets'], verbs: [...read, ...write] },
+      { apiGroups: ['compute.stratus.dev'], resources: ['instances/status', 'elasticips/status', 'sshkeys/status', 'networks/status'], verbs: read },
+      { apiGroups: ['iam.stratus.dev'], resources: ['quotas'], verbs: read },
+      { apiGroups: [''], resources: ['events'], verbs: read },
+    ]),
+    // clementine registers Docker engines and DataCentred reads its hosts: ComputeNodes are
+    // cluster-scoped, so this one is a ClusterRoleBinding per caller of those two APIs.
+    clusterRole('stratus:legacy-engines', [{ apiGroups: ['compute.stratus.dev'], resources: ['computenodes', 'computenodes/status'], verbs: [...read, ...write] }]),
   ];
 }
 
