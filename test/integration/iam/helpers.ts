@@ -1,8 +1,18 @@
 /**
- * Shared by the iam integration tests: plain HTTP against an in-process API server, as any
- * client would send it, with optional impersonation headers (the identity seam the legacy
- * proxy uses), and the objects they create.
+ * Shared by the iam integration tests: HTTPS against an in-process API server as its admin
+ * (the kubeconfig it wrote), as any client would send it, with optional impersonation
+ * headers (the identity seam the legacy proxy uses), and the objects they create.
  */
+import type { ApiServer } from '../../../apiserver/server.js';
+import { kubeFetch, type KubeFetch } from '../../harness/kubefetch.js';
+
+const fetchers = new Map<string, KubeFetch>();
+
+/** Makes `call(server.url, …)` reach this server as its admin. */
+export function useServer(server: ApiServer): ApiServer {
+  fetchers.set(server.url, kubeFetch(server.kubeconfigPath));
+  return server;
+}
 export interface Reply {
   status: number;
   body: Record<string, unknown>;
@@ -21,7 +31,9 @@ export async function call(base: string, method: string, path: string, body?: un
     h.set('impersonate-user', as.user);
     for (const g of as.groups ?? []) h.append('impersonate-group', g);
   }
-  const res = await fetch(base + path, { method, headers: h, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  const adminFetch = fetchers.get(base);
+  if (!adminFetch) throw new Error(`no server registered with useServer for ${base}`);
+  const res = await adminFetch(base + path, { method, headers: h, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
   const text = await res.text();
   return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }

@@ -11,7 +11,7 @@ import { startApiServer, type ApiServer } from '../../../apiserver/server.js';
 import { startEtcd, type EtcdInstance } from '../../harness/etcd.js';
 import { repoRoot } from '../../harness/paths.js';
 import { removeDir, tempDir } from '../../harness/process.js';
-import { call, ensureNamespace, instance, instancesPath, quota, quotasPath, quotaStatus } from './helpers.js';
+import { call, ensureNamespace, instance, instancesPath, quota, quotasPath, quotaStatus, useServer } from './helpers.js';
 
 const crdDir = join(repoRoot(), 'crds');
 const cleanups: (() => Promise<void>)[] = [];
@@ -22,7 +22,7 @@ after(async () => {
 
 async function server(etcd?: EtcdInstance): Promise<ApiServer> {
   const dir = await tempDir('quota');
-  const s = await startApiServer({ dataDir: dir, listen: '127.0.0.1:0', crdDir, ...(etcd ? { etcdServers: [etcd.endpoint] } : {}) });
+  const s = useServer(await startApiServer({ dataDir: dir, listen: '127.0.0.1:0', crdDir, ...(etcd ? { etcdServers: [etcd.endpoint] } : {}) }));
   cleanups.push(async () => {
     await s.close();
     await removeDir(dir);

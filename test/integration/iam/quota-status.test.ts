@@ -14,7 +14,7 @@ import { Manager } from '../../../runtime/manager.js';
 import { registerIdentityControllers } from '../../../controllers/index.js';
 import { repoRoot } from '../../harness/paths.js';
 import { removeDir, tempDir, waitFor } from '../../harness/process.js';
-import { call, ensureNamespace, groupsPath, instance, instancesPath, quota, quotasPath, quotaStatus, type QuotaStatusView } from './helpers.js';
+import { call, ensureNamespace, groupsPath, instance, instancesPath, quota, quotasPath, quotaStatus, useServer, type QuotaStatusView } from './helpers.js';
 
 let server: ApiServer;
 let dir: string;
@@ -23,7 +23,7 @@ const merge = 'application/merge-patch+json';
 
 before(async () => {
   dir = await tempDir('quota-status');
-  server = await startApiServer({ dataDir: dir, listen: '127.0.0.1:0', crdDir: join(repoRoot(), 'crds') });
+  server = useServer(await startApiServer({ dataDir: dir, listen: '127.0.0.1:0', crdDir: join(repoRoot(), 'crds') }));
   mgr = new Manager({ client: KubeClient.fromFile(server.kubeconfigPath) });
   registerIdentityControllers(mgr);
   await mgr.start();
@@ -100,6 +100,15 @@ describe('group quota', () => {
     const bob = { user: 'bob', groups: ['developers'] };
     const carol = { user: 'carol', groups: ['testers'] };
     for (const ns of ['g1', 'g2']) await ensureNamespace(server.url, ns);
+    // RBAC is enforced: the three act as tenants wherever they create (quota is the subject here).
+    const tenants = {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'quota-test-tenants' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'stratus:tenant' },
+      subjects: ['alice', 'bob', 'carol'].map((name) => ({ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name })),
+    };
+    assert.equal((await call(server.url, 'POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', tenants)).status, 201);
 
     const made = await call(server.url, 'POST', instancesPath('g1'), instance('alice-1'), alice);
     assert.equal(made.status, 201);
