@@ -22,6 +22,7 @@ import { kubectl, startStratusServe, type StratusServe } from '../harness/apiser
 import { startSlapd, type Slapd } from '../harness/slapd.js';
 import { stratusBin } from '../harness/paths.js';
 import { execFileP, removeDir, requireBinary, tempDir } from '../harness/process.js';
+import { kubeFetch } from '../harness/kubefetch.js';
 
 const ALICE_PASSWORD = 'correct horse battery staple';
 
@@ -82,7 +83,7 @@ describe('stratus login against a real slapd', () => {
 
   it('exchanges the right password for a kubeconfig whose short-lived token acts as the user, used by kubectl', async () => {
     const file = join(dir, 'alice.kubeconfig');
-    const r = await login(['--username', 'alice', '--server', serve.url, '--kubeconfig', file], `${ALICE_PASSWORD}\n`);
+    const r = await login(['--username', 'alice', '--server', serve.url, '--certificate-authority', join(serve.dataDir, 'pki', 'ca.crt'), '--kubeconfig', file], `${ALICE_PASSWORD}\n`);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^logged in as alice \(groups: developers, ops\); token valid until \d{4}-\d\d-\d\dT[\d:]+Z; kubeconfig /);
     const config = parseYaml(readFileSync(file, 'utf8')) as { 'current-context': string; users: { name: string; user: { token: string } }[]; contexts: { context: { namespace: string } }[] };
@@ -111,7 +112,7 @@ describe('stratus login against a real slapd', () => {
   });
 
   it('leaving an LDAP group leaves the Group at the next login; other members and groups not from LDAP stay', async () => {
-    assert.equal((await login(['--username', 'bob', '--server', serve.url, '--kubeconfig', join(dir, 'bob.kubeconfig')], 'bobs-password\n')).code, 0);
+    assert.equal((await login(['--username', 'bob', '--server', serve.url, '--certificate-authority', join(serve.dataDir, 'pki', 'ca.crt'), '--kubeconfig', join(dir, 'bob.kubeconfig')], 'bobs-password\n')).code, 0);
     const groups = client.resource<Group>(Resources.groups);
     await groups.create({ apiVersion: 'iam.stratus.dev/v1alpha1', kind: 'Group', metadata: { name: 'local' }, spec: { members: ['alice'] } });
     const ldif = `dn: cn=Developers,ou=groups,${ldap.baseDN}\nchangetype: modify\ndelete: member\nmember: uid=alice,ou=people,${ldap.baseDN}\n`;
@@ -131,20 +132,22 @@ describe('stratus login against a real slapd', () => {
       ['mallory', 'x'],
       ['alice', ' '],
     ] as const) {
-      const r = await login(['--username', user, '--server', serve.url, '--kubeconfig', file], `${pw}\n`);
+      const r = await login(['--username', user, '--server', serve.url, '--certificate-authority', join(serve.dataDir, 'pki', 'ca.crt'), '--kubeconfig', file], `${pw}\n`);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /login refused \(401\): invalid user name or password/);
     }
-    const injection = await login(['--username', '*', '--server', serve.url, '--kubeconfig', file], 'x\n');
+    const injection = await login(['--username', '*', '--server', serve.url, '--certificate-authority', join(serve.dataDir, 'pki', 'ca.crt'), '--kubeconfig', file], 'x\n');
     assert.equal(injection.code, 1);
     assert.match(injection.stderr, /login refused \(400\): username must be a DNS-1123 label/);
     assert.ok(!output.includes(ALICE_PASSWORD) && !output.includes('bobs-password'), 'no password in the server output');
   });
 
   it('rate-limits attempts per client address with 429 and Retry-After', async () => {
+    // No credentials (what a user about to log in has), trusting the server's CA.
+    const anonymousFetch = kubeFetch(serve.kubeconfig, { anonymous: true });
     let last: Response | undefined;
     for (let i = 0; i < 12; i++) {
-      last = await fetch(`${serve.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'guess' }) });
+      last = await anonymousFetch(`${serve.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'guess' }) });
       await last.arrayBuffer();
     }
     assert.equal(last?.status, 429);
