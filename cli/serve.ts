@@ -24,6 +24,10 @@ export interface ServeOptions {
   legacyListen: string;
   legacyInsecure: boolean;
   simNode: boolean;
+  /** `--dns-listen`, `--dns-zone`, `--dns-ttl`: the embedded DNS server (cli/serve-dns.ts). */
+  dnsListen: string;
+  dnsZone: string;
+  dnsTtl: string;
 }
 
 /** Something `serve` runs next to the API server (controllers, the legacy proxy). */
@@ -61,6 +65,9 @@ export function registerServe(program: Command): void {
     .option('--legacy-listen <host:port>', 'address of the legacy REST proxy', '127.0.0.1:8080')
     .option('--legacy-insecure', 'serve the DataCentred and clementine APIs without a token', false)
     .option('--sim-node', 'register a simulated compute node', false)
+    .option('--dns-listen <host:port>', 'UDP and TCP address of the embedded DNS server ("off" disables)', '127.0.0.1:5353')
+    .option('--dns-zone <zone>', 'the zone the embedded DNS server answers for', 'stratus.internal')
+    .option('--dns-ttl <seconds>', 'TTL of the embedded zone\'s records', '60')
     .action(async (raw: Record<string, unknown>) => {
       const options: ServeOptions = {
         dataDir: String(raw.dataDir),
@@ -73,6 +80,9 @@ export function registerServe(program: Command): void {
         legacyListen: String(raw.legacyListen),
         simNode: raw.simNode === true,
         legacyInsecure: raw.legacyInsecure === true,
+        dnsListen: String(raw.dnsListen),
+        dnsZone: String(raw.dnsZone),
+        dnsTtl: String(raw.dnsTtl),
       };
       await serve(options);
     });
