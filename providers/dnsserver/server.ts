@@ -127,7 +127,14 @@ export class EmbeddedDNSServer {
     for (let attempt = 0; ; attempt++) {
       const udp = createSocket(family);
       const udpPort = await new Promise<number>((resolve, reject) => {
-        udp.once('error', reject);
+        udp.once('error', (err) => {
+          try {
+            udp.close();
+          } catch {
+            // already closed by the failed bind
+          }
+          reject(err);
+        });
         udp.bind(port, host, () => resolve(udp.address().port));
       });
       const tcp = createServer((sock) => this.serveTcp(sock));
