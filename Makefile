@@ -14,7 +14,7 @@ APT_PACKAGES := etcd-server etcd-client libvirt-dev libvirt-clients libvirt-daem
   libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils qemu-block-extra openvswitch-switch \
   docker.io busybox-static iproute2 git openssl xorriso lua5.1 openssh-server openssh-client \
   libxml2-utils netcat-openbsd xz-utils ca-certificates \
-  prometheus python3-kubernetes slapd ldap-utils
+  prometheus python3-kubernetes slapd ldap-utils pdns-server pdns-backend-sqlite3 bind9-dnsutils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Native addons (better-sqlite3, @unraid/libvirt) compile here: prebuilt downloads are unreachable.
 export npm_config_build_from_source := true

@@ -7,7 +7,9 @@
  *   2. apply storm on SQLite, then Cloud Brain `POST /instances` through the legacy proxy
  *      on the same server while its controllers still run;
  *   3. apply storm on etcd;
- *   4. API (GET/LIST/PATCH vs a bare http server), memory and watch fan-out on a server
+ *   4. the embedded DNS server answering for a zone of BENCH_DNS_INSTANCES (5,000) Instances
+ *      (bench/dns.ts), p50/p99 over UDP beside the 1 ms p99 limit;
+ *   5. API (GET/LIST/PATCH vs a bare http server), memory and watch fan-out on a server
  *      holding BENCH_API_OBJECTS Instances.
  * The API servers of 2 and 4 run under a CPU profiler (bench/cpu-profiler.ts, what
  * `--cpu-prof` writes), cut into one profile per phase, and so do the controllers during
@@ -29,6 +31,7 @@ import { runStorageBench } from './storage.js';
 import { runStorm, STORM_CLIENTS, type StormResult } from './storm.js';
 import { runApiBench, type ApiBenchResult } from './api.js';
 import { runLegacyBench, type LegacyResult } from './legacy.js';
+import { dnsReport, runDnsBench } from './dns.js';
 import { publish, type BenchReport, type Figure } from './report.js';
 import { describeProfile, hotFunctions, newestProfile } from './profile.js';
 import { startEtcd } from '../test/harness/etcd.js';
@@ -245,6 +248,8 @@ async function main(): Promise<void> {
       await etcd.stop();
     }
     publish(stormReport('etcd', etcdStorm, limitOf(storageEtcd, 'puts/s, 32 concurrent writers'), 'etcd3 client', projected(etcdStorm)));
+
+    publish(dnsReport(await runDnsBench(num('BENCH_DNS_INSTANCES', 5000), num('BENCH_DNS_QUERIES', 20_000))));
 
     const api = await runApiBench({
       objects: API_OBJECTS,

@@ -19,6 +19,7 @@ import type { ProviderRegistry } from '../providers/registry.js';
 import { registerControllers } from '../controllers/index.js';
 import { Resources } from '../controllers/resources.js';
 import type { ServeComponent } from './serve.js';
+import { parseDnsListen, parseDnsTtl, parseDnsZone, startEmbeddedDNS } from './serve-dns.js';
 
 export const SIM_NODE = 'sim';
 
@@ -51,15 +52,21 @@ export const serveControllers: ServeComponent = async (server, options) => {
     client.close();
     return { close: async () => undefined };
   }
+  // bad DNS flags fail before anything starts
+  parseDnsListen(options.dnsListen);
+  const dnsTtl = parseDnsTtl(options.dnsTtl);
+  parseDnsZone(options.dnsZone);
+  const dns = await startEmbeddedDNS(options.dnsListen, options.dnsZone, dnsTtl);
   const mgr = new Manager({ client, metrics: new RuntimeMetrics({ registry: server.metricsRegistry }) });
   // Project files live with the rest of the control plane's state unless told otherwise.
-  const held = registerControllers(mgr, { projectsDir: process.env.STRATUS_PROJECTS_DIR ?? join(options.dataDir, 'projects') });
+  const held = registerControllers(mgr, { projectsDir: process.env.STRATUS_PROJECTS_DIR ?? join(options.dataDir, 'projects'), ...(dns ? { dns } : {}) });
   await mgr.start();
   log.info({ component: 'serve', controllers: mgr.controllerNames() }, 'controllers running');
   return {
     async close() {
       await mgr.stop();
       await held.close();
+      await dns?.server.close();
     },
   };
 };

@@ -41,6 +41,10 @@ export interface ServeOptions {
     userNamespace: string;
     tokenTtlSeconds: number;
   };
+  /** `--dns-listen`, `--dns-zone`, `--dns-ttl`: the embedded DNS server (cli/serve-dns.ts). */
+  dnsListen: string;
+  dnsZone: string;
+  dnsTtl: string;
 }
 
 /** Something `serve` runs next to the API server (controllers, the legacy proxy). */
@@ -87,6 +91,9 @@ export function registerServe(program: Command): void {
     .option('--ldap-user-namespace <ns>', 'namespace of the legacy objects of Users created at their first login', 'default')
     .option('--login-token-ttl <seconds>', 'lifetime of the tokens `stratus login` obtains', '28800')
     .option('--sim-node', 'register a simulated compute node', false)
+    .option('--dns-listen <host:port>', 'UDP and TCP address of the embedded DNS server ("off" disables)', '127.0.0.1:5353')
+    .option('--dns-zone <zone>', 'the zone the embedded DNS server answers for', 'stratus.internal')
+    .option('--dns-ttl <seconds>', 'TTL of the embedded zone\'s records', '60')
     .action(async (raw: Record<string, unknown>) => {
       const options: ServeOptions = {
         dataDir: String(raw.dataDir),
@@ -102,6 +109,9 @@ export function registerServe(program: Command): void {
         legacyInsecure: raw.legacyInsecure === true,
         legacyAnonymous: typeof raw.legacyAnonymous === 'string' ? parseAnonymousApis(raw.legacyAnonymous) : [],
         ...ldapOptions(raw),
+        dnsListen: String(raw.dnsListen),
+        dnsZone: String(raw.dnsZone),
+        dnsTtl: String(raw.dnsTtl),
       };
       await serve(options);
     });

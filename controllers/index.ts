@@ -22,6 +22,7 @@ import { registerProjectControllers } from './project.js';
 import { QuotaReconciler } from './quota.js';
 import { UserReconciler } from './user.js';
 import { GroupReconciler } from './group.js';
+import { registerDNSControllers, type EmbeddedDNS } from './dns.js';
 
 export interface ControllerSettings {
   /** Steady-state drift check of Instances. Default 30 s. */
@@ -38,6 +39,8 @@ export interface ControllerSettings {
   projectsDir?: string;
   /** The providers to drive (tests, or a build with other providers). Default: `builtinProviders()`. */
   providers?: ProviderRegistry;
+  /** The embedded DNS server and zone (`stratus serve --dns-listen`); PowerDNS DNSZones work without it. */
+  dns?: EmbeddedDNS;
 }
 
 interface Secret extends KubeObject {
@@ -177,6 +180,9 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
 
   // Projects follow their source; Deployments release it onto the guests.
   registerProjectControllers(mgr, { connections, secrets: readSecret, instanceCache, nodeCache, ...(settings.projectsDir ? { workDir: settings.projectsDir } : {}) });
+
+  // DNS names of Instances and Projects, in PowerDNS or the embedded server.
+  registerDNSControllers(mgr, readSecret, settings.dns ? { embedded: settings.dns } : {});
 
   return {
     connections,

@@ -431,6 +431,108 @@ export interface Deployment extends KubeObject {
 }
 
 /**
+ * The zone and where its records live.
+ */
+export interface DNSZoneSpec {
+  /**
+   * The zone, without the trailing dot, e.g. cloud.example.
+   */
+  zone: string;
+  /**
+   * embedded: the DNS server of stratus serve; powerdns: a PowerDNS authoritative server through its HTTP API.
+   */
+  backend: 'embedded' | 'powerdns';
+  /**
+   * TTL in seconds of every record stratus writes.
+   *
+   * Default: 60 (set by the API server when absent).
+   */
+  ttl?: number;
+  /**
+   * Only objects of these namespaces get names; absent means every namespace.
+   *
+   * @maxItems 256
+   */
+  namespaces?: string[];
+  /**
+   * The PowerDNS API (backend powerdns).
+   */
+  powerdns?: {
+    /**
+     * Base URL of the API, e.g. http://127.0.0.1:8081.
+     */
+    url: string;
+    /**
+     * The server id in /api/v1/servers/{serverId}.
+     *
+     * Default: "localhost" (set by the API server when absent).
+     */
+    serverId?: string;
+    /**
+     * A Secret whose key (default api-key) is the X-API-Key.
+     */
+    apiKeySecretRef?: {
+      /**
+       * Namespace of the Secret.
+       */
+      namespace: string;
+      /**
+       * Name of the Secret.
+       */
+      name: string;
+      /**
+       * The key in the Secret.
+       *
+       * Default: "api-key" (set by the API server when absent).
+       */
+      key?: string;
+    };
+    /**
+     * How often the zone is read back to repair drift (records changed or deleted behind stratus's back).
+     *
+     * Default: 30 (set by the API server when absent).
+     */
+    resyncSeconds?: number;
+  };
+}
+
+/**
+ * What the controllers observed; written through the status subresource.
+ */
+export interface DNSZoneStatus {
+  /**
+   * RRsets stratus keeps in the zone.
+   */
+  records?: number;
+  /**
+   * Names stratus wants but someone else's RRset holds (left untouched).
+   *
+   * @maxItems 64
+   */
+  conflicts?: string[];
+  /**
+   * When the zone was last compared with the backend.
+   */
+  lastSyncTime?: string;
+  /**
+   * The metadata.generation this status reflects.
+   */
+  observedGeneration?: number;
+  /**
+   * Latest observations (Ready, Synced, ...).
+   */
+  conditions?: Condition[];
+}
+
+/** A DNSZone is a zone stratus keeps the names of guests in: an A record NAME.NAMESPACE.ZONE for every Instance with an address (its ElasticIP's address when one is bound) and its spec.hostnames, and PROJECT.ZONE plus the wildcard *.PROJECT.ZONE for every Project, answered with its guests' addresses. Records live in PowerDNS (through its HTTP API; stratus touches only the RRsets it marked) or in the embedded server of `stratus serve --dns-listen`. */
+export interface DNSZone extends KubeObject {
+  apiVersion: 'compute.stratus.dev/v1alpha1';
+  kind: 'DNSZone';
+  spec: DNSZoneSpec;
+  status?: DNSZoneStatus;
+}
+
+/**
  * The address wanted and where it should route.
  *
  * Default: {} (set by the API server when absent).
@@ -577,6 +679,12 @@ export interface InstanceSpec {
      */
     sizeGiB: number;
   }[];
+  /**
+   * Extra DNS names, relative to each DNSZone (www gives www.ZONE), answered with the instance's address beside NAME.NAMESPACE.ZONE.
+   *
+   * @maxItems 16
+   */
+  hostnames?: string[];
   /**
    * Networks to attach, in order (the first one carries the primary address).
    *
@@ -803,6 +911,12 @@ export interface InstanceStatus {
    * Primary address.
    */
   ipAddress?: string;
+  /**
+   * The DNS names that answer with this instance's address (NAME.NAMESPACE.ZONE, spec.hostnames), in every zone stratus serves.
+   *
+   * @maxItems 64
+   */
+  dnsNames?: string[];
   /**
    * Every address of the machine.
    *
@@ -1077,6 +1191,12 @@ export interface ProjectStatus {
    * The newest commit seen on the followed ref.
    */
   lastCommit?: string;
+  /**
+   * The endpoint names of the project (PROJECT.ZONE and the wildcard *.PROJECT.ZONE), answered with its guests' addresses, in every zone stratus serves.
+   *
+   * @maxItems 64
+   */
+  dnsNames?: string[];
   /**
    * Name of the newest Deployment.
    */
@@ -1376,7 +1496,7 @@ export interface User extends KubeObject {
 }
 
 /** Every stratus kind. */
-export type StratusObject = AccessToken | ComputeNode | Deployment | ElasticIP | Group | Instance | Network | Project | Quota | SSHKey | User;
+export type StratusObject = AccessToken | ComputeNode | Deployment | DNSZone | ElasticIP | Group | Instance | Network | Project | Quota | SSHKey | User;
 
 /** How every stratus kind is addressed, one row per CRD in crds/. */
 export const KINDS: readonly KindInfo[] = [
@@ -1415,6 +1535,18 @@ export const KINDS: readonly KindInfo[] = [
     shortNames: ['sdeploy'],
     categories: ['stratus'],
     namespaced: true,
+  },
+  {
+    kind: 'DNSZone',
+    listKind: 'DNSZoneList',
+    group: 'compute.stratus.dev',
+    version: 'v1alpha1',
+    apiVersion: 'compute.stratus.dev/v1alpha1',
+    plural: 'dnszones',
+    singular: 'dnszone',
+    shortNames: ['dnsz'],
+    categories: ['stratus'],
+    namespaced: false,
   },
   {
     kind: 'ElasticIP',
@@ -1519,6 +1651,7 @@ export const CrdResources = {
   accessTokens: { group: 'iam.stratus.dev', version: 'v1alpha1', plural: 'accesstokens', namespaced: true, kind: 'AccessToken' },
   computeNodes: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'computenodes', namespaced: false, kind: 'ComputeNode' },
   deployments: { group: 'apps.stratus.dev', version: 'v1alpha1', plural: 'deployments', namespaced: true, kind: 'Deployment' },
+  dnsZones: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'dnszones', namespaced: false, kind: 'DNSZone' },
   elasticIPs: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'elasticips', namespaced: true, kind: 'ElasticIP' },
   groups: { group: 'iam.stratus.dev', version: 'v1alpha1', plural: 'groups', namespaced: false, kind: 'Group' },
   instances: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'instances', namespaced: true, kind: 'Instance' },

@@ -64,6 +64,9 @@ export async function startStratusServe(options: StratusServeOptions = {}): Prom
     // a free port for the legacy proxy, so servers of several tests never collide (args may override)
     '--legacy-listen',
     `127.0.0.1:${await freePort()}`,
+    // and for the embedded DNS server (UDP and TCP on one free port; the line it prints names it)
+    '--dns-listen',
+    '127.0.0.1:0',
     ...(options.args ?? []),
   ];
   let daemon: Daemon | undefined;
