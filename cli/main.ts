@@ -12,6 +12,8 @@ import { registerToken } from './token.js';
 import { registerUser } from './user.js';
 import { registerProxy } from './proxy.js';
 import { registerPush } from './push.js';
+import { registerImage } from './image.js';
+import { registerGuest } from './guest.js';
 
 const program = new Command('stratus')
   .description('A declarative control plane for small and mid-sized clouds.')
@@ -34,6 +36,8 @@ registerToken(program);
 registerUser(program);
 registerProxy(program);
 registerPush(program);
+registerImage(program);
+registerGuest(program);
 
 try {
   await program.parseAsync(process.argv);
