@@ -142,7 +142,8 @@ test('a Debian cloud image boots with its keys, disks, hostname and user data; S
   // ssh as the image's cloud user with the SSHKey's private key, through `stratus ssh`.
   assert.equal(await onGuest('hostname'), 'guest');
   // sshd answers before cloud-init's final stage (runcmd) has run: wait for cloud-init to finish.
-  assert.match(await onGuest('sh', '-c', 'cloud-init status --wait >/dev/null 2>&1; cloud-init status'), /status: done/);
+  // (`cloud-init status --wait` returned early for the login user here, so poll.)
+  assert.match(await onGuest('sh', '-c', 'for i in $(seq 1 600); do cloud-init status | grep -q "status: done" && break; sleep 1; done; cloud-init status'), /status: done/);
   assert.equal(await onGuest('cat', '/var/tmp/stratus-marker'), 'stratus-runcmd-ok');
   assert.match(await onGuest('ip', '-4', '-o', 'addr', 'show', 'scope', 'global'), new RegExp(`inet ${address.replaceAll('.', '\\.')}/24`));
   const disks = Object.fromEntries((await onGuest('lsblk', '-d', '-n', '-b', '-o', 'NAME,SIZE', '/dev/sda', '/dev/sdb', '/dev/sdc'))
