@@ -3,6 +3,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# Building the Debian cloud image (`make image`; providers/libvirt/image-build.ts) and, in
+# tests, serving DHCP to its guests from a namespace whose veth fills in checksums (ethtool).
+IMAGE_APT_PACKAGES := mmdebstrap syslinux syslinux-common mtools dosfstools fdisk e2fsprogs \
+  dnsmasq-base ethtool
 # System packages the control plane and its integration tests use (see ../shared/ENVIRONMENT.md).
 # Installed without Recommends (qemu's and libvirt's bring GTK, GStreamer, audio, Xen, LXC,
 # VirtualBox, swtpm, OVMF: ~170 packages stratus never loads). The recommends stratus does
@@ -14,7 +18,8 @@ APT_PACKAGES := etcd-server etcd-client libvirt-dev libvirt-clients libvirt-daem
   libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils qemu-block-extra openvswitch-switch \
   docker.io busybox-static iproute2 git openssl xorriso lua5.1 openssh-server openssh-client \
   libxml2-utils netcat-openbsd xz-utils ca-certificates \
-  prometheus python3-kubernetes slapd ldap-utils pdns-server pdns-backend-sqlite3 bind9-dnsutils
+  prometheus python3-kubernetes slapd ldap-utils pdns-server pdns-backend-sqlite3 bind9-dnsutils \
+  $(IMAGE_APT_PACKAGES)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Native addons (better-sqlite3, @unraid/libvirt) compile here: prebuilt downloads are unreachable.
 export npm_config_build_from_source := true
@@ -24,12 +29,13 @@ export npm_config_fund := false
 DATA_DIR ?= ./data
 TEST_FILES = $(shell find dist/test -name '*.test.js' | sort)
 
-.PHONY: help deps deps-apt deps-npm build run test test-unit lint bench clean generate
+.PHONY: help deps deps-apt deps-npm build run test test-guest test-unit lint bench clean generate image
 
 help:
 	@echo "make run    install what is missing, build, start stratus (standalone, SQLite, sim node)"
 	@echo "make test   install what is missing, lint, run the whole suite"
 	@echo "make bench  run the benchmarks (results in bench/results/)"
+	@echo "make image  build the Debian 12 cloud image (cached by recipe hash) and print its path"
 	@echo "make deps | deps-apt | deps-npm | build | lint | clean"
 
 deps: deps-apt deps-npm
@@ -63,8 +69,18 @@ run: deps build
 test: deps build lint
 	node --test --test-concurrency=1 --test-timeout=900000 --test-reporter=spec $(TEST_FILES)
 
+# The real-guest end-to-end test (a Debian VM booted under TCG, reached over SSH): not yet in
+# `make test` — it has not passed end to end on this machine yet (see issue #18's note).
+# `image` first: building the image inside the test would eat its timeout.
+test-guest: deps build lint image
+	node --test --test-concurrency=1 --test-timeout=1800000 --test-reporter=spec dist/test/e2e/real-guest.vm.js
+
 test-unit: deps-npm build
 	node --test --test-reporter=spec $(shell find dist/test/unit -name '*.test.js' | sort)
+
+# The Debian 12 cloud image the real-guest tests boot (built once per recipe; see providers/libvirt/README.md).
+image: deps build
+	node dist/cli/main.js image build
 
 bench: deps build
 	node dist/bench/run.js

@@ -14,6 +14,8 @@ import { registerLogin } from './login.js';
 import { serveLogin } from './serve-login.js';
 import { registerProxy } from './proxy.js';
 import { registerPush } from './push.js';
+import { registerImage } from './image.js';
+import { registerGuest } from './guest.js';
 
 const program = new Command('stratus')
   .description('A declarative control plane for small and mid-sized clouds.')
@@ -38,6 +40,8 @@ registerUser(program);
 registerLogin(program);
 registerProxy(program);
 registerPush(program);
+registerImage(program);
+registerGuest(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -28,6 +28,7 @@ import { kubeTime, setCondition } from '../runtime/conditions.js';
 import type { EventRecorder } from '../runtime/events.js';
 import type { GuestChannel } from '../providers/guest/channel.js';
 import { SshChannel } from '../providers/guest/ssh.js';
+import { guestLoginUser } from '../providers/libvirt/guest-user.js';
 import type { NodeConnections, SecretReader } from './connections.js';
 import { bundlePath, readGuestFile, releaseIdFor, runRelease, type ReleaseGuest, type ReleasePlan, type ReleaseResult, type StageReport } from './pipeline/engine.js';
 import { fetchArtifact, resolveRef, type ArtifactStore, type GitMirrors } from './pipeline/source.js';
@@ -227,7 +228,9 @@ export class DeploymentReconciler implements Reconciler {
         channel = guestChannel.open(await this.d.connections.get(node), { name, uid: inst.metadata?.uid ?? '' });
       } else {
         if (!inst.status.ipAddress) throw new WaitingForGuests(`Instance "${name}" has no IP address yet`);
-        channel = new SshChannel(name, { host: inst.status.ipAddress, ...(await sshKey()), knownHostsFile: this.knownHosts() });
+        // The image's cloud user (root logins are refused on cloud images), root through sudo.
+        const user = guestLoginUser(inst.spec.image, inst.metadata?.annotations);
+        channel = new SshChannel(name, { host: inst.status.ipAddress, user, sudo: user !== 'root', ...(await sshKey()), knownHostsFile: this.knownHosts() });
       }
       out.push({ name, channel });
     }

@@ -25,7 +25,7 @@ import { ManagedReconciler, type CallContext, type Connected, type ExternalClien
 import { getCondition, kubeTime, type ConditionInput } from '../runtime/conditions.js';
 import type { EventRecorder } from '../runtime/events.js';
 import { ReconcileError } from '../runtime/errors.js';
-import type { MachineObservation, MachineProvider, MachineSpec, MachineState } from '../providers/machine.js';
+import type { MachineChange, MachineObservation, MachineProvider, MachineSpec, MachineState } from '../providers/machine.js';
 import type { AnyProvider } from '../providers/registry.js';
 import type { ProviderMetrics } from '../providers/metrics.js';
 import { machineSpecFor, type Lookups } from './machinespec.js';
@@ -40,6 +40,8 @@ export type InstanceEventReason =
   | 'Stopping'
   | 'Updated'
   | 'Deleted'
+  | 'ShutDown'
+  | 'ForcedOff'
   | 'ProviderError'
   | 'NodeNotReady'
   | 'Orphaned';
@@ -189,8 +191,11 @@ class MachineClient implements ExternalClient<Instance, MachineObservation, Even
     this.nodeName = node.metadata?.name ?? '';
   }
 
-  observe(_inst: Instance, call: CallContext<Event>): Promise<MachineObservation> {
-    return this.track('observe', () => this.machines.observe(this.spec, call.signal));
+  async observe(inst: Instance, call: CallContext<Event>): Promise<MachineObservation> {
+    const o = await this.track('observe', () => this.machines.observe(this.spec, call.signal));
+    // What the provider saw happen (a guest that shut itself down) becomes an Event, once.
+    if (o.change) record(inst, o.change, call);
+    return o;
   }
 
   async create(inst: Instance, _observed: MachineObservation, call: CallContext<Event>): Promise<void> {
@@ -202,14 +207,18 @@ class MachineClient implements ExternalClient<Instance, MachineObservation, Even
   }
 
   async update(inst: Instance, observed: MachineObservation, call: CallContext<Event>): Promise<void> {
-    await this.track('update', () => this.machines.update(this.spec, observed, call.signal));
+    const change = await this.track('update', () => this.machines.update(this.spec, observed, call.signal));
+    if (change) return record(inst, change, call);
     const want = this.spec.powerState;
     const reason = want === 'Stopped' && observed.state !== 'stopped' ? 'Stopping' : want === 'Running' && observed.state !== 'running' ? 'Starting' : 'Updated';
+    // A graceful shutdown takes several passes: one Stopping event, not one per pass.
+    if (reason === 'Stopping' && observed.state === 'stopping') return;
     call.recorder.normal(inst, reason, `${reason.toLowerCase()} the machine on "${this.nodeName}" (was ${observed.state})`);
   }
 
-  delete(_inst: Instance, call: CallContext<Event>): Promise<void> {
-    return this.track('delete', () => this.machines.delete(this.spec, call.signal));
+  async delete(inst: Instance, call: CallContext<Event>): Promise<void> {
+    const change = await this.track('delete', () => this.machines.delete(this.spec, call.signal));
+    if (change) record(inst, change, call);
   }
 
   /** Joins the machine to its Networks when the provider cannot do it itself (containers). */
@@ -243,7 +252,14 @@ class MachineClient implements ExternalClient<Instance, MachineObservation, Even
     const readyReason = running ? 'Running' : o.state.charAt(0).toUpperCase() + o.state.slice(1);
     const nodeName = this.nodeName;
     return {
-      conditions: [{ type: 'Ready', status: running ? 'True' : 'False', reason: readyReason, message: o.message ?? '' }, nodeReady],
+      conditions: [
+        { type: 'Ready', status: running ? 'True' : 'False', reason: readyReason, message: o.message ?? '' },
+        nodeReady,
+        // Only providers that check the guest (libvirt: its sshd answers) report GuestReady.
+        ...(o.guestReady === undefined
+          ? []
+          : [{ type: 'GuestReady', status: o.guestReady ? ('True' as const) : ('False' as const), reason: o.guestReady ? 'GuestAnswers' : running ? 'GuestNotAnswering' : readyReason, message: o.guestMessage ?? '' }]),
+      ],
       mutate: (s: Status) => {
         Object.assign(s, {
           state: o.state,
@@ -258,7 +274,8 @@ class MachineClient implements ExternalClient<Instance, MachineObservation, Even
         if (running && !s.startTime) s.startTime = kubeTime();
         if (!running) delete s.startTime;
       },
-      requeueAfterMs: TRANSITIONAL.has(o.state) || !o.upToDate ? this.transitionMs : this.pollMs,
+      // A booting guest is checked on the transition interval until it answers.
+      requeueAfterMs: TRANSITIONAL.has(o.state) || !o.upToDate || (running && o.guestReady === false) ? this.transitionMs : this.pollMs,
     };
   }
 
@@ -266,4 +283,11 @@ class MachineClient implements ExternalClient<Instance, MachineObservation, Even
     const m = this.d.providerMetrics;
     return m && this.provider.capabilities.metrics ? m.track(this.provider.name, operation, fn) : fn();
   }
+}
+
+/** An Event for something the provider did or saw (a clean or a forced shutdown). */
+function record(inst: Instance, change: MachineChange, call: CallContext<Event>): void {
+  const reason: Event = change.reason === 'ShutDown' || change.reason === 'ForcedOff' ? change.reason : 'Updated';
+  if (change.warning) call.recorder.warning(inst, reason, change.message);
+  else call.recorder.normal(inst, reason, change.message);
 }

@@ -53,6 +53,7 @@ export function machineSpecFor(inst: Instance, lookups: Lookups, options: { leni
       ...(att.ipAddress ? { address: prefix && !att.ipAddress.includes('/') ? `${att.ipAddress}/${prefix}` : att.ipAddress } : {}),
       ...(net.spec.gateway ? { gateway: net.spec.gateway } : {}),
       ...(att.mac ? { mac: att.mac } : {}),
+      ...(net.spec.datapathType === 'netdev' ? { userspaceDatapath: true } : {}),
     });
   }
   const env: Record<string, string> = {};

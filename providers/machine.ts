@@ -45,6 +45,12 @@ export interface MachineNetwork {
   address?: string;
   gateway?: string;
   mac?: string;
+  /**
+   * The bridge runs on Open vSwitch's userspace (netdev) datapath, which forwards frames as
+   * they are and cannot complete checksums a sender left to offload: VM interfaces on it
+   * must compute full checksums themselves.
+   */
+  userspaceDatapath?: boolean;
 }
 
 export interface MachineSpec {
@@ -92,6 +98,25 @@ export interface MachineObservation {
   message?: string;
   /** Provider-reported process id, where a local process backs the machine (qemu, container init). */
   pid?: number;
+  /**
+   * Whether the guest OS answers (a VM's sshd sends its banner on `ipAddress`); undefined when
+   * the provider does not check (containers, GCE). Only meaningful while `state` is running.
+   */
+  guestReady?: boolean;
+  /** Why the guest is (not) ready, for the GuestReady condition. */
+  guestMessage?: string;
+  /** Something the provider saw happen since it was last asked (a guest that shut itself down); reported once. */
+  change?: MachineChange;
+}
+
+/**
+ * Something an `update` or `delete` call did that users should hear about (an Event), e.g. a
+ * clean or a forced shutdown. `reason` is a CamelCase Event reason.
+ */
+export interface MachineChange {
+  reason: string;
+  message: string;
+  warning?: boolean;
 }
 
 /**
@@ -106,9 +131,13 @@ export interface MachineProvider {
   /** Creates the external resource for `spec.uid` (a no-op if one already exists). */
   create(spec: MachineSpec, signal?: AbortSignal): Promise<void>;
   /** Moves an existing resource towards the spec (power state, repairable drift). */
-  update(spec: MachineSpec, observed: MachineObservation, signal?: AbortSignal): Promise<void>;
-  /** Removes the resource and everything created for it (disks, seed images); absent is success. */
-  delete(spec: MachineSpec, signal?: AbortSignal): Promise<void>;
+  update(spec: MachineSpec, observed: MachineObservation, signal?: AbortSignal): Promise<MachineChange | void>;
+  /**
+   * Removes the resource and everything created for it (disks, seed images); absent is
+   * success. May take several calls (a guest asked to shut down first): the caller observes
+   * after each call and calls again while the resource exists.
+   */
+  delete(spec: MachineSpec, signal?: AbortSignal): Promise<MachineChange | void>;
   /** uids of every machine on the node that this provider created (for orphan detection). */
   listOwned(signal?: AbortSignal): Promise<string[]>;
 }

@@ -25,6 +25,11 @@ export interface SshTarget {
   knownHostsFile?: string;
   /** Connect timeout in seconds. Default 10. */
   connectTimeoutSeconds?: number;
+  /**
+   * Run every remote command through `sudo -n` (as root): for cloud images, whose login user
+   * is not root (root logins are refused) but has password-less sudo.
+   */
+  sudo?: boolean;
 }
 
 export class SshChannel implements GuestChannel {
@@ -76,7 +81,8 @@ export class SshChannel implements GuestChannel {
   }
 
   private async ssh(remote: string, options: GuestExecOptions): Promise<GuestExecResult> {
-    const argv = ['ssh', ...(await this.options()), this.destination(), '--', remote];
+    const command = this.target.sudo ? `sudo -n sh -c ${shellQuote(remote)}` : remote;
+    const argv = ['ssh', ...(await this.options()), this.destination(), '--', command];
     const r = await run(argv, { ...(options.stdin !== undefined ? { stdin: options.stdin } : {}) }, options.timeoutMs ?? this.defaultTimeoutMs);
     // 255 is ssh's own failure (connection, authentication, host key)
     if (r.exitCode === 255) throw new GuestUnreachable(this.name, `ssh to ${this.target.host}:${this.target.port ?? 22} failed: ${r.stderr.trim()}`);

@@ -79,7 +79,7 @@ export interface DomainPlan {
    * One per spec network, in order (OVS: portgroup + openvswitch virtualport); or a single
    * plain interface on the node's default network (no portgroup) when the spec has none.
    */
-  interfaces: { network: string; portgroup?: string; mac: string }[];
+  interfaces: { network: string; portgroup?: string; mac: string; fullChecksums?: boolean }[];
   settings: LibvirtSettings;
   /**
    * Install-tree boot (first boot only): the fetched installer's kernel and initrd volumes.
@@ -88,13 +88,25 @@ export interface DomainPlan {
   install?: { kernel: string; initrd: string; cmdline: string };
 }
 
-function diskXml(d: DiskFile, target: string, device: 'disk' | 'cdrom'): string {
+/**
+ * Disk `slot` is SCSI target `slot` (LUN 0) and named `scsiDiskName(slot)`. One target per
+ * disk, not one LUN per disk on target 0: the guest kernel scans targets in ascending order,
+ * while the order of LUNs comes from the device's REPORT LUNS answer — with LUNs a Debian
+ * guest was seen to name the second data disk sdb. So the guest's sda, sdb, ... follow the
+ * spec's disk order (DataCentred's promise).
+ */
+function scsiAddress(slot: number): string {
+  return `      <address type='drive' controller='0' bus='0' target='${slot}' unit='0'/>\n`;
+}
+
+function diskXml(d: DiskFile, slot: number, device: 'disk' | 'cdrom'): string {
   return (
     `    <disk type='file' device='${device}'>\n` +
     `      <driver name='qemu' type='${escapeXml(d.format)}'/>\n` +
     `      <source file='${escapeXml(d.path)}'/>\n` +
-    `      <target dev='${target}' bus='scsi'/>\n` +
+    `      <target dev='${scsiDiskName(slot)}' bus='scsi'/>\n` +
     (device === 'cdrom' ? `      <readonly/>\n` : '') +
+    scsiAddress(slot) +
     `    </disk>\n`
   );
 }
@@ -135,8 +147,8 @@ export function buildDomainXml(spec: MachineSpec, plan: DomainPlan): string {
 
   let slot = 0;
   let disks = '';
-  if (plan.boot) disks += diskXml(plan.boot, scsiDiskName(slot++), 'disk');
-  for (const d of plan.data) disks += diskXml(d, scsiDiskName(slot++), 'disk');
+  if (plan.boot) disks += diskXml(plan.boot, slot++, 'disk');
+  for (const d of plan.data) disks += diskXml(d, slot++, 'disk');
   if (isoInstall && s.location) {
     const u = s.location;
     const port = u.port || { 'http:': '80', 'https:': '443', 'ftp:': '21', 'ftps:': '990', 'nfs:': '2049' }[u.protocol] || '';
@@ -146,11 +158,12 @@ export function buildDomainXml(spec: MachineSpec, plan: DomainPlan): string {
       `      <source protocol='${escapeXml(u.protocol.replace(':', ''))}' name='${escapeXml(decodeURIComponent(u.pathname) + u.search)}'>\n` +
       `        <host name='${escapeXml(u.hostname.replace(/^\[|\]$/g, ''))}' port='${escapeXml(port)}'/>\n` +
       `      </source>\n` +
-      `      <target dev='${scsiDiskName(slot++)}' bus='scsi'/>\n` +
+      `      <target dev='${scsiDiskName(slot)}' bus='scsi'/>\n` +
       `      <readonly/>\n` +
+      scsiAddress(slot++) +
       `    </disk>\n`;
   }
-  if (plan.seed) disks += diskXml(plan.seed, scsiDiskName(slot++), 'cdrom');
+  if (plan.seed) disks += diskXml(plan.seed, slot++, 'cdrom');
 
   const nics = plan.interfaces
     .map(
@@ -162,6 +175,9 @@ export function buildDomainXml(spec: MachineSpec, plan: DomainPlan): string {
             `      <virtualport type='openvswitch'/>\n`
           : `      <source network='${escapeXml(i.network)}'/>\n`) +
         `      <model type='virtio'/>\n` +
+        // No checksum/segmentation offload from the guest: the virtio device does not offer it,
+        // so the guest sends finished frames (see MachineNetwork.userspaceDatapath).
+        (i.fullChecksums ? `      <driver>\n        <host csum='off' gso='off' tso4='off' tso6='off' ecn='off' ufo='off'/>\n      </driver>\n` : '') +
         `    </interface>\n`,
     )
     .join('');

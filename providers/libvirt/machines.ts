@@ -19,7 +19,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { ReconcileError } from '../../runtime/errors.js';
-import type { MachineAddress, MachineObservation, MachineProvider, MachineSpec, MachineState } from '../machine.js';
+import type { MachineAddress, MachineChange, MachineObservation, MachineProvider, MachineSpec, MachineState } from '../machine.js';
 import { log } from '../../runtime/log.js';
 import type { VirshShell } from './virsh-shell.js';
 import type { DomainBackend, DomainRunState } from './domains.js';
@@ -44,6 +44,8 @@ import { createCowClone, createVolume, deleteVolume, listVolumes, uploadVolume, 
 import { ensureOvsNetworkCarries } from './networks.js';
 import { fetchInstaller } from './install-tree.js';
 import { parseXml, child, childrenNamed } from './xml.js';
+import { GracefulShutdown, type ShutdownOutcome } from './shutdown.js';
+import { probeSsh } from './guest-ready.js';
 
 /** What the provider needs from its connection (a `LibvirtNodeConnection`). */
 export interface MachineHost {
@@ -127,6 +129,9 @@ export async function findQemuPid(uuid: string): Promise<number | undefined> {
   return undefined;
 }
 
+/** Loopback and link-local addresses: a guest reports them, but nobody outside reaches it there. */
+const UNREACHABLE = /^(127\.|169\.254\.|::1$|fe[89ab][0-9a-f]:)/i;
+
 /** Parses `virsh domifaddr` output into addresses (without prefix length). */
 export function parseDomIfAddr(out: string): string[] {
   const found: string[] = [];
@@ -138,9 +143,24 @@ export function parseDomIfAddr(out: string): string[] {
   return found;
 }
 
+/** True when the live domain's qemu guest agent channel is connected (a guest OS runs and answers). */
+export function guestAgentConnected(liveXml: string | undefined): boolean {
+  if (!liveXml) return false;
+  return childrenNamed(child(parseXml(liveXml), 'devices'), 'channel').some((c) => {
+    const t = child(c, 'target');
+    return t?.attrs.name === 'org.qemu.guest_agent.0' && t.attrs.state === 'connected';
+  });
+}
+
+/** How long one `delete` call waits for a guest to power off before returning to the caller. */
+const DELETE_WAIT_MS = 10_000;
+
+function shutdownChange(o: ShutdownOutcome): MachineChange {
+  return o.kind === 'clean' ? { reason: 'ShutDown', message: o.message } : { reason: 'ForcedOff', message: o.message, warning: true };
+}
+
 export class LibvirtMachines implements MachineProvider {
-  /** uid → when the graceful shutdown was requested (ms since epoch). */
-  private readonly shutdownRequested = new Map<string, number>();
+  private readonly shutdown = new GracefulShutdown(() => this.host.domains());
 
   constructor(
     private readonly host: MachineHost,
@@ -156,7 +176,7 @@ export class LibvirtMachines implements MachineProvider {
     try {
       const run = await this.domains.state(uid);
       if (!run) {
-        this.shutdownRequested.delete(uid);
+        this.shutdown.forget(uid);
         return { exists: false, state: 'pending', addresses: [], upToDate: false, message: 'no domain with this uid on the node' };
       }
       const live = await this.domains.xml(uid);
@@ -180,7 +200,11 @@ export class LibvirtMachines implements MachineProvider {
         if (spec.powerState === 'Running') state = 'starting';
       }
       const powerOk = !owned?.installing && (spec.powerState === 'Running' ? state === 'running' : state === 'stopped');
+      // A guest that answered a shutdown request is off: the outcome is reported once.
+      const answered = run === 'shutoff' ? this.shutdown.observeOff(uid) : undefined;
       const messages = [detail];
+      const lastShutdown = run === 'shutoff' ? this.shutdown.last(uid) : undefined;
+      if (lastShutdown) messages.push(lastShutdown.message);
       if (definitionDiff.length) messages.push(`definition differs from the spec: ${definitionDiff.join(', ')}`);
       else if (restartDiff.length) messages.push(`restart needed to apply ${restartDiff.join(', ')}`);
       if (!owned) messages.push('domain carries no stratus metadata');
@@ -205,7 +229,14 @@ export class LibvirtMachines implements MachineProvider {
         addresses,
         upToDate: powerOk && !definitionDiff.length && !restartDiff.length,
       };
+      if (answered) obs.change = shutdownChange(answered);
       if (addresses[0]) obs.ipAddress = addresses[0].address;
+      if ((await this.host.domainType()) !== 'test') {
+        // The test driver has no guests; everywhere else the guest is ready once sshd answers.
+        const probe = state !== 'running' ? undefined : obs.ipAddress ? await probeSsh(obs.ipAddress, 22, 2000) : undefined;
+        obs.guestReady = probe?.ready ?? false;
+        obs.guestMessage = probe ? (probe.ready ? `SSH answers on ${obs.ipAddress ?? ''}: ${probe.banner}` : probe.message) : state === 'running' ? 'the guest has reported no address yet' : `the machine is ${state}`;
+      }
       const message = messages.filter(Boolean).join('; ');
       if (message) obs.message = message;
       if (pid !== undefined) obs.pid = pid;
@@ -219,7 +250,7 @@ export class LibvirtMachines implements MachineProvider {
     switch (run) {
       case 'running':
       case 'blocked':
-        return this.shutdownRequested.has(uid) ? { state: 'stopping', detail: 'graceful shutdown requested' } : { state: 'running' };
+        return this.shutdown.requested(uid) ? { state: 'stopping', detail: 'graceful shutdown requested' } : { state: 'running' };
       case 'shutdown':
         return { state: 'stopping' };
       case 'shutoff':
@@ -254,7 +285,8 @@ export class LibvirtMachines implements MachineProvider {
     const sh = this.host.shell();
     for (const source of ['lease', 'arp', 'agent']) {
       try {
-        const found = parseDomIfAddr(await sh.run(['domifaddr', '--domain', uid, '--source', source]));
+        // The agent reports every interface, `lo` included; loopback and link-local addresses do not reach the guest.
+        const found = parseDomIfAddr(await sh.run(['domifaddr', '--domain', uid, '--source', source])).filter((a) => !UNREACHABLE.test(a));
         if (found.length) return found;
       } catch {
         // this source has nothing (no libvirt DHCP on the network, no agent in the guest)
@@ -336,6 +368,7 @@ export class LibvirtMachines implements MachineProvider {
             network: libvirtNetworkName(n.name),
             portgroup: vlanPortgroup(n.vlan),
             mac: (n.mac ?? derivedMac(uid, i)).toLowerCase(),
+            ...(n.userspaceDatapath ? { fullChecksums: true } : {}),
           }))
         : (await this.defaultNetworkExists())
           ? [{ network: this.options.defaultNetwork ?? '', mac: derivedMac(uid, 0) }]
@@ -381,7 +414,7 @@ export class LibvirtMachines implements MachineProvider {
     }
   }
 
-  async update(spec: MachineSpec, observed: MachineObservation): Promise<void> {
+  async update(spec: MachineSpec, observed: MachineObservation): Promise<MachineChange | void> {
     const settings = validateSpec(spec);
     const uid = spec.uid.toLowerCase();
     if (!observed.exists) return;
@@ -404,61 +437,78 @@ export class LibvirtMachines implements MachineProvider {
       const needsRestart = !!live && shapeDiff(shapeOf(live), want, this.options.defaultNetwork).length > 0;
       const power = needsRestart ? 'Stopped' : spec.powerState;
       if (power === 'Running') {
-        this.shutdownRequested.delete(uid);
         if (run === 'crashed') {
           await this.domains.destroy(uid);
           run = 'shutoff';
+        }
+        // A request still pending here was answered (a restart applying a new shape): report it, then start.
+        const answered = run === 'shutoff' ? this.shutdown.observeOff(uid) : undefined;
+        this.shutdown.forget(uid);
+        if (answered) {
+          await this.domains.start(uid);
+          return shutdownChange(answered);
         }
         if (run === 'shutoff') await this.domains.start(uid);
         else if (run === 'paused' || run === 'pmsuspended') await this.domains.resume(uid);
         return;
       }
-      if (run === 'shutoff') {
-        this.shutdownRequested.delete(uid);
-        return;
-      }
-      if (run === 'paused' || run === 'pmsuspended' || run === 'crashed') {
-        await this.domains.destroy(uid);
-        this.shutdownRequested.delete(uid);
-        return;
-      }
-      const timeout = settings.shutdownTimeoutMs ?? this.options.shutdownTimeoutMs;
-      const since = this.shutdownRequested.get(uid);
-      if (since === undefined) {
-        this.shutdownRequested.set(uid, Date.now());
-        if (timeout > 0) {
-          await this.domains.shutdown(uid);
-          return;
-        }
-      }
-      if (Date.now() - (since ?? 0) >= timeout) {
-        await this.domains.destroy(uid);
-        this.shutdownRequested.delete(uid);
-      }
+      const step = await this.shutdown.step(uid, run, settings.shutdownTimeoutMs ?? this.options.shutdownTimeoutMs);
+      return step.done && step.outcome ? shutdownChange(step.outcome) : undefined;
     } catch (err) {
       throw asProviderError(err, 'cannot update the domain');
     }
   }
 
-  async delete(spec: MachineSpec): Promise<void> {
+  /**
+   * Deletes in steps: a running guest whose agent is connected is first asked to shut down
+   * (as for powerState Stopped, within `shutdownTimeoutSeconds`), waiting in this call at most `DELETE_WAIT_MS`;
+   * while it has not, the call returns with the domain still there and the caller calls
+   * again. Then undefine and remove every volume.
+   */
+  async delete(spec: MachineSpec): Promise<MachineChange | void> {
     const uid = spec.uid.toLowerCase();
     const sh = this.host.shell();
+    let change: MachineChange | undefined;
     try {
-      if (await this.domains.state(uid)) {
+      const run = await this.domains.state(uid);
+      if (run && !guestAgentConnected(await this.domains.xml(uid))) {
+        // No guest OS has said it runs (no agent: a guest still booting, an installer, a bare
+        // disk): nothing to shut down cleanly, so the domain goes at once, as before.
         await this.domains.destroy(uid);
         await this.domains.undefine(uid);
+      } else if (run) {
+        let timeout = this.options.shutdownTimeoutMs;
+        try {
+          timeout = validateSpec(spec).shutdownTimeoutMs ?? timeout;
+        } catch {
+          // an invalid spec is still deleted, with the node's default budget
+        }
+        // Wait here a little (polling), so a guest that shuts down fast — or a timeout of a few
+        // seconds — completes in one call; a slower guest is left to the caller's next call.
+        const until = Date.now() + DELETE_WAIT_MS;
+        let step = await this.shutdown.step(uid, run, timeout);
+        while (!step.done && Date.now() < until) {
+          await new Promise((r) => setTimeout(r, 250));
+          const now = await this.domains.state(uid);
+          if (!now) break;
+          step = await this.shutdown.step(uid, now, timeout);
+        }
+        if (!step.done) return;
+        if (step.outcome) change = shutdownChange(step.outcome);
+        await this.domains.undefine(uid);
       }
-      this.shutdownRequested.delete(uid);
+      this.shutdown.forget(uid);
       let names: string[];
       try {
         names = await listVolumes(sh, this.host.imagePool);
       } catch (err) {
-        if (err instanceof ReconcileError && err.reason === 'PoolNotFound') return;
+        if (err instanceof ReconcileError && err.reason === 'PoolNotFound') return change;
         throw err;
       }
       for (const name of names.filter((n) => n.startsWith(volumePrefix(uid)))) {
         await deleteVolume(sh, this.host.imagePool, name);
       }
+      return change;
     } catch (err) {
       throw asProviderError(err, 'cannot delete the domain');
     }

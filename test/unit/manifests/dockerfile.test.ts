@@ -17,7 +17,13 @@ import { execFileP } from '../../harness/process.js';
 const productionDirs = ['apiserver', 'cli', 'controllers', 'legacy', 'providers', 'runtime'];
 
 /** Programs only `stratus` CLI commands run on an operator's machine, never the controller image. */
-const cliOnly: Record<string, string> = {};
+const cliOnly: Record<string, string> = {
+  // `stratus image build` / `make image` build a cloud image on the operator's machine; the controllers only boot images.
+  mmdebstrap: 'stratus image build',
+  'mkfs.fat': 'stratus image build',
+  syslinux: 'stratus image build',
+  mcopy: 'stratus image build',
+};
 
 /** Patterns that name the program a child process runs. Commands run inside guests (channel.exec) are not ours. */
 const spawnPatterns = [
