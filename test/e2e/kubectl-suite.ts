@@ -111,7 +111,7 @@ export function kubectlSuite(name: string, backend: SuiteBackend): void {
       assert.match(yaml, /kind: Instance/);
       assert.match(yaml, /name: c-0/);
       const wide = await ok(['get', 'instances', '-n', 'chunks', '-o', 'wide']);
-      assert.match(wide.split('\n')[0] ?? '', /NAME\s+STATE\s+NODE\s+IP\s+PROVIDER\s+AGE\s+CPUS\s+MEMORY\s+IMAGE\s+POWER/);
+      assert.match(wide.split('\n')[0] ?? '', /NAME\s+STATE\s+NODE\s+IP\s+PROVIDER\s+AGE\s+DNS\s+CPUS\s+MEMORY\s+IMAGE\s+POWER/);
       const narrow = await ok(['get', 'instances', '-n', 'chunks']);
       assert.doesNotMatch(narrow.split('\n')[0] ?? '', /IMAGE/);
       const odd = await ok(['get', 'instances', '-n', 'chunks', '-l', 'tier=odd', '-o', 'name']);
