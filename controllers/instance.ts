@@ -72,6 +72,9 @@ const TRANSITIONAL: ReadonlySet<MachineState> = new Set(['pending', 'creating', 
 /** Reasons after which the node's connection is dropped, so the next use reconnects. */
 const CONNECTION_FAILURES = new Set(['NodeUnreachable', 'TLSError']);
 
+/** How often a running guest that does not answer SSH yet is checked again. */
+const GUEST_POLL_MS = 10_000;
+
 export class InstanceReconciler extends ManagedReconciler<Instance, MachineObservation, Event> {
   constructor(d: InstanceReconcilerDeps) {
     const transitionMs = d.transitionPollMs ?? 1000;
@@ -274,8 +277,11 @@ class MachineClient implements ExternalClient<Instance, MachineObservation, Even
         if (running && !s.startTime) s.startTime = kubeTime();
         if (!running) delete s.startTime;
       },
-      // A booting guest is checked on the transition interval until it answers.
-      requeueAfterMs: TRANSITIONAL.has(o.state) || !o.upToDate || (running && o.guestReady === false) ? this.transitionMs : this.pollMs,
+      // A booting guest is checked every few seconds until it answers — not on the 1 s
+      // transition interval, since a guest without sshd (a blank or installing DataCentred
+      // host) never will, and polling it every second forever is a reconcile per second.
+      requeueAfterMs:
+        TRANSITIONAL.has(o.state) || !o.upToDate ? this.transitionMs : running && o.guestReady === false ? Math.min(this.pollMs, GUEST_POLL_MS) : this.pollMs,
     };
   }
 
