@@ -143,7 +143,9 @@ export function legacyHandler(opts: Omit<LegacyProxyOptions, 'listen'>): (req: I
       } else {
         r.params = hit.params!;
         const caller = await authenticate(owner.api, hit.c.route, r);
-        await grants.ensure(owner.api, caller);
+        // A grant that cannot be made now (the API unreachable) is tried again on the next
+        // request; this one goes on, so its body is still judged first and an outage is a 503.
+        await grants.ensure(owner.api, caller).catch((err: unknown) => logger.warn({ user: caller.user.username, err: err instanceof Error ? err.message : String(err) }, 'cannot grant the legacy caller its role yet'));
         const asCaller = opts.client.impersonating({ user: caller.user.username, groups: caller.user.groups });
         response = await hit.c.route.handler(r, caller, asCaller, opts.client).catch((err: unknown) => {
           throw callerRefusal(err) ?? err;
