@@ -59,6 +59,8 @@ export class Informer<T extends KubeObject = KubeObject> {
   relists = 0;
   /** Counts watch (re)starts after an error. */
   restarts = 0;
+  /** Counts 410 Gone answers (the resourceVersion it would resume from was compacted). */
+  expired = 0;
 
   constructor(
     readonly resource: ResourceClient<T>,
@@ -206,6 +208,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         if (signal.aborted) break;
         this.restarts++;
         if (isGone(err)) {
+          this.expired++;
           this.log.info({ rv: this.resourceVersion }, 'resourceVersion expired; relisting');
           this.resourceVersion = '';
         } else {

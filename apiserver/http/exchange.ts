@@ -50,7 +50,7 @@ export class Exchange {
   }
 
   /** An already encoded body. */
-  sendBody(code: number, text: string, type: string): void {
+  sendBody(code: number, text: string | Buffer, type: string): void {
     this.labels.code = String(code);
     if (this.res.headersSent) return;
     this.res.writeHead(code, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-cache, private' });

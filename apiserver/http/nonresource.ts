@@ -2,6 +2,7 @@
 import { ApiError, notAcceptable } from '../errors.js';
 import { aggregatedDiscovery, apiGroupDoc, apiGroupList, apiResourceList, apiVersions } from '../discovery.js';
 import { openApiV2Doc, openApiV3Doc, openApiV3Root } from '../openapi.js';
+import { encodeOpenApiV2, OPENAPI_V2_PROTOBUF, OPENAPI_V2_PROTOBUF_RESPONSE } from '../openapi-proto.js';
 import type { HttpDeps } from './deps.js';
 import type { Exchange } from './exchange.js';
 import { negotiate } from './negotiate.js';
@@ -44,6 +45,10 @@ export async function serveNonResource(deps: HttpDeps, ex: Exchange, segs: strin
     return;
   }
   if (path === 'openapi/v2') {
+    if (accept?.includes(OPENAPI_V2_PROTOBUF)) {
+      ex.sendBody(200, encodeOpenApiV2(openApiV2Doc(deps.catalog) as Record<string, unknown>), OPENAPI_V2_PROTOBUF_RESPONSE);
+      return;
+    }
     const out = negotiate(accept, false);
     if (out.kind !== 'json' && out.kind !== 'yaml') throw notAcceptable(accept ?? '');
     ex.send(200, openApiV2Doc(deps.catalog), out);

@@ -7,7 +7,8 @@
 import { spawn } from 'node:child_process';
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
-import { join } from 'node:path';
+import { readdirSync, realpathSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { stratusBin } from './paths.js';
 import { kubeFetch, type KubeFetch } from './kubefetch.js';
 import { freePort, removeDir, requireBinary, startDaemon, tempDir, waitFor, type Daemon } from './process.js';
@@ -173,7 +174,29 @@ export interface KubectlResult {
  * Never throws on a non-zero exit: tests assert on `code` and the output.
  */
 export function kubectl(kubeconfig: string, cacheDir: string, args: string[], stdin?: string, timeoutMs = 60_000): Promise<KubectlResult> {
-  const bin = requireBinary('kubectl', 'the machine image (kubectl is preinstalled)');
+  return kubectlWith(requireBinary('kubectl', KUBECTL_SOURCE), kubeconfig, cacheDir, args, stdin, timeoutMs);
+}
+
+/** Where kubectl comes from: Debian has no package; the machine image installs Google's. */
+const KUBECTL_SOURCE = 'the machine image (Google Cloud SDK\'s kubectl package, which brings kubectl.1.27 … kubectl.1.33 beside it)';
+
+/**
+ * The versioned kubectl binaries installed beside `kubectl` (Google's package ships
+ * `kubectl.1.NN` for each supported minor), oldest first. Fails if there are none.
+ */
+export function kubectlVersions(): { minor: string; bin: string }[] {
+  const dir = dirname(realpathSync(requireBinary('kubectl', KUBECTL_SOURCE)));
+  const found = readdirSync(dir)
+    .map((f) => /^kubectl\.(1\.\d+)$/.exec(f))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ minor: m[1] ?? '', bin: join(dir, m[0]) }))
+    .sort((a, b) => Number(a.minor.split('.')[1]) - Number(b.minor.split('.')[1]));
+  if (found.length === 0) throw new Error(`no versioned kubectl.1.NN binaries beside ${dir}/kubectl: install them from ${KUBECTL_SOURCE}`);
+  return found;
+}
+
+/** `kubectl` with a given binary (see `kubectlVersions`). */
+export function kubectlWith(bin: string, kubeconfig: string, cacheDir: string, args: string[], stdin?: string, timeoutMs = 60_000): Promise<KubectlResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, ['--kubeconfig', kubeconfig, '--cache-dir', cacheDir, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -195,7 +218,7 @@ export function kubectl(kubeconfig: string, cacheDir: string, args: string[], st
 
 /** A long-running kubectl (`get -w`, `wait`) whose output the test reads while it runs. */
 export function kubectlBackground(kubeconfig: string, cacheDir: string, args: string[]): { output(): string; stop(): Promise<number | null>; exited: Promise<number | null> } {
-  const bin = requireBinary('kubectl', 'the machine image (kubectl is preinstalled)');
+  const bin = requireBinary('kubectl', KUBECTL_SOURCE);
   const d = startDaemon(bin, ['--kubeconfig', kubeconfig, '--cache-dir', cacheDir, ...args]);
   return {
     output: () => d.output(),

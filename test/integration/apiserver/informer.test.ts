@@ -12,6 +12,8 @@ import { openStore } from '../../../apiserver/storage/index.js';
 import { repoRoot } from '../../harness/paths.js';
 import { freePort, removeDir, tempDir, waitFor } from '../../harness/process.js';
 import { kubeFetch } from '../../harness/kubefetch.js';
+import { KubeClient, type KubeObject } from '../../../runtime/client.js';
+import { Informer } from '../../../runtime/informer.js';
 
 const group = 'compute.stratus.dev';
 const version = 'v1alpha1';
@@ -96,6 +98,33 @@ describe('client-node informer against the standalone API server', () => {
     } finally {
       stopping = true;
       await informer.stop();
+    }
+  });
+
+  it("stratus's own informer gets 410 Gone after compaction while the server was down, and relists", async () => {
+    const client = KubeClient.fromFile(server!.kubeconfigPath);
+    const rc = client.resource<KubeObject>({ group, version, plural, namespaced: true, kind: 'Instance' });
+    const informer = new Informer(rc, { namespace: 'default', initialBackoffMs: 50, maxBackoffMs: 500 });
+    informer.start();
+    try {
+      assert.equal(await informer.waitForSync(), true);
+      const before = informer.relists;
+      // Down; history moves on and is compacted past the informer's resourceVersion.
+      await server!.close();
+      const store = openStore({ dataDir: join(dir, 'data') });
+      const key = '/registry/compute.stratus.dev/instances/default/';
+      const template = JSON.parse((await store.list(key)).items[0]?.value ?? '{}') as { metadata: Record<string, unknown> };
+      const written = await store.create(`${key}own-while-down`, JSON.stringify({ ...template, metadata: { ...template.metadata, name: 'own-while-down', uid: 'uid-own-while-down' } }));
+      await store.update(written.key, written.value, written.modRevision);
+      await store.compact(await store.currentRevision());
+      await store.close();
+      server = await start();
+      await waitFor('relist after 410', () => (informer.get('default/own-while-down') ? true : undefined), 20_000);
+      assert.ok(informer.expired >= 1, `the resume got 410 Gone (restarts ${informer.restarts}, relists ${informer.relists})`);
+      assert.ok(informer.relists > before, 'and relisted');
+    } finally {
+      await informer.stop();
+      client.close();
     }
   });
 

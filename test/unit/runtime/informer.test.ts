@@ -86,6 +86,7 @@ describe('Informer', () => {
     api.compact();
     api.clearFailures();
     await waitFor('relist', () => inf.relists >= 2 && inf.get('z/new') !== undefined, 5000);
+    assert.ok(inf.expired >= 1, 'the resume really got 410 Gone');
     assert.equal(inf.get('z/gone'), undefined);
     assert.ok(deleted.includes('gone'), 'the relist emitted a delete for the vanished object');
     assert.ok(added.includes('new'));
