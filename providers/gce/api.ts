@@ -18,9 +18,10 @@
  * The client classes are loaded from the package's `v1` module rather than its root: the root
  * also loads the `v1beta` and `v1small` surfaces (30 MB of generated code, ~5 s at start-up).
  */
-import { GoogleAuth, PassThroughClient, type AuthClient, type JWTInput } from 'google-auth-library';
+import { readFileSync } from 'node:fs';
+import { GoogleAuth, type AuthClient, type JWTInput } from 'google-auth-library';
 import type { protos } from '@google-cloud/compute';
-import { ImagesClient, InstancesClient, RegionsClient, ZoneOperationsClient, ZonesClient } from '@google-cloud/compute/build/src/v1/index.js';
+import { ImagesClient, InstancesClient, MachineTypesClient, RegionsClient, ZoneOperationsClient, ZonesClient } from '@google-cloud/compute/build/src/v1/index.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { DEADLINE_EXCEEDED, ReconcileError } from '../../runtime/errors.js';
 import { GceApiError, describeFailure, parseEndpoint, type TransportError } from './http.js';
@@ -29,6 +30,10 @@ import type { Instance, Operation } from './spec.js';
 export type Image = protos.google.cloud.compute.v1.IImage;
 export type Zone = protos.google.cloud.compute.v1.IZone;
 export type Region = protos.google.cloud.compute.v1.IRegion;
+export type MachineType = protos.google.cloud.compute.v1.IMachineType;
+
+/** Where Google's client libraries send the JWT-bearer grant of a service-account key. */
+export const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
 
 type ClientOptions = NonNullable<ConstructorParameters<typeof InstancesClient>[0]>;
 
@@ -49,6 +54,7 @@ interface Clients {
   zones: ZonesClient;
   regions: RegionsClient;
   images: ImagesClient;
+  machineTypes: MachineTypesClient;
 }
 
 /** Backoff after a throttled or failed call; shared by every call on the connection. */
@@ -83,7 +89,7 @@ export class ComputeApi {
     const clients = this.clients;
     this.clients = undefined;
     void clients?.then(
-      (c) => Promise.allSettled([c.instances.close(), c.operations.close(), c.zones.close(), c.regions.close(), c.images.close()]),
+      (c) => Promise.allSettled([c.instances.close(), c.operations.close(), c.zones.close(), c.regions.close(), c.images.close(), c.machineTypes.close()]),
       () => undefined,
     );
   }
@@ -93,25 +99,48 @@ export class ComputeApi {
     return Math.max(0, this.gate.until - Date.now());
   }
 
+  /**
+   * The service-account key (from the node's Secret, else the file Application Default
+   * Credentials name in `GOOGLE_APPLICATION_CREDENTIALS`), or undefined for the other ADC
+   * sources (gcloud's user credentials, the metadata server).
+   */
+  private keyJson(): { json: string; source: string } | undefined {
+    if (this.options.credentialsJson) return { json: this.options.credentialsJson, source: 'the service-account key' };
+    const file = process.env.GOOGLE_APPLICATION_CREDENTIALS;
+    if (!file) return undefined;
+    try {
+      return { json: readFileSync(file, 'utf8'), source: `GOOGLE_APPLICATION_CREDENTIALS (${file})` };
+    } catch (err) {
+      throw new ReconcileError('InvalidCredentials', `cannot read GOOGLE_APPLICATION_CREDENTIALS (${file}): ${(err as Error).message}`, false);
+    }
+  }
+
+  /**
+   * An OAuth2 client for the key (JWT-bearer grant for a service account) or Application
+   * Default Credentials. A key's `token_uri` is honoured, as Google's Go and Python libraries
+   * do: google-auth-library always posts the grant to Google's token URL, so a request to it
+   * is redirected to the key's own `token_uri` (a private or test OAuth endpoint).
+   */
   private async authClient(timeoutMs: number): Promise<AuthClient> {
     let client: AuthClient;
-    if (this.options.credentialsJson) {
-      let credentials: JWTInput;
+    const key = this.keyJson();
+    let tokenUri: string | undefined;
+    if (key) {
+      let credentials: JWTInput & { token_uri?: string };
       try {
-        credentials = JSON.parse(this.options.credentialsJson) as JWTInput;
+        credentials = JSON.parse(key.json) as JWTInput & { token_uri?: string };
       } catch (err) {
-        throw new ReconcileError('InvalidCredentials', `the service-account key is not JSON: ${(err as Error).message}`, false);
+        throw new ReconcileError('InvalidCredentials', `${key.source} is not JSON: ${(err as Error).message}`, false);
       }
       if (typeof credentials !== 'object' || credentials === null || typeof credentials.type !== 'string') {
-        throw new ReconcileError('InvalidCredentials', 'the service-account key has no "type" (expected a key file of type service_account)', false);
+        throw new ReconcileError('InvalidCredentials', `${key.source} has no "type" (expected a key file of type service_account)`, false);
       }
+      if (typeof credentials.token_uri === 'string' && credentials.token_uri !== GOOGLE_TOKEN_URL) tokenUri = credentials.token_uri;
       try {
         client = (await new GoogleAuth({ credentials, scopes: SCOPES }).getClient()) as AuthClient;
       } catch (err) {
-        throw new ReconcileError('InvalidCredentials', `cannot use the service-account key: ${(err as Error).message}`, false);
+        throw new ReconcileError('InvalidCredentials', `cannot use ${key.source}: ${(err as Error).message}`, false);
       }
-    } else if (this.options.endpoint) {
-      client = new PassThroughClient();
     } else {
       try {
         client = (await new GoogleAuth({ scopes: SCOPES }).getClient()) as AuthClient;
@@ -125,6 +154,7 @@ export class ComputeApi {
     transporter.interceptors.request.add({
       resolved: async (config) => {
         config.signal = config.signal ? AbortSignal.any([config.signal, closing]) : closing;
+        if (tokenUri && String(config.url) === GOOGLE_TOKEN_URL) config.url = new URL(tokenUri);
         return config;
       },
     });
@@ -142,6 +172,7 @@ export class ComputeApi {
       zones: new ZonesClient(opts(quick)),
       regions: new RegionsClient(opts(quick)),
       images: new ImagesClient(opts(quick)),
+      machineTypes: new MachineTypesClient(opts(quick)),
     };
   }
 
@@ -236,9 +267,14 @@ export class ComputeApi {
     }
     if (f.status === 429) return this.backoff('Throttled', `GCE throttled the request to ${what}: ${f.message}`, f.retryAfterMs, 1000, 60_000);
     if (f.status >= 500) return this.backoff('ProviderUnavailable', `GCE failed to ${what} (HTTP ${f.status}): ${f.message}`, f.retryAfterMs, 1000, 30_000);
-    if (f.status === 403 && (f.reason === 'quotaExceeded' || f.reason === 'rateLimitExceeded' || f.reason === 'userRateLimitExceeded')) {
-      if (f.reason !== 'quotaExceeded') return this.backoff('QuotaExceeded', text, f.retryAfterMs ?? 30_000, 30_000, 30_000);
-      return new ReconcileError('QuotaExceeded', text, true, f.retryAfterMs ?? 30_000);
+    // A 403 rate limit is throttling like a 429 (Compute answers some per-minute limits so).
+    if (f.status === 403 && (f.reason === 'rateLimitExceeded' || f.reason === 'userRateLimitExceeded')) {
+      return this.backoff('Throttled', `GCE throttled the request to ${what}: ${f.message}`, f.retryAfterMs, 1000, 60_000);
+    }
+    if (f.status === 403 && f.reason === 'quotaExceeded') return new ReconcileError('QuotaExceeded', text, true, f.retryAfterMs ?? 30_000);
+    // The OAuth token endpoint's answer to a bad key (RFC 6749 error codes), before any API call.
+    if (f.status === 400 && /^(invalid_grant|invalid_scope|invalid_client|unauthorized_client)\b/.test(f.message)) {
+      return new ReconcileError('InvalidCredentials', `${text} (the token endpoint refused the service-account key)`, false);
     }
     if (f.status === 401) return new ReconcileError('PermissionDenied', `${text} (the credentials were refused)`, false);
     if (f.status === 403) return new ReconcileError('PermissionDenied', text, false);
@@ -331,6 +367,21 @@ export class ComputeApi {
 
   async getZone(): Promise<Zone> {
     return this.call(`get zone ${this.zone}`, async (c) => (await c.zones.get({ project: this.project, zone: this.zone }, ComputeApi.CALL))[0]);
+  }
+
+  /** machineTypes.list in the zone, every page. */
+  async listMachineTypes(): Promise<MachineType[]> {
+    const all: MachineType[] = [];
+    let pageToken: string | undefined;
+    do {
+      const token = pageToken;
+      const [items, , raw] = await this.call('list machine types', async (c) =>
+        c.machineTypes.list({ project: this.project, zone: this.zone, maxResults: 500, ...(token ? { pageToken: token } : {}) }, ComputeApi.CALL),
+      );
+      all.push(...(items ?? []));
+      pageToken = raw?.nextPageToken ?? undefined;
+    } while (pageToken);
+    return all;
   }
 
   async getRegion(region: string): Promise<Region> {

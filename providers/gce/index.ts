@@ -13,8 +13,9 @@
  * await node.close();
  * ```
  *
- * For tests and private endpoints, `endpoint: 'http://127.0.0.1:8089'` sends every request
- * there without credentials.
+ * `endpoint: 'http://127.0.0.1:8089'` says only where the API lives (a private endpoint, the
+ * tests' fake): credentials are the same as for Google's (a service-account key, whose
+ * `token_uri` is honoured, or Application Default Credentials).
  */
 import { ReconcileError } from '../../runtime/errors.js';
 import type { NodeConnection, NodeDescription } from '../machine.js';
@@ -52,7 +53,7 @@ export {
 export interface GceConnectOptions {
   project: string;
   zone: string;
-  /** `http(s)://host:port` instead of Google's endpoint; no credentials are sent then (unless `credentialsJson` is given). */
+  /** `http(s)://host:port` instead of Google's endpoint; credentials as for Google's. */
   endpoint?: string;
   /** A service-account key (JSON), e.g. the `key.json` of the node's Secret. Absent: Application Default Credentials. */
   credentialsJson?: string;
@@ -67,9 +68,6 @@ export interface GceConnectOptions {
   /** Deadline of one `zoneOperations.wait` (the server holds it up to 2 minutes). Default 130000 ms. */
   waitTimeoutMs?: number;
 }
-
-/** GCE has no memory quota; capacity assumes 8 GiB per vCPU (the high-memory ratio), so memory never limits placement before vCPUs do. */
-export const MEMORY_MIB_PER_CPU = 8192;
 
 export interface GceNodeConnection extends NodeConnection {
   readonly project: string;
@@ -95,20 +93,31 @@ export function connectGce(options: GceConnectOptions): GceNodeConnection {
     project: options.project,
     zone: options.zone,
     /**
-     * Capacity is the region's CPUS quota (what GCE lets the project run there), memory at
-     * `MEMORY_MIB_PER_CPU` per vCPU; machineCount counts the zone's VMs labelled `stratus-uid`.
-     * A zone that is not `UP` is reported as unreachable.
+     * Capacity is what GCE lets this node run in the region: the CPUS quota's limit minus
+     * the vCPUs other workloads of the project use there (the quota's usage less that of this
+     * node's own running VMs). GCE has no memory quota: memory is those vCPUs at the highest
+     * memory-per-vCPU ratio among the zone's machine types (`machineTypes.list`), so the
+     * scheduler's memory check holds a request to what some machine type can give.
+     * machineCount counts the zone's VMs labelled `stratus-uid`. A zone that is not `UP` is
+     * reported as unreachable.
      */
     async describe(): Promise<NodeDescription> {
       const zone = await api.getZone();
       if (zone.status && zone.status !== 'UP') {
         throw new ReconcileError('NodeUnreachable', `GCE zone ${options.zone} is ${zone.status}`);
       }
-      const region = await api.getRegion(lastSegment(zone.region));
-      const cpus = Math.floor(region.quotas?.find((q) => q.metric === 'CPUS')?.limit ?? 0);
-      const owned = await api.listInstances(`labels.${LABEL_UID}:*`);
+      const [region, owned, types] = await Promise.all([api.getRegion(lastSegment(zone.region)), api.listInstances(`labels.${LABEL_UID}:*`), api.listMachineTypes()]);
+      const quota = region.quotas?.find((q) => q.metric === 'CPUS');
+      const byName = new Map(types.map((t) => [t.name ?? '', t]));
+      // Stopped (TERMINATED) VMs hold no vCPU quota.
+      const ownUsage = owned
+        .filter((i) => i.status !== 'TERMINATED')
+        .reduce((sum, i) => sum + (byName.get(lastSegment(i.machineType ?? ''))?.guestCpus ?? 0), 0);
+      const othersUsage = Math.max(0, (quota?.usage ?? 0) - ownUsage);
+      const cpus = Math.max(0, Math.floor((quota?.limit ?? 0) - othersUsage));
+      const ratio = types.reduce((best, t) => (t.guestCpus && t.memoryMb ? Math.max(best, t.memoryMb / t.guestCpus) : best), 0);
       return {
-        capacity: { cpus, memoryMiB: cpus * MEMORY_MIB_PER_CPU },
+        capacity: { cpus, memoryMiB: Math.floor(cpus * ratio) },
         version: `GCE ${options.zone}`,
         machineCount: owned.length,
       };

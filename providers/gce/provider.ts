@@ -1,7 +1,7 @@
 /**
  * The Google Compute Engine provider's descriptor: VMs in one zone of one project
  * (`ComputeNode.spec.gce`), with a service-account key from a Secret (or Application Default
- * Credentials, or none against a private `endpoint`).
+ * Credentials); `endpoint` only says where the API lives.
  */
 import type { ComputeNodeSpec } from '../../crds/types.js';
 import { ReconcileError } from '../../runtime/errors.js';

@@ -17,6 +17,10 @@
  * await gce.close();
  * ```
  *
+ * Authenticated as Google's: `POST /token` takes the JWT-bearer grant of the service-account
+ * key in `serviceAccountKey` and mints expiring bearer tokens; a Compute request without a
+ * live one is a 401 `UNAUTHENTICATED`.
+ *
  * Served: instances insert/get/list/aggregatedList/delete/start/stop/resume/setLabels,
  * zoneOperations get/wait, machineTypes list/get, images get/getFromFamily, zones get,
  * regions get. Anything else is a 404 in the same error shape.
@@ -24,6 +28,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { compileFilter, FilterSyntaxError } from './filter.js';
+import { FakeOAuth, OAuthError } from './oauth.js';
 import { API_BASE, ApiError, FakeGceModel, MACHINE_TYPES, invalid, notFound, type FakeGceModelOptions } from './state.js';
 
 export { ApiError, FakeGceModel, MACHINE_TYPES, regionOf, type FakeInstance, type FakeOperation, type FakeImage, type InstanceStatus } from './state.js';
@@ -89,6 +94,13 @@ export interface FakeGce {
   state: FakeGceModel;
   inject: FakeGceInject;
   requests: RecordedRequest[];
+  /**
+   * A service-account key (JSON) for this fake: its `token_uri` is the fake's `/token`, where
+   * the JWT-bearer grant signed with it mints access tokens. Every Compute request needs one.
+   */
+  serviceAccountKey: string;
+  /** The OAuth side: minted-token count, `revokeAll()`, `issueToken()`. */
+  oauth: FakeOAuth;
   /** Moves the fake clock forward by `ms` and applies what became due. */
   advance(ms: number): void;
   close(): Promise<void>;
@@ -285,16 +297,30 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
     throw notFound(`projects/${project}/${rest.join('/')}`);
   }
 
+  let port = 0;
+  const oauth = new FakeOAuth(model.project, () => `http://127.0.0.1:${port}/token`);
+
   const server = createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://127.0.0.1');
       const query: Record<string, string> = {};
       for (const [k, v] of url.searchParams) query[k] = v;
       const text = await readBody(req);
+      if (url.pathname === '/token') {
+        try {
+          if (req.method !== 'POST') throw new OAuthError(405, 'invalid_request', 'POST required');
+          send(res, 200, oauth.grant(text));
+        } catch (err) {
+          const e = err instanceof OAuthError ? err : new OAuthError(500, 'server_error', String(err));
+          send(res, e.status, e.body());
+        }
+        return;
+      }
       let body: unknown;
       const record: RecordedRequest = { method: req.method ?? 'GET', path: url.pathname, query, body: undefined, status: 0, at: model.timeline.now() };
       requests.push(record);
       try {
+        oauth.authenticate(req.headers.authorization);
         if (text.trim() !== '') {
           try {
             body = JSON.parse(text);
@@ -322,7 +348,7 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
     server.once('error', reject);
     server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
   });
-  const port = (server.address() as AddressInfo).port;
+  port = (server.address() as AddressInfo).port;
 
   const inject: FakeGceInject = {
     quota(region, metric, limit) {
@@ -377,6 +403,8 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
     state: model,
     inject,
     requests,
+    serviceAccountKey: oauth.serviceAccountKey(),
+    oauth,
     advance(ms) {
       model.timeline.advance(ms);
       model.timeline.settle();

@@ -4,7 +4,7 @@
  *
  *   node dist/test/fakes/gce/main.js [--port N] [--project P] [--zones a,b] [--step-ms MS]
  *
- * Prints one JSON line `{"endpoint", "port", "pid"}` on stdout when it listens; SIGTERM or
+ * Prints one JSON line `{"endpoint", "port", "pid", "serviceAccountKey"}` on stdout when it listens; SIGTERM or
  * SIGINT closes it.
  */
 import { parseArgs } from 'node:util';
@@ -27,7 +27,7 @@ const gce = await startFakeGce({
   stepMs: Number(values['step-ms']),
   waitDeadlineMs: Number(values['wait-deadline-ms']),
 });
-process.stdout.write(JSON.stringify({ endpoint: gce.endpoint, port: gce.port, pid: process.pid }) + '\n');
+process.stdout.write(JSON.stringify({ endpoint: gce.endpoint, port: gce.port, pid: process.pid, serviceAccountKey: gce.serviceAccountKey }) + '\n');
 
 const stop = (): void => {
   void gce.close().then(() => process.exit(0));

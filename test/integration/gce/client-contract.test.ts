@@ -7,12 +7,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThroughClient } from 'google-auth-library';
 import { InstancesClient, MachineTypesClient } from '@google-cloud/compute/build/src/v1/index.js';
 import { ComputeApi, GceApiError, describeFailure, insertBody } from '../../../providers/gce/index.js';
 import { ReconcileError } from '../../../runtime/errors.js';
 import type { MachineSpec } from '../../../providers/machine.js';
 import { startFakeGce, type FakeGce, type RecordedRequest } from '../../fakes/gce/index.js';
+import { tokenClient } from '../../fakes/gce/oauth.js';
 
 const PROJECT = 'contract-project';
 const ZONE = 'us-central1-a';
@@ -48,8 +48,8 @@ describe('GCE client contract (official client against the fake)', () => {
 
   before(async () => {
     gce = await startFakeGce({ project: PROJECT, stepMs: 5, waitDeadlineMs: 1000 });
-    api = new ComputeApi({ project: PROJECT, zone: ZONE, endpoint: gce.endpoint, requestTimeoutMs: 5000, waitTimeoutMs: 5000 });
-    raw = new InstancesClient({ apiEndpoint: '127.0.0.1', port: gce.port, protocol: 'http', authClient: new PassThroughClient() as never });
+    api = new ComputeApi({ project: PROJECT, zone: ZONE, endpoint: gce.endpoint, credentialsJson: gce.serviceAccountKey, requestTimeoutMs: 5000, waitTimeoutMs: 5000 });
+    raw = new InstancesClient({ apiEndpoint: '127.0.0.1', port: gce.port, protocol: 'http', authClient: tokenClient(gce.oauth) as never });
   });
 
   after(async () => {
@@ -270,7 +270,7 @@ describe('GCE client contract (official client against the fake)', () => {
     const cpus = region.quotas?.find((q) => q.metric === 'CPUS');
     assert.equal(cpus?.limit, 24);
     assert.equal(typeof cpus?.usage, 'number');
-    const types = new MachineTypesClient({ apiEndpoint: '127.0.0.1', port: gce.port, protocol: 'http', authClient: new PassThroughClient() as never });
+    const types = new MachineTypesClient({ apiEndpoint: '127.0.0.1', port: gce.port, protocol: 'http', authClient: tokenClient(gce.oauth) as never });
     try {
       const [list] = await types.list({ project: PROJECT, zone: ZONE, filter: 'name = e2-standard-*' }, { autoPaginate: false, retry: null });
       assert.deepEqual(list.map((t) => t.name).sort(), ['e2-standard-16', 'e2-standard-2', 'e2-standard-32', 'e2-standard-4', 'e2-standard-8']);
@@ -285,7 +285,7 @@ describe('GCE client contract (official client against the fake)', () => {
   });
 
   it('429 → Throttled with the server Retry-After, 503 → ProviderUnavailable, 403 → PermissionDenied; one request each', async () => {
-    const probe = new ComputeApi({ project: PROJECT, zone: ZONE, endpoint: gce.endpoint, requestTimeoutMs: 5000, waitTimeoutMs: 5000 });
+    const probe = new ComputeApi({ project: PROJECT, zone: ZONE, endpoint: gce.endpoint, credentialsJson: gce.serviceAccountKey, requestTimeoutMs: 5000, waitTimeoutMs: 5000 });
     try {
       gce.inject.rateLimit({ count: 1, retryAfterSeconds: 7 });
       let n = gce.requests.length;
@@ -296,7 +296,7 @@ describe('GCE client contract (official client against the fake)', () => {
       await assert.rejects(probe.getInstance('x'), (err: unknown) => err instanceof ReconcileError && err.reason === 'Throttled' && (err.retryAfterMs ?? 0) > 0);
       assert.equal(since(n).length, 0, 'while backing off, nothing is sent');
 
-      const other = new ComputeApi({ project: PROJECT, zone: ZONE, endpoint: gce.endpoint, requestTimeoutMs: 5000, waitTimeoutMs: 5000 });
+      const other = new ComputeApi({ project: PROJECT, zone: ZONE, endpoint: gce.endpoint, credentialsJson: gce.serviceAccountKey, requestTimeoutMs: 5000, waitTimeoutMs: 5000 });
       try {
         gce.inject.serverError({ status: 503, count: 1 });
         n = gce.requests.length;
@@ -305,7 +305,7 @@ describe('GCE client contract (official client against the fake)', () => {
       } finally {
         other.close();
       }
-      const third = new ComputeApi({ project: PROJECT, zone: ZONE, endpoint: gce.endpoint, requestTimeoutMs: 5000, waitTimeoutMs: 5000 });
+      const third = new ComputeApi({ project: PROJECT, zone: ZONE, endpoint: gce.endpoint, credentialsJson: gce.serviceAccountKey, requestTimeoutMs: 5000, waitTimeoutMs: 5000 });
       try {
         gce.inject.forbidden({ count: 1 });
         await assert.rejects(third.getZone(), (err: unknown) => err instanceof ReconcileError && err.reason === 'PermissionDenied' && !err.retryable);

@@ -6,10 +6,13 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { startDaemon, waitFor, type Daemon } from '../../harness/process.js';
+import { fetchAccessToken } from '../../fakes/gce/oauth.js';
 
 describe('fake GCE as a child process', () => {
   let daemon: Daemon;
   let endpoint = '';
+  let key = '';
+  let fetch: (url: string) => Promise<Response>;
 
   before(async () => {
     // Under tsx this file is .ts and so is main; from dist/ both are .js.
@@ -17,7 +20,19 @@ describe('fake GCE as a child process', () => {
     const main = fileURLToPath(new URL(`../../fakes/gce/main${ext}`, import.meta.url));
     daemon = startDaemon(process.execPath, [...process.execArgv.filter((a) => !a.startsWith('--test')), main, '--project', 'child-project', '--step-ms', '5']);
     const line = await waitFor('the fake to announce its endpoint', () => daemon.output().split('\n').find((l) => l.startsWith('{"endpoint"')), 20_000);
-    endpoint = (JSON.parse(line) as { endpoint: string }).endpoint;
+    ({ endpoint, serviceAccountKey: key } = JSON.parse(line) as { endpoint: string; serviceAccountKey: string });
+    const token = await fetchAccessToken(key);
+    fetch = (url) => globalThis.fetch(url, { headers: { authorization: `Bearer ${token}` } });
+  });
+
+  it('refuses a request without an access token as Google does (401 UNAUTHENTICATED)', async () => {
+    const res = await globalThis.fetch(`${endpoint}/compute/v1/projects/child-project/zones/us-central1-a`);
+    assert.equal(res.status, 401);
+    const body = (await res.json()) as { error: { status: string; errors: { reason: string }[] } };
+    assert.equal(body.error.status, 'UNAUTHENTICATED');
+    assert.equal(body.error.errors[0]?.reason, 'required');
+    const bad = await globalThis.fetch(`${endpoint}/compute/v1/projects/child-project/zones/us-central1-a`, { headers: { authorization: 'Bearer ya29.made-up' } });
+    assert.equal(bad.status, 401);
   });
 
   after(async () => {

@@ -56,6 +56,7 @@ describe('GCE provider against the fake Compute API', () => {
       project: PROJECT,
       zone: ZONE,
       endpoint: gce.endpoint,
+      credentialsJson: gce.serviceAccountKey,
       imageProject: 'debian-cloud',
       requestTimeoutMs: 5000,
       waitTimeoutMs: 5000,
@@ -316,9 +317,9 @@ describe('GCE provider against the fake Compute API', () => {
     });
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
     const port = (silent.address() as { port: number }).port;
-    const hung = connectGce({ project: PROJECT, zone: ZONE, endpoint: `http://127.0.0.1:${port}`, requestTimeoutMs: 300 });
-    const refused = connectGce({ project: PROJECT, zone: ZONE, endpoint: `http://127.0.0.1:${await freePort()}`, requestTimeoutMs: 300 });
-    const patient = connectGce({ project: PROJECT, zone: ZONE, endpoint: `http://127.0.0.1:${port}`, requestTimeoutMs: 60_000 });
+    const hung = connectGce({ project: PROJECT, zone: ZONE, endpoint: `http://127.0.0.1:${port}`, credentialsJson: gce.serviceAccountKey, requestTimeoutMs: 300 });
+    const refused = connectGce({ project: PROJECT, zone: ZONE, endpoint: `http://127.0.0.1:${await freePort()}`, credentialsJson: gce.serviceAccountKey, requestTimeoutMs: 300 });
+    const patient = connectGce({ project: PROJECT, zone: ZONE, endpoint: `http://127.0.0.1:${port}`, credentialsJson: gce.serviceAccountKey, requestTimeoutMs: 60_000 });
     try {
       await assert.rejects(hung.describe(), (e: unknown) => isProviderError('NodeUnreachable', true)(e) && /did not answer in time/.test((e as Error).message));
       await assert.rejects(refused.describe(), (e: unknown) => isProviderError('NodeUnreachable', true)(e) && /unreachable/.test((e as Error).message));
