@@ -19,6 +19,7 @@ APT_PACKAGES := etcd-server etcd-client libvirt-dev libvirt-clients libvirt-daem
   docker.io busybox-static iproute2 git openssl xorriso lua5.1 openssh-server openssh-client \
   libxml2-utils netcat-openbsd xz-utils ca-certificates \
   prometheus python3-kubernetes slapd ldap-utils pdns-server pdns-backend-sqlite3 bind9-dnsutils \
+  docker-registry apache2-utils \
   $(IMAGE_APT_PACKAGES)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Native addons (better-sqlite3, @unraid/libvirt) compile here: prebuilt downloads are unreachable.

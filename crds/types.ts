@@ -167,6 +167,19 @@ export interface ComputeNodeSpec {
        */
       namespace?: string;
     };
+    /**
+     * A Secret of type kubernetes.io/dockerconfigjson (key .dockerconfigjson, as `kubectl create secret docker-registry` makes it) whose registry credentials the engine uses to pull images, like the engine host's own ~/.docker/config.json.
+     */
+    registryAuthSecretRef?: {
+      /**
+       * Name of the Secret.
+       */
+      name: string;
+      /**
+       * Namespace of the Secret (default "default").
+       */
+      namespace?: string;
+    };
   };
   /**
    * A Google Compute Engine zone of one project.

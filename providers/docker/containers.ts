@@ -14,10 +14,14 @@
  * - delete stops (short grace), removes with its anonymous volumes, then removes the
  *   Instance's named volumes; absent is success.
  */
+import { credentialFor, registryOf, type RegistryCredential } from './registry-auth.js';
 import type { ContainerInfo, ContainerInspectInfo } from 'dockerode';
 import { ReconcileError } from '../../runtime/errors.js';
 import type { MachineObservation, MachineProvider, MachineSpec } from '../machine.js';
 import { engineMessage, statusCode, type Engine } from './engine.js';
+
+/** What registries answer when a pull lacks or has wrong credentials (Docker's wording varies by registry). */
+const PULL_UNAUTHORIZED = /unauthorized|authentication required|no basic auth credentials|denied: requested access|incorrect username or password/i;
 import {
   LABEL_UID,
   containerIP,
@@ -45,6 +49,8 @@ export interface ContainerOptions {
   pullWaitMs: number;
   /** Deadline of one background pull. */
   pullTimeoutMs: number;
+  /** Registry credentials for pulls (from the node's dockerconfigjson Secret). */
+  registryAuth: readonly RegistryCredential[];
 }
 
 interface Pull {
@@ -238,13 +244,22 @@ export class DockerMachines implements MachineProvider {
     if (failure === undefined) return;
     if (failure instanceof ReconcileError && (failure.reason === 'NodeUnreachable' || failure.reason === 'TLSError')) throw failure;
     const why = failure instanceof Error ? failure.message : String(failure);
-    throw new ReconcileError('ImageNotFound', `image ${image} is not on the engine and could not be pulled: ${why}`, false);
+    if (PULL_UNAUTHORIZED.test(why)) {
+      const hint = credentialFor(image, this.options.registryAuth) ? 'the credentials of the node\'s registryAuthSecretRef were refused' : `the node has no credentials for ${registryOf(image)} (spec.docker.registryAuthSecretRef)`;
+      // Retryable with backoff (Kubernetes' ImagePullBackOff): the Secret may be fixed.
+      throw new ReconcileError('RegistryUnauthorized', `cannot pull image ${image}: ${hint}: ${why}`, true, 30_000);
+    }
+    const registry = registryOf(image);
+    const noCredentials = registry !== 'docker.io' && !credentialFor(image, this.options.registryAuth) ? ` (the node has no credentials for ${registry}: spec.docker.registryAuthSecretRef)` : '';
+    throw new ReconcileError('ImageNotFound', `image ${image} is not on the engine and could not be pulled: ${why}${noCredentials}`, false);
   }
 
   private async pull(image: string): Promise<void> {
     const docker = this.engine.docker;
     const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(this.options.pullTimeoutMs)]);
-    const stream = await this.engine.must('pull image', () => docker.pull(image, { abortSignal: signal }), this.options.pullTimeoutMs);
+    const cred = credentialFor(image, this.options.registryAuth);
+    const authconfig = cred ? { username: cred.username, password: cred.password, serveraddress: cred.registry } : undefined;
+    const stream = await this.engine.must('pull image', () => docker.pull(image, { abortSignal: signal, ...(authconfig ? { authconfig } : {}) }), this.options.pullTimeoutMs);
     await new Promise<void>((resolve, reject) => {
       docker.modem.followProgress(stream, (err: Error | null, events: Array<{ error?: string }>) => {
         const failed = events?.find((e) => e.error);

@@ -14,6 +14,7 @@
  * await node.close();
  * ```
  */
+import type { RegistryCredential } from './registry-auth.js';
 import type { Readable } from 'node:stream';
 import { ReconcileError } from '../../runtime/errors.js';
 import type { NodeConnection, NodeDescription } from '../machine.js';
@@ -71,6 +72,8 @@ export interface DockerConnectOptions {
   pullWaitMs?: number;
   /** Deadline of one background pull. Default 15 minutes. */
   pullTimeoutMs?: number;
+  /** Registry credentials for pulls (from a dockerconfigjson Secret: `parseDockerConfig`). */
+  registryAuth?: RegistryCredential[];
 }
 
 /** A Docker engine's `NodeConnection`, plus what only Docker nodes offer. */
@@ -94,6 +97,7 @@ export function connectDocker(options: DockerConnectOptions): DockerNodeConnecti
     pullMissingImages: options.pullMissingImages ?? true,
     pullWaitMs: options.pullWaitMs ?? 3000,
     pullTimeoutMs: options.pullTimeoutMs ?? 15 * 60_000,
+    registryAuth: options.registryAuth ?? [],
   });
   const containerOf = async (uid: string): Promise<string> => {
     const [c] = await machines.find(uid);

@@ -10,10 +10,12 @@ import { DockerExecChannel } from '../guest/docker.js';
 import { attachNamespace } from '../ovs/netns.js';
 import { missingSection, type NetworkAttachment, type ProviderDescriptor } from '../registry.js';
 import { connectDocker, type DockerNodeConnection } from './index.js';
+import { parseDockerConfig } from './registry-auth.js';
 
 export interface DockerNodeSettings {
   address: string;
   tlsSecretRef?: { namespace: string; name: string };
+  registryAuthSecretRef?: { namespace: string; name: string };
   hostIP?: string;
 }
 
@@ -54,6 +56,7 @@ export const dockerProvider: ProviderDescriptor<DockerNodeSettings, DockerNodeCo
     return {
       address: d.address,
       ...(d.tlsSecretRef ? { tlsSecretRef: { namespace: d.tlsSecretRef.namespace ?? 'default', name: d.tlsSecretRef.name } } : {}),
+      ...(d.registryAuthSecretRef ? { registryAuthSecretRef: { namespace: d.registryAuthSecretRef.namespace ?? 'default', name: d.registryAuthSecretRef.name } } : {}),
       ...(d.hostIP ? { hostIP: d.hostIP } : {}),
     };
   },
@@ -67,7 +70,20 @@ export const dockerProvider: ProviderDescriptor<DockerNodeSettings, DockerNodeCo
       }
       tls = { ca: data['ca.pem']!, cert: data['cert.pem']!, key: data['key.pem']! };
     }
-    return connectDocker({ address: settings.address, ...(tls ? { tls } : {}), ...(settings.hostIP ? { defaultHostIP: settings.hostIP } : {}) });
+    let registryAuth;
+    if (settings.registryAuthSecretRef) {
+      const ref = settings.registryAuthSecretRef;
+      const data = await secrets(ref.namespace, ref.name);
+      const json = data['.dockerconfigjson'];
+      if (!json) throw new ReconcileError('InvalidRegistryAuth', `Secret "${ref.name}" has no .dockerconfigjson (make it with kubectl create secret docker-registry)`, false);
+      registryAuth = parseDockerConfig(json, `Secret "${ref.name}"`);
+    }
+    return connectDocker({
+      address: settings.address,
+      ...(tls ? { tls } : {}),
+      ...(settings.hostIP ? { defaultHostIP: settings.hostIP } : {}),
+      ...(registryAuth ? { registryAuth } : {}),
+    });
   },
   capabilities: {
     machines: true,
