@@ -135,6 +135,7 @@ describe('web console in Chromium', () => {
     assert.equal(await page.locator('header.top .who').innerText(), 'ops');
     await page.waitForSelector('.node[data-node=sim] [role=progressbar]');
     await page.waitForSelector('.node[data-node=engine-1] [role=progressbar]');
+    await page.locator('a[data-kind=users]').waitFor(); // an admin sees the admin kinds
     await shot('overview');
   });
 
@@ -270,6 +271,8 @@ describe('web console in Chromium', () => {
     await page.click('button:has-text("Sign out")');
     await signIn(tokens.viewer!, 'default');
     assert.equal(await page.locator('header.top .who').innerText(), 'viewer');
+    await page.locator('a[data-kind=instances]').waitFor();
+    assert.equal(await page.locator('a[data-kind=users]').count(), 0, 'no Users in the navigation of who may not list them');
     await page.goto(`${serve!.url}/ui/#/k/instances`);
     await page.locator('table.list tr[data-name=web1]').waitFor();
     assert.equal(await page.locator('a:has-text("Create Instance")').count(), 0, 'no create for a viewer');

@@ -48,3 +48,16 @@ export async function whoAmI(): Promise<Identity> {
   });
   return { username: review.status?.userInfo?.username ?? '?', groups: review.status?.userInfo?.groups ?? [] };
 }
+
+/**
+ * `kubectl auth can-i VERB RESOURCE [-n NS]` as a SelfSubjectAccessReview: needed for
+ * cluster-scoped kinds, which a namespace's rules (from RoleBindings there) cannot grant.
+ */
+export async function canI(verb: string, group: string, resource: string, namespace = ''): Promise<boolean> {
+  const review = await request<{ status?: { allowed?: boolean } }>('POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', {
+    apiVersion: 'authorization.k8s.io/v1',
+    kind: 'SelfSubjectAccessReview',
+    spec: { resourceAttributes: { verb, group, resource, ...(namespace ? { namespace } : {}) } },
+  });
+  return review.status?.allowed === true;
+}

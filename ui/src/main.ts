@@ -7,7 +7,7 @@ import { render } from 'preact';
 import { html } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
 import { forgetToken, saveToken, savedToken, whenUnauthorized, ApiFailure } from './api.js';
-import { whoAmI, allows, type Identity } from './access.js';
+import { whoAmI, allows, canI, type Identity } from './access.js';
 import { forgetRules, useRules } from './live.js';
 import { kinds, kindByPlural } from './kinds.js';
 import { ErrorBanner } from './widgets.js';
@@ -70,7 +70,18 @@ function SignIn({ onSignedIn, reason }: { onSignedIn: (s: Session) => void; reas
 function Nav({ session, onNamespace, onSignOut }: { session: Session; onNamespace: (ns: string) => void; onSignOut: () => void }) {
   const rules = useRules(session.namespace || 'default');
   const [ns, setNs] = useState(session.namespace);
-  const visible = kinds.filter((k) => !k.adminOnly || allows(rules, 'list', k.group, k.plural));
+  // Cluster-scoped admin kinds (Users, Groups) are asked about cluster-wide: a RoleBinding in
+  // the namespace shows their rules there without granting them.
+  const [clusterWide, setClusterWide] = useState<Set<string>>(new Set());
+  useEffect(() => {
+    let live = true;
+    const asks = kinds.filter((k) => k.adminOnly && !k.namespaced).map(async (k) => ((await canI('list', k.group, k.plural).catch(() => false)) ? k.plural : ''));
+    void Promise.all(asks).then((allowed) => live && setClusterWide(new Set(allowed.filter((p) => p !== ''))));
+    return () => {
+      live = false;
+    };
+  }, [session.identity.username]);
+  const visible = kinds.filter((k) => !k.adminOnly || (k.namespaced ? allows(rules, 'list', k.group, k.plural) : clusterWide.has(k.plural)));
   return html`<header class="top">
     <a class="skip" href="#main">Skip to content</a>
     <a class="brand" href="#/">stratus</a>
