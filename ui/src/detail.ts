@@ -99,7 +99,8 @@ function YamlEditor({ kind, obj, canUpdate }: { kind: Kind; obj: KubeObject; can
       setText(null);
       setSaved(true);
     } catch (err) {
-      setError(err as Error);
+      const stale = err instanceof ApiFailure && err.code === 409;
+      setError(stale ? new ApiFailure(409, `${err.message} — it changed since you started editing: Revert shows the current version`) : (err as Error));
     }
   };
   const value = text ?? stringify(shown);
