@@ -305,6 +305,11 @@ describe('web console in Chromium', () => {
     assert.match(await page.locator('li[data-stage=activate][data-state=Failed] pre.output').innerText(), /v2: cannot bind the new listener/);
     await page.locator('li[data-stage=rollback][data-state=Succeeded]').waitFor();
     await shot('deployment-rolledback');
+    // The overview once there is something to see: Instances in several states, warnings, quota used.
+    await page.goto(`${serve!.url}/ui/#/`);
+    await page.locator('ul.counts li[data-state=running]').waitFor();
+    await page.locator('ul.warnings li').first().waitFor();
+    await shot('overview-busy');
   });
 
   it('shows a user with view rights no Stop or Delete, and the API’s refusal when a delete is forced', async () => {
