@@ -7,6 +7,9 @@ SHELL := /bin/bash
 # tests, serving DHCP to its guests from a namespace whose veth fills in checksums (ethtool).
 IMAGE_APT_PACKAGES := mmdebstrap syslinux syslinux-common mtools dosfstools fdisk e2fsprogs \
   dnsmasq-base ethtool
+# The web console's browser tests (test/e2e/console.test.ts) drive Debian's Chromium through
+# playwright-core: nothing is downloaded at run time.
+BROWSER_APT_PACKAGES := chromium
 # System packages the control plane and its integration tests use (see ../shared/ENVIRONMENT.md).
 # Installed without Recommends (qemu's and libvirt's bring GTK, GStreamer, audio, Xen, LXC,
 # VirtualBox, swtpm, OVMF: ~170 packages stratus never loads). The recommends stratus does
@@ -20,7 +23,7 @@ APT_PACKAGES := etcd-server etcd-client libvirt-dev libvirt-clients libvirt-daem
   libxml2-utils netcat-openbsd xz-utils ca-certificates \
   prometheus python3-kubernetes slapd ldap-utils pdns-server pdns-backend-sqlite3 bind9-dnsutils \
   docker-registry apache2-utils \
-  $(IMAGE_APT_PACKAGES)
+  $(IMAGE_APT_PACKAGES) $(BROWSER_APT_PACKAGES)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Native addons (better-sqlite3, @unraid/libvirt) compile here: prebuilt downloads are unreachable.
 export npm_config_build_from_source := true
@@ -59,9 +62,11 @@ node_modules/.stratus-installed: package.json package-lock.json
 
 build: deps-npm
 	npx tsc -p tsconfig.json
+	node --import tsx ui/build.ts
 
 lint: deps-npm
 	npx tsc -p tsconfig.json --noEmit
+	npx tsc -p ui/tsconfig.json
 	npx eslint --max-warnings 0 .
 
 run: deps build

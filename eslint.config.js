@@ -15,4 +15,11 @@ export default tseslint.config(
       'no-restricted-syntax': ['error', { selector: 'ExportDefaultDeclaration', message: 'No default exports (STYLE.md).' }],
     },
   },
+  {
+    // The web console runs in the browser (ui/README.md).
+    files: ['ui/src/**/*.ts'],
+    languageOptions: {
+      globals: { window: 'readonly', document: 'readonly', location: 'readonly', sessionStorage: 'readonly', HTMLInputElement: 'readonly', HTMLSelectElement: 'readonly', HTMLTextAreaElement: 'readonly', HTMLFormElement: 'readonly', FormData: 'readonly', Event: 'readonly', Response: 'readonly', TextDecoderStream: 'readonly' },
+    },
+  },
 );

@@ -12,6 +12,7 @@ import { registerToken } from './token.js';
 import { registerUser } from './user.js';
 import { registerLogin } from './login.js';
 import { serveLogin } from './serve-login.js';
+import { serveUi } from './serve-ui.js';
 import { registerProxy } from './proxy.js';
 import { registerPush } from './push.js';
 import { registerImage } from './image.js';
@@ -33,6 +34,7 @@ program
 addServeComponent(serveControllers);
 addServeComponent(serveLegacy);
 addServeComponent(serveLogin);
+addServeComponent(serveUi);
 registerServe(program);
 registerController(program);
 registerToken(program);
