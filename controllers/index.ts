@@ -23,6 +23,7 @@ import { QuotaReconciler } from './quota.js';
 import { UserReconciler } from './user.js';
 import { GroupReconciler } from './group.js';
 import { registerDNSControllers, type EmbeddedDNS } from './dns.js';
+import { InstanceGroupAutoscaler, type AutoscalerEventReason } from './autoscaler.js';
 import { controllingGroup, groupKeyOf, InstanceGroupReconciler, INSTANCES_BY_GROUP, type InstanceGroupEventReason } from './instancegroup.js';
 
 export interface ControllerSettings {
@@ -193,6 +194,18 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
       }),
     )
     .watches(instanceCache, groupKeyOf);
+  mgr.addController(
+    { name: 'instancegroup-autoscaler', concurrency: 2 },
+    groupCache,
+    new InstanceGroupAutoscaler({
+      groups: mgr.resource<InstanceGroup>(Resources.instanceGroups),
+      groupCache,
+      instanceCache,
+      nodeCache,
+      connections,
+      recorder: mgr.eventRecorder<AutoscalerEventReason>('instancegroup-autoscaler'),
+    }),
+  );
 
   registerIdentityControllers(mgr, instanceCache);
 

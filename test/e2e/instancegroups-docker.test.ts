@@ -219,6 +219,49 @@ describe('InstanceGroup on a Docker engine', () => {
     await waitFor('two Instances', async () => (await owned('web')).length === 2, 60_000, 100);
   });
 
+  test('the autoscaler raises replicas under CPU load made inside the containers and lowers them after its window', async () => {
+    await kubectlOk(['apply', '-f', '-'], groupManifest('busy', { replicas: 2 }));
+    await kubectlOk(['wait', '--for=condition=Ready', 'instancegroup/busy', '--timeout=90s']);
+    const loaded = await owned('busy');
+    const docker = (args: string[]) => execFileP(requireBinary('docker'), ['-H', `unix://${engine!.socket}`, ...args]);
+    const containerOf = async (i: Instance): Promise<string> =>
+      (await docker(['ps', '-q', '--filter', `label=stratus.dev/uid=${i.metadata!.uid!}`])).stdout.trim();
+    const ids = await Promise.all(loaded.map(containerOf));
+    // A busy loop in each container (its pid kept so it can be stopped again).
+    for (const id of ids) await docker(['exec', '-d', id, '/bin/busybox', 'sh', '-c', 'echo $$ > /tmp/load.pid; while :; do :; done']);
+    // The target is low because the machine running the tests is shared: a busy loop gets
+    // what the other processes leave it (10-100 % of a CPU); an idle container uses ~0 %.
+    await kubectlOk(['patch', 'ig', 'busy', '--type=merge', '-p', JSON.stringify({ spec: { autoscaling: { minReplicas: 1, maxReplicas: 4, targetCPUUtilizationPercentage: 5, syncPeriodSeconds: 2, scaleDownStabilizationSeconds: 8 } } })]);
+    const up = await waitFor('scaled up', async () => {
+      const g = (await groups().get('default', 'busy'))!;
+      return (g.status?.autoscaling?.desiredReplicas ?? 0) > 2 && g.spec.replicas === g.status?.autoscaling?.desiredReplicas ? g : undefined;
+    }, 60_000, 200).catch(async (err: unknown) => {
+      const why = await kubectl(['get', 'ig', 'busy', '-o', 'yaml']);
+      const events = await kubectl(['get', 'events', '--field-selector', 'involvedObject.name=busy']);
+      throw new Error(`${String(err)}\n${why.stdout}\n${events.stdout}\n${serve!.output().slice(-3000)}`);
+    });
+    assert.match(up.status?.autoscaling?.lastScaleReason ?? '', /^average CPU \d+% of 2 Instance\(s\), target 5%: 2 → [34]$/);
+    assert.ok((up.status?.autoscaling?.currentCPUUtilizationPercentage ?? 0) > 5);
+    await kubectlOk(['wait', '--for=jsonpath={.status.readyReplicas}=' + String(up.spec.replicas), 'instancegroup/busy', '--timeout=60s']);
+    const events = await kubectlOk(['get', 'events', '--field-selector', 'involvedObject.name=busy,reason=ScaledUp', '-o', 'jsonpath={.items[*].message}']);
+    assert.match(events, /average CPU/);
+
+    for (const id of ids) await docker(['exec', id, '/bin/busybox', 'sh', '-c', 'kill $(cat /tmp/load.pid)']);
+    const stoppedAt = Date.now();
+    const down = await waitFor('scaled down to minReplicas', async () => {
+      const g = (await groups().get('default', 'busy'))!;
+      return g.spec.replicas === 1 ? g : undefined;
+    }, 90_000, 200);
+    const firstDown = Date.parse(down.status?.autoscaling?.lastScaleTime ?? '');
+    assert.match(down.status?.autoscaling?.lastScaleReason ?? '', /→ 1$/);
+    assert.ok(firstDown - stoppedAt >= 6000, `scaled down ${firstDown - stoppedAt} ms after the load stopped, inside the 8 s window`);
+    await kubectlOk(['wait', '--for=condition=Ready', 'instancegroup/busy', '--timeout=60s']);
+    const wide = await kubectlOk(['get', 'ig', 'busy', '-o', 'wide', '--no-headers']);
+    assert.match(wide, /^busy\s+1\s+1\s+1\s+1\s+1\s+/);
+    await kubectlOk(['delete', 'ig', 'busy', '--wait=true']);
+    await waitFor('busy Instances gone', async () => (await owned('busy')).length === 0, 60_000, 100);
+  });
+
   test('kubectl delete --cascade=orphan keeps the Instances (ownerReference removed); the default cascade deletes them', async () => {
     const names = (await owned('web')).map((i) => i.metadata!.name!).sort();
     await kubectlOk(['delete', 'ig', 'web', '--cascade=orphan', '--wait=true']);
