@@ -7,6 +7,7 @@ import { groupVersion, isAlias, type Resource, type ResourceCatalog } from './re
 
 const verbs = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
 const statusVerbs = ['get', 'patch', 'update'];
+const scaleKind = { group: 'autoscaling', version: 'v1', kind: 'Scale' };
 
 function storageVersionHash(r: Resource, version: string): string {
   return createHash('sha256').update(`${r.group}/${version}/${r.kind}`).digest('base64').slice(0, 11);
@@ -54,6 +55,9 @@ export function apiResourceList(catalog: ResourceCatalog, group: string, version
     if (r.statusSubresource) {
       resources.push({ name: `${r.plural}/status`, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: statusVerbs });
     }
+    if (r.scale) {
+      resources.push({ name: `${r.plural}/scale`, singularName: '', namespaced: r.namespaced, group: scaleKind.group, version: scaleKind.version, kind: scaleKind.kind, verbs: statusVerbs });
+    }
   }
   return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: groupVersion(group, version), resources };
 }
@@ -68,7 +72,14 @@ function discoveryResource(r: Resource, version: string): object {
     verbs,
     ...(r.shortNames.length ? { shortNames: r.shortNames } : {}),
     ...(r.categories.length ? { categories: r.categories } : {}),
-    ...(r.statusSubresource ? { subresources: [{ subresource: 'status', responseKind, verbs: statusVerbs }] } : {}),
+    ...(r.statusSubresource || r.scale
+      ? {
+          subresources: [
+            ...(r.statusSubresource ? [{ subresource: 'status', responseKind, verbs: statusVerbs }] : []),
+            ...(r.scale ? [{ subresource: 'scale', responseKind: scaleKind, verbs: statusVerbs }] : []),
+          ],
+        }
+      : {}),
   };
 }
 

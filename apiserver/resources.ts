@@ -5,7 +5,7 @@
  * deleted, and tells its listeners.
  */
 import type { ObjectMeta as CrdObjectMeta } from '../crds/types.js';
-import type { CustomResourceDefinition, JSONSchemaProps, PrinterColumn } from './schema/types.js';
+import type { CustomResourceDefinition, JSONSchemaProps, PrinterColumn, ScaleSubresource } from './schema/types.js';
 import { compileSchema } from './schema/validate.js';
 import { listTypesFromSchema, type ListTypeResolver } from './apply/index.js';
 
@@ -54,6 +54,8 @@ export interface Resource {
   namespaced: boolean;
   /** A `status` subresource exists: main writes ignore status, /status writes ignore the rest. */
   statusSubresource: boolean;
+  /** The CRD's `scale` subresource: where `/scale` reads and writes replicas (autoscaling/v1 Scale). */
+  scale?: ScaleSubresource;
   /** Built-in kinds accept strategic merge patch (treated as a merge patch); custom ones answer 415. */
   builtin: boolean;
   /** Where the objects live: `/registry/<group|core>/<plural>/`. */
@@ -114,6 +116,7 @@ export function resourceFromCrd(crd: CustomResourceDefinition): Resource | undef
     return rv;
   });
   const statusSubresource = served.some((v) => v.subresources?.status !== undefined);
+  const scale = served.find((v) => v.subresources?.scale)?.subresources?.scale;
   return {
     group: spec.group,
     versions,
@@ -125,6 +128,7 @@ export function resourceFromCrd(crd: CustomResourceDefinition): Resource | undef
     categories: spec.names.categories ?? [],
     namespaced: spec.scope === 'Namespaced',
     statusSubresource,
+    ...(scale ? { scale } : {}),
     builtin: false,
     keyPrefix: keyPrefixFor(spec.group, spec.names.plural),
     crd,

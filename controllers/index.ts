@@ -2,7 +2,7 @@
  * Every stratus controller, registered on a runtime `Manager`. The same set runs in
  * `stratus controller` (against any Kubernetes API) and in-process in `stratus serve`.
  */
-import type { ComputeNode, ElasticIP, Group, Instance, Network, Quota, SSHKey, User } from '../crds/types.js';
+import type { ComputeNode, ElasticIP, Group, Instance, InstanceGroup, Network, Quota, SSHKey, User } from '../crds/types.js';
 import type { Manager } from '../runtime/manager.js';
 import type { Informer } from '../runtime/informer.js';
 import { objectKey, type KubeObject } from '../runtime/client.js';
@@ -23,6 +23,8 @@ import { QuotaReconciler } from './quota.js';
 import { UserReconciler } from './user.js';
 import { GroupReconciler } from './group.js';
 import { registerDNSControllers, type EmbeddedDNS } from './dns.js';
+import { InstanceGroupAutoscaler, type AutoscalerEventReason } from './autoscaler.js';
+import { controllingGroup, groupKeyOf, InstanceGroupReconciler, INSTANCES_BY_GROUP, type InstanceGroupEventReason } from './instancegroup.js';
 
 export interface ControllerSettings {
   /** Steady-state drift check of Instances. Default 30 s. */
@@ -175,6 +177,35 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
     .watches(nodeCache, (n) => (networksNodeChanged(n) ? networkCache.keys() : []))
     // an attached Instance changing (running, deleted) changes the Network's ports
     .watches(instanceCache, (i) => (i.spec.networks ?? []).map((n) => `${i.metadata?.namespace}/${n.name}`));
+
+  // InstanceGroups keep replicas of a template (scale, rolling update).
+  instanceCache.addIndex(INSTANCES_BY_GROUP, controllingGroup);
+  const groupCache = mgr.informer<InstanceGroup>(Resources.instanceGroups);
+  mgr
+    .addController(
+      { name: 'instancegroup', concurrency: 2 },
+      groupCache,
+      new InstanceGroupReconciler({
+        groups: mgr.resource<InstanceGroup>(Resources.instanceGroups),
+        instances,
+        groupCache,
+        instanceCache,
+        recorder: mgr.eventRecorder<InstanceGroupEventReason>('instancegroup-controller'),
+      }),
+    )
+    .watches(instanceCache, groupKeyOf);
+  mgr.addController(
+    { name: 'instancegroup-autoscaler', concurrency: 2 },
+    groupCache,
+    new InstanceGroupAutoscaler({
+      groups: mgr.resource<InstanceGroup>(Resources.instanceGroups),
+      groupCache,
+      instanceCache,
+      nodeCache,
+      connections,
+      recorder: mgr.eventRecorder<AutoscalerEventReason>('instancegroup-autoscaler'),
+    }),
+  );
 
   registerIdentityControllers(mgr, instanceCache);
 

@@ -654,6 +654,201 @@ export interface Group extends KubeObject {
 }
 
 /**
+ * The Instances wanted, how to replace them and (optionally) how to scale them.
+ */
+export interface InstanceGroupSpec {
+  /**
+   * How many Instances of the template should exist.
+   *
+   * Default: 1 (set by the API server when absent).
+   */
+  replicas?: number;
+  /**
+   * Labels that select the group's Instances; the template's labels must carry them.
+   */
+  selector: {
+    /**
+     * Every label here must be on an Instance for it to belong to the group.
+     */
+    matchLabels: {
+      [k: string]: string | undefined;
+    };
+  };
+  /**
+   * The Instances to make.
+   */
+  template: {
+    /**
+     * Labels and annotations of every Instance.
+     */
+    metadata?: {
+      /**
+       * Labels of every Instance (must include spec.selector.matchLabels).
+       */
+      labels?: {
+        [k: string]: string | undefined;
+      };
+      /**
+       * Annotations of every Instance.
+       */
+      annotations?: {
+        [k: string]: string | undefined;
+      };
+    };
+    /**
+     * An Instance spec (see the Instance kind). It is validated by the Instance schema when the group creates an Instance: a template the schema refuses halts the rollout with Progressing=False, reason FailedCreate.
+     */
+    spec: {
+      [k: string]: unknown | undefined;
+    };
+  };
+  /**
+   * How a template change replaces Instances.
+   *
+   * Default: {} (set by the API server when absent).
+   */
+  strategy?: {
+    /**
+     * RollingUpdate replaces Instances within maxSurge/maxUnavailable; Recreate deletes every old Instance before making new ones.
+     *
+     * Default: "RollingUpdate" (set by the API server when absent).
+     */
+    type?: 'RollingUpdate' | 'Recreate';
+    /**
+     * Limits of a rolling update.
+     */
+    rollingUpdate?: {
+      /**
+       * Instances above replicas during a rollout: a number or a percentage of replicas (rounded up). Default 1.
+       */
+      maxSurge?: number | string;
+      /**
+       * Instances below replicas that may be unavailable during a rollout: a number or a percentage (rounded down). Default 0.
+       */
+      maxUnavailable?: number | string;
+    };
+  };
+  /**
+   * How long an Instance must have been Ready before it counts as available.
+   *
+   * Default: 0 (set by the API server when absent).
+   */
+  minReadySeconds?: number;
+  /**
+   * HorizontalPodAutoscaler-like control of spec.replicas from the average CPU utilisation of the group's running Instances.
+   */
+  autoscaling?: {
+    /**
+     * The fewest replicas the autoscaler sets.
+     *
+     * Default: 1 (set by the API server when absent).
+     */
+    minReplicas?: number;
+    /**
+     * The most replicas the autoscaler sets.
+     */
+    maxReplicas: number;
+    /**
+     * Target average CPU use, in percent of the Instances' cpus.
+     */
+    targetCPUUtilizationPercentage: number;
+    /**
+     * Scale up to the lowest recommendation of this window (as the HPA's scaleUp.stabilizationWindowSeconds).
+     *
+     * Default: 0 (set by the API server when absent).
+     */
+    scaleUpStabilizationSeconds?: number;
+    /**
+     * Scale down to the highest recommendation of this window (the HPA's downscale delay).
+     *
+     * Default: 300 (set by the API server when absent).
+     */
+    scaleDownStabilizationSeconds?: number;
+    /**
+     * How often CPU use is sampled and a recommendation made.
+     *
+     * Default: 15 (set by the API server when absent).
+     */
+    syncPeriodSeconds?: number;
+  };
+}
+
+/**
+ * What the controller observed.
+ */
+export interface InstanceGroupStatus {
+  /**
+   * Owned Instances not being deleted.
+   */
+  replicas?: number;
+  /**
+   * Owned Instances whose Ready condition is True.
+   */
+  readyReplicas?: number;
+  /**
+   * Owned Instances Ready for at least minReadySeconds.
+   */
+  availableReplicas?: number;
+  /**
+   * Owned Instances of the current template.
+   */
+  updatedReplicas?: number;
+  /**
+   * spec.selector as a label selector string (the /scale subresource's status.selector).
+   */
+  selector?: string;
+  /**
+   * The stratus.dev/template-hash label of the current template.
+   */
+  templateHash?: string;
+  /**
+   * The autoscaler's last decision.
+   */
+  autoscaling?: {
+    /**
+     * Replicas when the recommendation was made.
+     */
+    currentReplicas?: number;
+    /**
+     * Replicas after stabilisation and the min/max bounds.
+     */
+    desiredReplicas?: number;
+    /**
+     * Average CPU use of the measured Instances, in percent of their cpus.
+     */
+    currentCPUUtilizationPercentage?: number;
+    /**
+     * How many Instances the average was taken over.
+     */
+    measuredInstances?: number;
+    /**
+     * When the autoscaler last changed spec.replicas.
+     */
+    lastScaleTime?: string;
+    /**
+     * Why it last changed spec.replicas.
+     */
+    lastScaleReason?: string;
+  };
+  /**
+   * The metadata.generation this status reflects.
+   */
+  observedGeneration?: number;
+  /**
+   * Latest observations (Ready, Available, Progressing, Synced).
+   */
+  conditions?: Condition[];
+}
+
+/** An InstanceGroup keeps spec.replicas Instances of one template running, replaces them within surge and unavailability limits when the template changes, serves the /scale subresource (kubectl scale) and, with spec.autoscaling, sets its own replicas from the Instances' CPU utilisation like a HorizontalPodAutoscaler. Owned Instances are named NAME-HASH-RANDOM, carry an ownerReference to the group and the label stratus.dev/template-hash. */
+export interface InstanceGroup extends KubeObject {
+  apiVersion: 'compute.stratus.dev/v1alpha1';
+  kind: 'InstanceGroup';
+  spec: InstanceGroupSpec;
+  status?: InstanceGroupStatus;
+}
+
+/**
  * The desired machine, provider-neutral, with optional provider sections.
  */
 export interface InstanceSpec {
@@ -1509,7 +1704,7 @@ export interface User extends KubeObject {
 }
 
 /** Every stratus kind. */
-export type StratusObject = AccessToken | ComputeNode | Deployment | DNSZone | ElasticIP | Group | Instance | Network | Project | Quota | SSHKey | User;
+export type StratusObject = AccessToken | ComputeNode | Deployment | DNSZone | ElasticIP | Group | InstanceGroup | Instance | Network | Project | Quota | SSHKey | User;
 
 /** How every stratus kind is addressed, one row per CRD in crds/. */
 export const KINDS: readonly KindInfo[] = [
@@ -1584,6 +1779,18 @@ export const KINDS: readonly KindInfo[] = [
     shortNames: ['sgrp'],
     categories: ['stratus'],
     namespaced: false,
+  },
+  {
+    kind: 'InstanceGroup',
+    listKind: 'InstanceGroupList',
+    group: 'compute.stratus.dev',
+    version: 'v1alpha1',
+    apiVersion: 'compute.stratus.dev/v1alpha1',
+    plural: 'instancegroups',
+    singular: 'instancegroup',
+    shortNames: ['ig'],
+    categories: ['stratus'],
+    namespaced: true,
   },
   {
     kind: 'Instance',
@@ -1667,6 +1874,7 @@ export const CrdResources = {
   dnsZones: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'dnszones', namespaced: false, kind: 'DNSZone' },
   elasticIPs: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'elasticips', namespaced: true, kind: 'ElasticIP' },
   groups: { group: 'iam.stratus.dev', version: 'v1alpha1', plural: 'groups', namespaced: false, kind: 'Group' },
+  instanceGroups: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'instancegroups', namespaced: true, kind: 'InstanceGroup' },
   instances: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'instances', namespaced: true, kind: 'Instance' },
   networks: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'networks', namespaced: true, kind: 'Network' },
   projects: { group: 'apps.stratus.dev', version: 'v1alpha1', plural: 'projects', namespaced: true, kind: 'Project' },

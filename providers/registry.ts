@@ -66,6 +66,17 @@ export interface GuestChannelFactory<C extends NodeConnection = NodeConnection> 
   open(conn: C, guest: { name: string; uid: string }): GuestChannel;
 }
 
+/**
+ * How much CPU a machine has used, for the InstanceGroup autoscaler: cumulative CPU seconds
+ * since the machine started (libvirt's domain `cpu.time`, Docker's container
+ * `cpu_usage.total_usage`, a GCE VM's `cpu/usage_time`). The caller takes the rate between
+ * two samples; a restarted machine's counter going back is its business.
+ */
+export interface MachineCpuUsage<C extends NodeConnection = NodeConnection> {
+  /** CPU seconds used by machine `uid`, or undefined when it is not running (or unknown). */
+  cpuSeconds(conn: C, uid: string, signal: AbortSignal): Promise<number | undefined>;
+}
+
 export interface ProviderCapabilities<C extends NodeConnection = NodeConnection> {
   /** `connection.machines()` runs Instances of `spec.provider: <name>`. */
   machines: boolean;
@@ -78,6 +89,8 @@ export interface ProviderCapabilities<C extends NodeConnection = NodeConnection>
   diskResize: boolean;
   /** Calls through `machines()` are counted in the provider metrics (`providers/metrics.ts`). */
   metrics: boolean;
+  /** CPU use of running machines (the InstanceGroup autoscaler's input). */
+  cpuUsage?: MachineCpuUsage<C>;
   /** A ComputeNode spec that works on any machine (`stratus serve --sim-node`). */
   simulatedNode?: (dataDir: string) => ComputeNodeSpec;
 }

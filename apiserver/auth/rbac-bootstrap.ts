@@ -23,7 +23,7 @@ const defaults = { 'kubernetes.io/bootstrapping': 'rbac-defaults' };
 const autoupdate = { 'rbac.authorization.kubernetes.io/autoupdate': 'true' };
 
 const tenantKinds: PolicyRule[] = [
-  { apiGroups: ['compute.stratus.dev'], resources: ['instances', 'sshkeys', 'elasticips'], verbs: [...read, ...write] },
+  { apiGroups: ['compute.stratus.dev'], resources: ['instances', 'sshkeys', 'elasticips', 'instancegroups', 'instancegroups/scale'], verbs: [...read, ...write] },
   { apiGroups: ['apps.stratus.dev'], resources: ['projects', 'deployments'], verbs: [...read, ...write] },
 ];
 
@@ -65,14 +65,14 @@ export function bootstrapClusterRoles(): KubeObject[] {
     ]),
     clusterRole('system:public-info-viewer', [{ nonResourceURLs: ['/healthz', '/livez', '/readyz', '/version', '/version/'], verbs: ['get'] }]),
     clusterRole('stratus:aggregate-to-view', [
-      { apiGroups: ['compute.stratus.dev'], resources: ['computenodes', 'instances', 'networks', 'sshkeys', 'elasticips', 'instances/status', 'networks/status', 'elasticips/status'], verbs: read },
+      { apiGroups: ['compute.stratus.dev'], resources: ['computenodes', 'instances', 'networks', 'sshkeys', 'elasticips', 'instancegroups', 'instances/status', 'networks/status', 'elasticips/status', 'instancegroups/status', 'instancegroups/scale'], verbs: read },
       { apiGroups: ['apps.stratus.dev'], resources: ['projects', 'deployments', 'projects/status', 'deployments/status'], verbs: read },
       { apiGroups: ['iam.stratus.dev'], resources: ['quotas', 'users', 'groups'], verbs: read },
       { apiGroups: [''], resources: ['configmaps', 'events', 'namespaces'], verbs: read },
       { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: read },
     ], aggregateLabel('view')),
     clusterRole('stratus:aggregate-to-edit', [
-      { apiGroups: ['compute.stratus.dev'], resources: ['instances', 'networks', 'sshkeys', 'elasticips'], verbs: write },
+      { apiGroups: ['compute.stratus.dev'], resources: ['instances', 'networks', 'sshkeys', 'elasticips', 'instancegroups', 'instancegroups/scale'], verbs: write },
       { apiGroups: ['apps.stratus.dev'], resources: ['projects', 'deployments'], verbs: write },
       { apiGroups: [''], resources: ['configmaps', 'secrets'], verbs: write },
       { apiGroups: [''], resources: ['secrets'], verbs: read },

@@ -16,6 +16,7 @@ import { boolParam, commonParams, type CommonParams } from './params.js';
 import { servePatch } from './patch.js';
 import type { ResourcePath } from './paths.js';
 import type { ResourceRequest } from './request.js';
+import { serveScale } from './scale.js';
 import { serveUpdate } from './update.js';
 import { serveWatchRequest } from './watch.js';
 
@@ -56,7 +57,8 @@ export async function serveResource(deps: HttpDeps, ex: Exchange, path: Resource
     await drain(ex.req);
     throw new ApiError(404, 'NotFound', `the server could not find the requested resource (${resource.plural} is not namespaced)`);
   }
-  if (path.subresource !== undefined && (path.subresource !== 'status' || !resource.statusSubresource || !path.name)) {
+  const servedSubresource = path.subresource === 'status' ? resource.statusSubresource : path.subresource === 'scale' ? resource.scale !== undefined : false;
+  if (path.subresource !== undefined && (!servedSubresource || !path.name)) {
     await drain(ex.req);
     throw new ApiError(404, 'NotFound', `the server could not find the requested resource (subresource ${path.subresource})`);
   }
@@ -69,6 +71,10 @@ export async function serveResource(deps: HttpDeps, ex: Exchange, path: Resource
   }
   const target: Target = { resource, version, ...(path.namespace !== undefined ? { namespace: path.namespace } : {}) };
   const rq: ResourceRequest = { deps, ex, path, resource, version, target, common };
+  if (path.subresource === 'scale') {
+    await serveScale(rq, verb);
+    return false;
+  }
   switch (verb) {
     case 'get':
       await serveGet(rq, path.name ?? '');

@@ -45,6 +45,11 @@ export {
 export { summariseUsage, type EngineHostPort, type EngineUsage } from './usage.js';
 
 /** The fields of `GET /info` stratus reads. */
+/** The part of `GET /containers/{id}/stats` the autoscaler reads. */
+interface ContainerStats {
+  cpu_stats?: { cpu_usage?: { total_usage?: number } };
+}
+
 interface EngineInfo {
   NCPU: number;
   MemTotal: number;
@@ -82,6 +87,8 @@ export interface DockerNodeConnection extends NodeConnection {
   machines(): DockerMachines;
   /** What the engine carries, for placement (host ports, counts, groups). */
   engineUsage(): Promise<EngineUsage>;
+  /** CPU seconds the running container of Instance `uid` has used; undefined when none runs. */
+  cpuSeconds(uid: string, signal: AbortSignal): Promise<number | undefined>;
   /** Runs `argv` in the container of Instance `uid`. */
   exec(uid: string, argv: string[], options?: ExecOptions): Promise<ExecResult>;
   /** Extracts a tar archive into `path` (an existing directory) in the container of Instance `uid`. */
@@ -123,6 +130,16 @@ export function connectDocker(options: DockerConnectOptions): DockerNodeConnecti
       const docker = engine.docker;
       const list = await engine.must('list containers', () => docker.listContainers({ all: true, abortSignal: engine.quick() }));
       return summariseUsage(list);
+    },
+    async cpuSeconds(uid, signal) {
+      const running = (await machines.find(uid)).find((c) => c.State === 'running');
+      if (!running) return undefined;
+      // one-shot: the engine answers with the current counters instead of sampling for a second
+      const stats = await engine.must('read container stats', () =>
+        engine.getJSON<ContainerStats>(`/containers/${running.Id}/stats?stream=false&one-shot=true`, AbortSignal.any([signal, engine.quick()])),
+      );
+      const ns = stats.cpu_stats?.cpu_usage?.total_usage;
+      return typeof ns === 'number' ? ns / 1e9 : undefined;
     },
     async exec(uid, argv, execOptions) {
       return execInContainer(engine, await containerOf(uid), argv, execOptions);

@@ -6,6 +6,7 @@
 import type { ComputeNodeSpec } from '../../crds/types.js';
 import { missingSection, type ProviderDescriptor } from '../registry.js';
 import { closeLibvirtSessions, connectLibvirt, type LibvirtNodeConnection } from './connection.js';
+import { domainCpuSeconds } from './cpu.js';
 import { libvirtNetworkName } from './domain-xml.js';
 import { ensureOvsNetwork, observeOvsNetwork, removeOvsNetwork } from './networks.js';
 import { simNodeUri } from './sim.js';
@@ -49,6 +50,7 @@ export const libvirtProvider: ProviderDescriptor<LibvirtNodeSettings, LibvirtNod
     },
     diskResize: false,
     metrics: true,
+    cpuUsage: { cpuSeconds: (conn, uid) => domainCpuSeconds(conn, uid) },
     simulatedNode: (dataDir) => ({ provider: 'libvirt', libvirt: { uri: simNodeUri(dataDir), imagePool: 'default' } }),
   },
 };

@@ -30,6 +30,7 @@ function walk(s: JSONSchemaProps, path: string, fn: (s: JSONSchemaProps, path: s
 const EXPECTED: Record<string, { group: string; plural: string; namespaced: boolean }> = {
   ComputeNode: { group: 'compute.stratus.dev', plural: 'computenodes', namespaced: false },
   Instance: { group: 'compute.stratus.dev', plural: 'instances', namespaced: true },
+  InstanceGroup: { group: 'compute.stratus.dev', plural: 'instancegroups', namespaced: true },
   Network: { group: 'compute.stratus.dev', plural: 'networks', namespaced: true },
   SSHKey: { group: 'compute.stratus.dev', plural: 'sshkeys', namespaced: true },
   ElasticIP: { group: 'compute.stratus.dev', plural: 'elasticips', namespaced: true },
