@@ -47,6 +47,7 @@ import { writeCharts } from './charts.js';
 import { describeProfile, hotFunctions, newestProfile } from './profile.js';
 import { startEtcd } from '../test/harness/etcd.js';
 import { runGuestBootBench } from './guest-boot.js';
+import { runColdStart } from './coldstart.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -269,6 +270,17 @@ async function main(): Promise<void> {
       await etcd.stop();
     }
     publish(stormReport('etcd', etcdStorm, limitOf(storageEtcd, 'puts/s, 32 concurrent writers'), 'etcd3 client', projected(etcdStorm)));
+
+    heading('stratus serve: cold start to ready');
+    const cold = await runColdStart(3);
+    publish({
+      benchmark: 'serve-start',
+      conditions: { backend: 'sqlite', controllers: 'on (stratus serve defaults)', runs: cold.runs, ...machine() },
+      figures: [
+        { name: 'fresh data dir → /readyz 200 (CA, certificates, store, RBAC)', value: cold.freshMs / 1000, unit: 's', goal: { max: 1.5 } },
+        { name: 'restart on the same data dir → /readyz 200', value: cold.restartMs / 1000, unit: 's', goal: { max: 1.5 } },
+      ],
+    });
 
     heading('embedded DNS server');
     const dnsShown = progress('dns: zone + queries', undefined, '', 60);
