@@ -60,7 +60,7 @@ export function goalsChart(reports: BenchReport[], subtitle: string): string {
   const rows = goalRows(reports);
   const labelW = 430;
   const plotW = 300;
-  const noteW = 470;
+  const noteW = 580;
   const rowH = 22;
   const top = 58;
   const width = labelW + plotW + noteW;
