@@ -30,6 +30,7 @@ import { CpuMeter, memoryOf, type BenchAccess } from './proc.js';
 import { kubeconfigCredentials } from '../test/harness/kubefetch.js';
 import { heapAfterPhase, markPhase } from './cpu-profiler.js';
 import { median } from './report.js';
+import { progress } from './progress.js';
 import type { LoadConfig, LoadOp, OpResult } from './loadgen.js';
 import type { BareRoute } from './bare-server.js';
 import { epochMs, SENT_ANNOTATION, type WatchersConfig } from './watchers.js';
@@ -65,6 +66,8 @@ export interface OpFigures {
   bareP99Ms: number;
   responseBytes: number;
   errors: number;
+  /** Open-loop latencies at the offered rate (last run), 0th..100th percentile (ms). */
+  quantilesMs: number[];
 }
 
 export interface ApiBenchResult {
@@ -72,6 +75,8 @@ export interface ApiBenchResult {
   populateSeconds: number;
   populateWritesPerSec: number;
   serverRssPer1000MiB: number;
+  /** RSS of the API server holding every Instance (after populate). */
+  serverRssMiB: number;
   /** Heap after a full GC (only when the server runs under the profiler preload). */
   serverHeapPer1000MiB?: number;
   informerRssPer1000MiB: number;
@@ -80,7 +85,7 @@ export interface ApiBenchResult {
   ops: Record<'get' | 'list' | 'patch', OpFigures>;
   /** Closed-loop req/s: bearer token + RBAC vs a system:masters client certificate (no per-request auth work). */
   auth: Record<'get' | 'patch', { tokenPerSec: number; certPerSec: number }>;
-  watch: { watchers: number; offeredPerSec: number; achievedChangesPerSec: number; delivered: number; expected: number; p50Ms: number; p99Ms: number; serverCores: number };
+  watch: { watchers: number; offeredPerSec: number; achievedChangesPerSec: number; delivered: number; expected: number; p50Ms: number; p99Ms: number; serverCores: number; quantilesMs: number[] };
   serverPid: number;
 }
 
@@ -117,6 +122,7 @@ function runningStatus(uid: string, i: number): Instance['status'] {
 async function populate(serve: StratusServe, n: number, withStatus: boolean): Promise<number> {
   const start = performance.now();
   let next = 0;
+  const shown = progress('api: populate', n, 'Instances');
   await Promise.all(
     Array.from({ length: STORM_CLIENTS }, async () => {
       const c = KubeClient.fromFile(serve.kubeconfig);
@@ -125,12 +131,14 @@ async function populate(serve: StratusServe, n: number, withStatus: boolean): Pr
         for (let i = next++; i < n; i = next++) {
           const created = await res.create(instance(i));
           if (withStatus) await res.mergePatchStatus('default', created.metadata!.name!, { status: runningStatus(created.metadata!.uid!, i) });
+          shown.add();
         }
       } finally {
         c.close();
       }
     }),
   );
+  shown.end();
   return (performance.now() - start) / 1000;
 }
 
@@ -167,12 +175,16 @@ async function loadOps(serve: StratusServe, opts: ApiBenchOptions): Promise<{ op
 /** One load-generator process per operation, so a profile phase covers one operation. */
 type LoadAuth = Pick<LoadConfig, 'token' | 'ca' | 'cert' | 'key'>;
 
-async function load(url: string, auth: LoadAuth, ops: LoadOp[], opts: ApiBenchOptions, after: (op: string) => void = () => undefined): Promise<Record<string, OpResult>> {
+async function load(url: string, auth: LoadAuth, ops: LoadOp[], opts: ApiBenchOptions, label: string | undefined, after: (op: string) => void = () => undefined): Promise<Record<string, OpResult>> {
   const out: Record<string, OpResult> = {};
   for (const op of ops) {
     const cfg: LoadConfig = { url, ...auth, concurrency: STORM_CLIENTS, maxInFlight: 64, windowMs: opts.windowMs, runs: opts.runs, ops: [op] };
     const budget = opts.runs * (2 * opts.windowMs + 15_000) + 30_000;
+    // each run: a closed loop and an open loop of windowMs, after a short warm-up
+    const shown = label === undefined ? undefined : progress(`api: ${op.name.toUpperCase()} ${label}`, undefined, '', (opts.runs * 2 * opts.windowMs + 300) / 1000);
     Object.assign(out, (await runChildJson<{ ops: Record<string, OpResult> }>('loadgen', cfg, budget)).ops);
+    const r = out[op.name]!;
+    shown?.end(`${median(r.closedPerSec).toFixed(0)} req/s closed loop${r.errors ? `, ${r.errors} errors` : ''}`);
     after(op.name);
   }
   return out;
@@ -187,6 +199,7 @@ async function watchFanOut(serve: StratusServe, access: BenchAccess, opts: ApiBe
     const changes = Math.floor((opts.watchWindowMs / 1000) * opts.changesPerSec);
     const cfg: WatchersConfig = { url: serve.url, token: access.token, ca: access.ca, path: INSTANCES, resourceVersion, watchers: opts.watchers, expect: changes, timeoutMs: opts.watchWindowMs + 30_000 };
     const receivers = startChild('watchers', cfg, opts.watchWindowMs + 60_000);
+    const shown = progress(`api: watch fan-out ×${opts.watchers}`, changes, 'changes');
     try {
       await receivers.line((l) => l === 'ready');
       const cpu = new CpuMeter(serve.pid);
@@ -200,14 +213,15 @@ async function watchFanOut(serve: StratusServe, access: BenchAccess, opts: ApiBe
         if (pending.size >= 64) await Promise.race(pending);
         const p = instances
           .mergePatch('default', `api-${i % opts.objects}`, { metadata: { annotations: { [SENT_ANNOTATION]: epochMs().toFixed(3) } } })
-          .then(() => sent++)
+          .then(() => shown.set(++sent))
           .finally(() => pending.delete(p));
         pending.add(p);
       }
       await Promise.all(pending);
       const achieved = (sent * 1000) / (performance.now() - start);
       const serverCores = cpu.cores();
-      const r = JSON.parse(await receivers.line((l) => l.startsWith('{'))) as { delivered: number; expected: number; p50Ms: number; p99Ms: number };
+      const r = JSON.parse(await receivers.line((l) => l.startsWith('{'))) as { delivered: number; expected: number; p50Ms: number; p99Ms: number; quantilesMs: number[] };
+      shown.end(`${r.delivered} of ${r.expected} events delivered`);
       return { watchers: opts.watchers, offeredPerSec: opts.changesPerSec, achievedChangesPerSec: achieved, ...r, serverCores };
     } finally {
       await receivers.stop();
@@ -238,13 +252,15 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
     const profDir = opts.phases ? opts.serverEnv?.BENCH_CPU_PROF_DIR : undefined;
     const heapDelta = profDir ? ((await heapAfterPhase(profDir, 1)).heapUsed - (await heapAfterPhase(profDir, 0)).heapUsed) / 1024 / 1024 : undefined;
 
+    const informerShown = progress('api: informer cache (memory)', undefined, '', 120);
     const informer = await runChildJson<{ objects: number; rssDeltaMiB: number; heapDeltaMiB: number }>('informer-child', serve.kubeconfig, 120_000, ['--expose-gc']);
+    informerShown.end();
     if (informer.objects < opts.objects) throw new Error(`informer cached ${informer.objects} of ${opts.objects} Instances`);
 
     const { ops, bare } = await loadOps(serve, opts);
     const jsonBytes = Buffer.byteLength(bare[1]!.body);
     phase('informer list + first reads');
-    const measured = await load(serve.url, { token: access.token, ca: access.ca }, ops, opts, (op) => phase(`${op.toUpperCase()} load`));
+    const measured = await load(serve.url, { token: access.token, ca: access.ca }, ops, opts, 'load', (op) => phase(`${op.toUpperCase()} load`));
     // Token + RBAC against the system:masters certificate, alternating run by run so that
     // the machine's load and the server's warm-up fall on both alike.
     const admin = kubeconfigCredentials(serve.kubeconfig);
@@ -253,17 +269,21 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
     const auth = { get: { token: [] as number[], cert: [] as number[] }, patch: { token: [] as number[], cert: [] as number[] } };
     for (const name of ['get', 'patch'] as const) {
       const op = ops.find((o) => o.name === name)!;
+      const shown = progress(`api: ${name.toUpperCase()} token vs certificate`, 2 * opts.runs, 'runs');
       for (let run = 0; run < opts.runs; run++) {
-        auth[name].token.push(...(await load(serve.url, tokenAuth, [op], { ...opts, runs: 1 }))[name]!.closedPerSec);
-        auth[name].cert.push(...(await load(serve.url, certAuth, [op], { ...opts, runs: 1 }))[name]!.closedPerSec);
+        auth[name].token.push(...(await load(serve.url, tokenAuth, [op], { ...opts, runs: 1 }, undefined))[name]!.closedPerSec);
+        shown.add();
+        auth[name].cert.push(...(await load(serve.url, certAuth, [op], { ...opts, runs: 1 }, undefined))[name]!.closedPerSec);
+        shown.add();
       }
+      shown.end(`${median(auth[name].token).toFixed(0)} vs ${median(auth[name].cert).toFixed(0)} req/s`);
       phase(`${name.toUpperCase()} token vs certificate`);
     }
     const bareServer = startChild('bare-server', bare, 600_000);
     let limit: Record<string, OpResult>;
     try {
       const port = Number((await bareServer.line((l) => l.startsWith('listening '))).split(' ')[1]);
-      limit = await load(`http://127.0.0.1:${port}`, {}, ops, opts);
+      limit = await load(`http://127.0.0.1:${port}`, {}, ops, opts, 'bare node http');
     } finally {
       await bareServer.stop();
     }
@@ -281,6 +301,7 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
         bareP99Ms: median(l.p99Ms),
         responseBytes: m.responseBytes,
         errors: m.errors,
+        quantilesMs: m.quantilesMs,
       };
     };
     phase('idle while the bare server is measured');
@@ -291,6 +312,7 @@ export async function runApiBench(opts: ApiBenchOptions): Promise<ApiBenchResult
       populateSeconds,
       populateWritesPerSec: ((opts.withStatus ? 2 : 1) * opts.objects) / populateSeconds,
       serverRssPer1000MiB: (rss1 - rss0) / per1000,
+      serverRssMiB: rss1,
       ...(heapDelta !== undefined ? { serverHeapPer1000MiB: heapDelta / per1000 } : {}),
       informerRssPer1000MiB: informer.rssDeltaMiB / per1000,
       informerHeapPer1000MiB: informer.heapDeltaMiB / per1000,

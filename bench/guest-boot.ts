@@ -121,7 +121,7 @@ export async function runGuestBootBench(): Promise<BenchReport> {
       benchmark: 'guest-boot',
       conditions: { image: 'debian-12 (stratus image build)', cpus: CPUS, memoryMiB: MEMORY_MIB, accel: 'TCG', network: 'OVS userspace datapath + dnsmasq' },
       figures: [
-        { name: 'create → SSH answers (stratus Instance)', value: stratus.sshMs / 1000, unit: 's', limit: { name: 'raw virsh define+start → SSH × 1.10', value: (raw * 1.1) / 1000, unit: 's' } },
+        { name: 'create → SSH answers (stratus Instance)', value: stratus.sshMs / 1000, unit: 's', limit: { name: 'raw virsh define+start → SSH × 1.10', value: (raw * 1.1) / 1000, unit: 's' }, goal: { maxRatio: 1 } },
         { name: 'raw virsh vol-create+define+start → SSH', value: raw / 1000, unit: 's' },
         { name: 'stratus overhead', value: ((stratus.sshMs - raw) / raw) * 100, unit: '%', limit: { name: 'goal', value: 10, unit: '%' } },
         { name: 'create → GuestReady=True (stratus view)', value: stratus.readyMs / 1000, unit: 's' },

@@ -13,7 +13,8 @@ import { KubeClient } from '../runtime/client.js';
 import { Resources } from '../controllers/resources.js';
 import { stratusBin } from '../test/harness/paths.js';
 import type { StratusServe } from '../test/harness/apiserver.js';
-import { percentile } from './report.js';
+import { percentile, quantiles } from './report.js';
+import { benchWarn, progress } from './progress.js';
 import { STORM_CLIENTS } from './storm.js';
 
 const execFileP = promisify(execFile);
@@ -31,6 +32,8 @@ export interface LegacyResult {
   runningP99Ms: number;
   /** requests ÷ seconds from the first POST until the last one ran. */
   runningPerSec: number;
+  /** POST latencies, 0th..100th percentile (ms). */
+  postQuantilesMs: number[];
 }
 
 /** The proxy's address as `stratus serve` prints it; undefined when it is not served. */
@@ -61,7 +64,7 @@ export async function runLegacyBench(serve: StratusServe, requests: number, dead
       }
     })
     .catch((err: unknown) => {
-      if (!abort.signal.aborted) process.stderr.write(`bench legacy: watch ended: ${String(err)}\n`);
+      if (!abort.signal.aborted) benchWarn(`legacy: watch ended: ${String(err)}`);
     });
   try {
     const post = (): Promise<Response> =>
@@ -81,6 +84,7 @@ export async function runLegacyBench(serve: StratusServe, requests: number, dead
     let failures = 0;
     let next = 0;
     const start = performance.now();
+    const shown = progress('legacy POST /instances', requests, 'POSTs');
     await Promise.all(
       Array.from({ length: STORM_CLIENTS }, async () => {
         for (let i = next++; i < requests; i = next++) {
@@ -93,10 +97,12 @@ export async function runLegacyBench(serve: StratusServe, requests: number, dead
           }
           posts.push(performance.now() - t0);
           postedAt.set(body.id, t0);
+          shown.add();
         }
       }),
     );
     const postSeconds = (performance.now() - start) / 1000;
+    shown.end(failures ? `${failures} failed` : undefined);
     const deadline = start + deadlineMs;
     while ([...postedAt.keys()].some((id) => !runningAt.has(id)) && performance.now() < deadline) {
       await new Promise<void>((r) => {
@@ -107,7 +113,7 @@ export async function runLegacyBench(serve: StratusServe, requests: number, dead
     const ran = [...postedAt].filter(([id]) => runningAt.has(id));
     const toRunning = ran.map(([id, t0]) => runningAt.get(id)! - t0);
     const last = ran.length ? Math.max(...ran.map(([id]) => runningAt.get(id)!)) : performance.now();
-    if (failures) process.stderr.write(`bench legacy: ${failures} of ${requests} POSTs failed\n`);
+    if (failures) benchWarn(`legacy: ${failures} of ${requests} POSTs failed`);
     return {
       firstPostMs,
       requests,
@@ -119,6 +125,7 @@ export async function runLegacyBench(serve: StratusServe, requests: number, dead
       runningP50Ms: percentile(toRunning, 50),
       runningP99Ms: percentile(toRunning, 99),
       runningPerSec: ran.length / ((last - start) / 1000),
+      postQuantilesMs: quantiles(posts),
     };
   } finally {
     abort.abort();

@@ -12,7 +12,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { percentile } from './report.js';
+import { percentile, quantiles } from './report.js';
 
 export interface LoadOp {
   name: string;
@@ -48,6 +48,8 @@ export interface OpResult {
   errors: number;
   /** Bytes of the last response (the same bytes a bare server must return). */
   responseBytes: number;
+  /** Open-loop latencies of the last run, 0th..100th percentile (ms). */
+  quantilesMs: number[];
 }
 
 let agent: http.Agent | undefined;
@@ -97,7 +99,7 @@ async function closedLoop(cfg: LoadConfig, op: LoadOp, result: OpResult): Promis
   return (done * 1000) / (performance.now() - start);
 }
 
-async function openLoop(cfg: LoadConfig, op: LoadOp, result: OpResult): Promise<{ perSec: number; p50: number; p99: number; skipped: number }> {
+async function openLoop(cfg: LoadConfig, op: LoadOp, result: OpResult): Promise<{ perSec: number; p50: number; p99: number; skipped: number; quantiles: number[] }> {
   const latencies: number[] = [];
   const pending = new Set<Promise<void>>();
   let skipped = 0;
@@ -127,13 +129,13 @@ async function openLoop(cfg: LoadConfig, op: LoadOp, result: OpResult): Promise<
   await Promise.all(pending);
   // the offered window, or longer when answers came late
   const seconds = Math.max(cfg.windowMs, performance.now() - start) / 1000;
-  return { perSec: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), skipped };
+  return { perSec: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), skipped, quantiles: quantiles(latencies) };
 }
 
 export async function generateLoad(cfg: LoadConfig): Promise<Record<string, OpResult>> {
   const out: Record<string, OpResult> = {};
   for (const op of cfg.ops) {
-    const r: OpResult = { closedPerSec: [], openPerSec: [], p50Ms: [], p99Ms: [], skipped: [], errors: 0, responseBytes: 0 };
+    const r: OpResult = { closedPerSec: [], openPerSec: [], p50Ms: [], p99Ms: [], skipped: [], errors: 0, responseBytes: 0, quantilesMs: [] };
     // warm-up: connections open, JIT warm
     await closedLoop({ ...cfg, windowMs: Math.min(300, cfg.windowMs) }, op, r);
     r.errors = 0;
@@ -144,6 +146,7 @@ export async function generateLoad(cfg: LoadConfig): Promise<Record<string, OpRe
       r.p50Ms.push(o.p50);
       r.p99Ms.push(o.p99);
       r.skipped.push(o.skipped);
+      r.quantilesMs = o.quantiles;
     }
     out[op.name] = r;
   }

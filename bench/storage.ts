@@ -21,7 +21,8 @@ import { SqliteStore } from '../apiserver/storage/sqlite.js';
 import type { Store } from '../apiserver/storage/store.js';
 import { startEtcd } from '../test/harness/etcd.js';
 import { removeDir, tempDir } from '../test/harness/process.js';
-import { median, percentile, publish, type BenchReport, type Figure } from './report.js';
+import { median, percentile, publish, resultsTable, type BenchReport, type Figure } from './report.js';
+import { progress } from './progress.js';
 
 const RUNS = 3;
 const WINDOW_MS = 1500;
@@ -256,8 +257,10 @@ async function benchEtcd(): Promise<BenchReport> {
 
 export async function runStorageBench(): Promise<BenchReport[]> {
   const reports: BenchReport[] = [];
-  for (const run of [benchSqlite, benchEtcd]) {
+  for (const [label, run] of [['SQLite', benchSqlite], ['etcd', benchEtcd]] as const) {
+    const shown = progress(`storage: ${label} vs raw client`, undefined, '', 60);
     const report = await run();
+    shown.end();
     publish(report);
     reports.push(report);
   }
@@ -266,7 +269,10 @@ export async function runStorageBench(): Promise<BenchReport[]> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   runStorageBench().then(
-    () => process.exit(0),
+    (reports) => {
+      process.stdout.write(resultsTable(reports) + '\n');
+      process.exit(0);
+    },
     (err: unknown) => {
       console.error(err);
       process.exit(1);

@@ -19,12 +19,13 @@ import { KubeClient, type KubeObject } from '../runtime/client.js';
 import { Manager } from '../runtime/manager.js';
 import { registerControllers, type ControllerSettings } from '../controllers/index.js';
 import { Resources } from '../controllers/resources.js';
-import { simNodeUri, seedFiles } from '../providers/libvirt/index.js';
+import { connectLibvirt, simNodeUri, seedFiles } from '../providers/libvirt/index.js';
 import { buildSeedIso } from '../providers/libvirt/cloud-init.js';
 import { machineSpecFor } from '../controllers/machinespec.js';
 import { startStratusServe, type StratusServe } from '../test/harness/apiserver.js';
 import { removeDir, tempDir, waitFor } from '../test/harness/process.js';
-import { median, percentile } from './report.js';
+import { median, percentile, quantiles } from './report.js';
+import { benchWarn, progress } from './progress.js';
 import { markPhase, profileThisProcess } from './cpu-profiler.js';
 import { memoryOf, storeWrites, apiWrites, type BenchAccess } from './proc.js';
 import { createAccessToken } from '../legacy/tokens.js';
@@ -72,13 +73,52 @@ export interface StormResult {
   storeWritesPerSec: number;
   /** Seconds the 32 clients took to create all N (the API's create throughput). */
   createSeconds: number;
-  /** Median ms of building one cloud-init seed ISO (xorriso), done once per Instance created. */
+  /** Median ms of building one cloud-init seed ISO (in-process), done once per Instance created. */
   seedIsoMs: number;
+  /**
+   * The provider floor: machines/s the libvirt provider alone reaches on fresh test-driver
+   * nodes (as many as the storm's), `instanceConcurrency` creates at once, each until it runs.
+   */
+  providerPerSec: number;
   /** Instance reconciles the controllers run at once. */
   instanceConcurrency: number;
+  /** create→running latencies, 0th..100th percentile (ms). */
+  latencyQuantilesMs: number[];
 }
 
-/** Median wall time of the provider's one external process per created machine (the seed ISO). */
+/**
+ * The provider floor, same run: `n` machines created straight through the libvirt provider
+ * (`LibvirtMachines.create`, then observed until running) on `NODES` fresh test-driver nodes,
+ * `concurrency` at once — what the controllers could reach with no API server, no queue and no
+ * status writes.
+ */
+async function providerFloor(simDir: string, n: number, concurrency: number): Promise<number> {
+  const conns = Array.from({ length: NODES }, (_, i) => connectLibvirt({ uri: simNodeUri(join(simDir, `floor-${i}`)), imagePool: 'default' }));
+  try {
+    let next = 0;
+    const start = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        for (let i = next++; i < n; i = next++) {
+          const name = `floor-${i}`;
+          const inst: Instance = { ...instance(name), metadata: { name, namespace: 'default', uid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}` } };
+          const spec = machineSpecFor(inst, { sshKey: () => undefined, network: () => undefined });
+          const machines = conns[i % NODES]!.machines();
+          await machines.create(spec);
+          for (let tries = 0; (await machines.observe(spec)).state !== 'running'; tries++) {
+            if (tries > 100) throw new Error(`provider floor: ${name} does not run`);
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        }
+      }),
+    );
+    return n / ((performance.now() - start) / 1000);
+  } finally {
+    await Promise.all(conns.map((c) => c.close()));
+  }
+}
+
+/** Median wall time of building one seed ISO (once per Instance created). */
 async function seedIsoMs(): Promise<number> {
   const inst: Instance = { ...instance('seed-probe'), metadata: { name: 'seed-probe', namespace: 'default', uid: '00000000-0000-4000-8000-000000000000' } };
   const spec = machineSpecFor(inst, { sshKey: () => undefined, network: () => undefined });
@@ -165,6 +205,10 @@ export async function runStorm(opts: StormOptions): Promise<StormResult> {
     };
     phase('startup');
     const isoMs = await seedIsoMs();
+    const floorShown = progress('provider floor (libvirt alone)', undefined, '', 30);
+    const instanceConcurrency = opts.controllers?.instanceConcurrency ?? DEFAULT_INSTANCE_CONCURRENCY;
+    const providerPerSec = await providerFloor(simDir, 64, instanceConcurrency);
+    floorShown.end(`${providerPerSec.toFixed(1)} machines/s`);
     const stopProfile = opts.controllersProfile ? profileThisProcess(opts.controllersProfile) : undefined;
 
     const instances = client.resource<Instance>(Resources.instances);
@@ -173,6 +217,7 @@ export async function runStorm(opts: StormOptions): Promise<StormResult> {
     let allRunning: () => void = () => undefined;
     const done = new Promise<void>((r) => (allRunning = r));
     const { resourceVersion } = await instances.listWithVersion('default');
+    const shown = progress(`apply storm ${opts.backend}: running`, opts.n, 'Instances');
     watching = (async () => {
       let rv = resourceVersion;
       while (!abort.signal.aborted) {
@@ -182,11 +227,12 @@ export async function runStorm(opts: StormOptions): Promise<StormResult> {
             const name = obj.metadata?.name ?? '';
             if (obj.status?.state === 'running' && !runningAt.has(name)) {
               runningAt.set(name, performance.now());
+              shown.set(runningAt.size);
               if (runningAt.size === opts.n) allRunning();
             }
           })
           .catch((err: unknown) => {
-            if (!abort.signal.aborted) process.stderr.write(`bench storm: watch restarts after ${String(err)}\n`);
+            if (!abort.signal.aborted) benchWarn(`storm ${opts.backend}: watch restarts after ${String(err)}`);
           });
       }
     })();
@@ -211,11 +257,13 @@ export async function runStorm(opts: StormOptions): Promise<StormResult> {
       }),
     );
     const createSeconds = (performance.now() - start) / 1000;
+    const created = `${opts.n} created in ${createSeconds.toFixed(1)} s`;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, opts.deadlineMs - (performance.now() - start)))))]);
     clearTimeout(timer);
     const end = runningAt.size === opts.n ? Math.max(...runningAt.values()) : performance.now();
     const seconds = (end - start) / 1000;
+    shown.end(runningAt.size === opts.n ? created : `${created}; ${runningAt.size} of ${opts.n} running at the ${opts.deadlineMs / 1000} s deadline`);
     stopProfile?.();
     phase('storm');
     const writes = (await storeWrites(serve.url, access)) - writes0;
@@ -234,7 +282,9 @@ export async function runStorm(opts: StormOptions): Promise<StormResult> {
       storeWritesPerSec: writes / seconds,
       createSeconds,
       seedIsoMs: isoMs,
-      instanceConcurrency: opts.controllers?.instanceConcurrency ?? DEFAULT_INSTANCE_CONCURRENCY,
+      providerPerSec,
+      instanceConcurrency,
+      latencyQuantilesMs: quantiles(latencies),
     };
     if (opts.whileLoaded) {
       await opts.whileLoaded({ serve, access, baselineRssMiB });

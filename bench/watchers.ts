@@ -10,7 +10,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { percentile } from './report.js';
+import { percentile, quantiles } from './report.js';
 
 export const SENT_ANNOTATION = 'bench.stratus.dev/sent';
 
@@ -78,7 +78,7 @@ async function main(cfg: WatchersConfig): Promise<void> {
   for (const r of reqs) r.destroy();
   agent.destroy();
   process.stdout.write(
-    JSON.stringify({ delivered: latencies.length, expected: cfg.expect * cfg.watchers, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99) }) + '\n',
+    JSON.stringify({ delivered: latencies.length, expected: cfg.expect * cfg.watchers, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), quantilesMs: quantiles(latencies) }) + '\n',
   );
 }
 

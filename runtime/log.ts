@@ -3,7 +3,8 @@
  * context (`controller`, `key`, `reconcileID`, `component`).
  *
  * `STRATUS_LOG_LEVEL` sets the level (default `info`; tests default to `warn` so their
- * output stays readable).
+ * output stays readable). `STRATUS_LOG_FILE` appends the lines to that file instead of
+ * stderr (`make bench` sends every process's log to `bench/results/bench.log`).
  */
 import { pino, type Logger } from 'pino';
 
@@ -13,5 +14,7 @@ const defaultLevel = process.env.STRATUS_LOG_LEVEL ?? (process.env.NODE_TEST_CON
 
 export const log: Logger = pino(
   { level: defaultLevel, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
-  pino.destination({ fd: 2, sync: false }),
+  process.env.STRATUS_LOG_FILE
+    ? pino.destination({ dest: process.env.STRATUS_LOG_FILE, append: true, mkdir: true, sync: false })
+    : pino.destination({ fd: 2, sync: false }),
 );

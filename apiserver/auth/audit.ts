@@ -5,6 +5,7 @@
  * name, response code. Request and response bodies and headers are never recorded, so no
  * secret, token or signature reaches it. When the file passes `maxBytes` it is rotated to
  * `audit.log.1` (older ones shift up to `audit.log.<keep>`, the oldest is dropped).
+ * The lines of one event-loop turn go to the file in one write (not one write per request).
  */
 import { createWriteStream, existsSync, openSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
@@ -29,6 +30,9 @@ export class AuditLog {
   readonly path: string;
   private stream: WriteStream;
   private size: number;
+  /** Lines recorded this turn, written together at its end. */
+  private pending = '';
+  private flushing: NodeJS.Immediate | undefined;
 
   constructor(
     dir: string,
@@ -66,11 +70,21 @@ export class AuditLog {
     const line = JSON.stringify(r) + '\n';
     if (this.size + line.length > this.maxBytes && this.size > 0) this.rotate();
     this.size += Buffer.byteLength(line);
-    this.stream.write(line);
+    this.pending += line;
+    this.flushing ??= setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    if (this.flushing) clearImmediate(this.flushing);
+    this.flushing = undefined;
+    if (this.pending === '') return;
+    this.stream.write(this.pending);
+    this.pending = '';
   }
 
   /** Renames while the old stream still holds its descriptor; it finishes into the renamed file. */
   private rotate(): void {
+    this.flush();
     rmSync(`${this.path}.${this.keep}`, { force: true });
     for (let i = this.keep - 1; i >= 1; i--) if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
     renameSync(this.path, `${this.path}.1`);
@@ -81,6 +95,7 @@ export class AuditLog {
   }
 
   close(): Promise<void> {
+    this.flush();
     return new Promise((resolve) => this.stream.end(() => resolve()));
   }
 }

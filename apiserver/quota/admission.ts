@@ -87,9 +87,11 @@ export class QuotaAdmission implements AdmissionPlugin {
     const meta = (a.object.metadata ?? {}) as ObjectMeta;
 
     // The group-quota stamp is the server's: set on create, never changed by an update.
+    // An update that asks for nothing more (a label, a status) reads no Group and no Quota.
     let groupQuotas: string[];
-    const groupRefs = await this.groupQuotaRefs();
+    let groupRefs: { group: string; quota: string }[] | undefined;
     if (a.operation === 'CREATE') {
+      groupRefs = await this.groupQuotaRefs();
       const mine = new Set(a.user?.groups ?? []);
       groupQuotas = [...new Set(groupRefs.filter((g) => mine.has(g.group)).map((g) => g.quota))].sort();
       setChargedAnnotation(meta, groupQuotas);
@@ -102,6 +104,7 @@ export class QuotaAdmission implements AdmissionPlugin {
     const request = a.operation === 'CREATE' ? usageOf(kind, a.object) : increase(usageOf(kind, a.oldObject), usageOf(kind, a.object));
     if (isZero(request)) return;
 
+    groupRefs ??= await this.groupQuotaRefs();
     const referenced = new Set(groupRefs.map((g) => g.quota));
     const target: Target = { resource: quotaRes, version: storageVersion(quotaRes), namespace: a.namespace };
     const { items } = await this.registry.list(target);

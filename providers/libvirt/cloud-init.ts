@@ -9,18 +9,12 @@
  * user set it); anything else (a `#!` script, `#cloud-boothook`, `#include`, ...) travels as
  * its own part of a MIME multipart message beside stratus's cloud-config.
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { ReconcileError } from '../../runtime/errors.js';
 import type { MachineSpec } from '../machine.js';
 import { derivedMac } from './domain-xml.js';
-
-const execFileP = promisify(execFile);
+import { buildIso } from './iso9660.js';
 
 export interface SeedFiles {
   'meta-data': string;
@@ -104,25 +98,11 @@ export function seedFiles(spec: MachineSpec): SeedFiles {
   return files;
 }
 
-/** Writes the seed as an ISO 9660 image labelled `cidata` (with xorriso) and returns its bytes. */
-export async function buildSeedIso(files: SeedFiles): Promise<Buffer> {
-  const dir = await mkdtemp(join(tmpdir(), 'stratus-seed-'));
-  try {
-    const root = join(dir, 'root');
-    await mkdir(root);
-    for (const [name, content] of Object.entries(files)) {
-      if (content !== undefined) await writeFile(join(root, name), content);
-    }
-    const iso = join(dir, 'seed.iso');
-    try {
-      await execFileP('xorriso', ['-as', 'mkisofs', '-quiet', '-V', 'cidata', '-J', '-r', '-o', iso, root]);
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException & { stderr?: string };
-      if (e.code === 'ENOENT') throw new ReconcileError('SeedFailed', 'xorriso is not installed on the controller host (make deps-apt)', false);
-      throw new ReconcileError('SeedFailed', `cannot build the cloud-init seed: ${e.stderr || e.message}`);
-    }
-    return await readFile(iso);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+/**
+ * The seed as an ISO 9660 image labelled `cidata` with a Joliet tree (providers/libvirt/iso9660.ts),
+ * built in-process: no `xorriso` process, no temp dir per machine.
+ */
+export function buildSeedIso(files: SeedFiles): Promise<Buffer> {
+  const entries = Object.entries(files).filter((e): e is [string, string] => e[1] !== undefined);
+  return Promise.resolve(buildIso('cidata', entries.map(([name, content]) => ({ name, data: Buffer.from(content) }))));
 }
