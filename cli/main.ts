@@ -12,6 +12,8 @@ import { registerToken } from './token.js';
 import { registerUser } from './user.js';
 import { registerLogin } from './login.js';
 import { serveLogin } from './serve-login.js';
+import { serveS3 } from './serve-s3.js';
+import { registerS3 } from './s3.js';
 import { registerProxy } from './proxy.js';
 import { registerPush } from './push.js';
 import { registerImage } from './image.js';
@@ -33,6 +35,7 @@ program
 addServeComponent(serveControllers);
 addServeComponent(serveLegacy);
 addServeComponent(serveLogin);
+addServeComponent(serveS3);
 registerServe(program);
 registerController(program);
 registerToken(program);
@@ -42,6 +45,7 @@ registerProxy(program);
 registerPush(program);
 registerImage(program);
 registerGuest(program);
+registerS3(program);
 
 try {
   await program.parseAsync(process.argv);
