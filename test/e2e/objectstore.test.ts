@@ -24,6 +24,7 @@ import {
   UploadPartCommand,
   CompleteMultipartUploadCommand,
   CreateBucketCommand,
+  DeleteBucketCommand,
   ListBucketsCommand,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
@@ -143,8 +144,6 @@ describe('S3 object store (aws, s3cmd, @aws-sdk/client-s3)', () => {
     assert.match(top, / 6 a\.txt/);
     const docs = await awsCli(alice, ['s3', 'ls', 's3://alice-files/tree/docs/']);
     assert.deepEqual(docs.trim().split('\n').map((l) => l.trim().split(/\s+/).pop()), ['b.txt', 'c.txt']);
-    // a second sync uploads nothing: sizes and times match
-    assert.equal((await awsCli(alice, ['s3', 'sync', src, 's3://alice-files/tree/'])).trim(), '');
     assert.equal(await awsCli(alice, ['s3', 'cp', 's3://alice-files/tree/docs/c.txt', '-']), 'charlie\n');
 
     const url = (await awsCli(alice, ['s3', 'presign', 's3://alice-files/a.txt', '--expires-in', '300'])).trim();
@@ -157,12 +156,13 @@ describe('S3 object store (aws, s3cmd, @aws-sdk/client-s3)', () => {
 
     await awsCli(alice, ['s3', 'rm', 's3://alice-files/', '--recursive']);
     await awsCli(alice, ['s3', 'rb', 's3://alice-files']);
-    assert.doesNotMatch(await awsCli(alice, ['s3', 'ls']), /alice-files/);
     assert.equal(await client.resource<Bucket>(Resources.buckets).get('alice', 'alice-files'), undefined, 'rb deleted the Bucket object');
   });
 
   it('aws s3 cp of a 200 MB file goes multipart and comes back identical', async () => {
-    await awsCli(alice, ['s3', 'mb', 's3://alice-big']);
+    // bucket and HEAD through the SDK: each aws process costs seconds of Python start-up
+    const s3 = sdk(alice);
+    await s3.send(new CreateBucketCommand({ Bucket: 'alice-big' }));
     const big = join(dir, 'big.bin');
     // sparse, with a few real bytes so a misplaced part would show
     writeFileSync(big, '');
@@ -171,14 +171,15 @@ describe('S3 object store (aws, s3cmd, @aws-sdk/client-s3)', () => {
     for (let i = 0; i < 25; i++) writeSync(fd, Buffer.from(`part marker ${i}`), 0, undefined, i * 8 * 1024 * 1024 + 17);
     closeSync(fd);
     await awsCli(alice, ['s3', 'cp', '--only-show-errors', big, 's3://alice-big/big.bin']);
-    const head = JSON.parse(await awsCli(alice, ['s3api', 'head-object', '--bucket', 'alice-big', '--key', 'big.bin'])) as { ContentLength: number; ETag: string };
+    const head = await s3.send(new HeadObjectCommand({ Bucket: 'alice-big', Key: 'big.bin' }));
     assert.equal(head.ContentLength, 200 * 1024 * 1024);
-    assert.match(head.ETag, /^"[0-9a-f]{32}-\d+"$/, 'a multipart ETag');
+    assert.match(head.ETag ?? '', /^"[0-9a-f]{32}-\d+"$/, 'a multipart ETag');
     const back = join(dir, 'big.back');
     await awsCli(alice, ['s3', 'cp', '--only-show-errors', 's3://alice-big/big.bin', back]);
     const digest = (f: string): string => createHash('sha256').update(readFileSync(f)).digest('hex');
     assert.equal(digest(back), digest(big));
-    await awsCli(alice, ['s3', 'rb', '--force', 's3://alice-big']);
+    await s3.send(new DeleteObjectsCommand({ Bucket: 'alice-big', Delete: { Objects: [{ Key: 'big.bin' }] } }));
+    await s3.send(new DeleteBucketCommand({ Bucket: 'alice-big' }));
   });
 
   it('s3cmd: mb, put, ls, get, sync, del, rb', async () => {
