@@ -515,7 +515,7 @@ class S3Endpoint {
     if (length !== undefined && length > limit) throw new S3Error(limit < MAX_PUT_SIZE ? 'QuotaExceeded' : tooLarge, `the upload of ${length} bytes is larger than the ${limit} bytes allowed`);
     let data;
     try {
-      data = await this.store.receive(req, length ?? limit);
+      data = await this.store.receive(req, length ?? limit, sha256 !== undefined);
     } catch (err) {
       if (err instanceof TooLarge) throw new S3Error('QuotaExceeded', err.message);
       if ((err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' || (err as NodeJS.ErrnoException).code === 'ECONNRESET') throw new S3Error('IncompleteBody', 'the request body ended early');

@@ -71,6 +71,7 @@ export interface Received {
   file: string;
   size: number;
   md5: Buffer;
+  /** Hex SHA-256 of the bytes, or '' when not asked for. */
   sha256: string;
 }
 
@@ -87,9 +88,14 @@ const WRITE_HIGH_WATER = 1 << 20;
 class Digests extends Transform {
   size = 0;
   readonly md5: Hash = createHash('md5');
-  readonly sha256: Hash = createHash('sha256');
-  constructor(private readonly limit: number) {
+  /** Only when the payload hash was signed (SigV4's UNSIGNED-PAYLOAD needs none). */
+  readonly sha256: Hash | undefined;
+  constructor(
+    private readonly limit: number,
+    withSha256: boolean,
+  ) {
     super({ highWaterMark: WRITE_HIGH_WATER });
+    this.sha256 = withSha256 ? createHash('sha256') : undefined;
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.size += chunk.length;
@@ -98,7 +104,7 @@ class Digests extends Transform {
       return;
     }
     this.md5.update(chunk);
-    this.sha256.update(chunk);
+    this.sha256?.update(chunk);
     cb(null, chunk);
   }
 }
@@ -191,14 +197,14 @@ export class ObjectStore {
    * Streams `body` into a new data file (at most `limit` bytes, else `TooLarge`), fsynced and
    * renamed into `data/` — not yet referenced by any object: `put`/`putPart` do that.
    */
-  async receive(body: Readable, limit = Number.MAX_SAFE_INTEGER): Promise<Received> {
+  async receive(body: Readable, limit = Number.MAX_SAFE_INTEGER, withSha256 = true): Promise<Received> {
     const id = randomBytes(16).toString('hex');
     const tmp = join(this.tmpDir, id);
-    const digests = new Digests(limit);
+    const digests = new Digests(limit, withSha256);
     try {
       // flush: fsync before close, so the rename below publishes bytes that are on disk
       await pipeline(body, digests, createWriteStream(tmp, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: WRITE_HIGH_WATER }));
-      return { ...(await this.publish(id)), size: digests.size, md5: digests.md5.digest(), sha256: digests.sha256.digest('hex') };
+      return { ...(await this.publish(id)), size: digests.size, md5: digests.md5.digest(), sha256: digests.sha256?.digest('hex') ?? '' };
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
