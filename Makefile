@@ -17,12 +17,13 @@ BROWSER_APT_PACKAGES := chromium
 # read over HTTP is a qemu curl block device), libxml2-utils (virt-xml-validate),
 # netcat-openbsd (qemu+ssh:// to older libvirt hosts), xz-utils and ca-certificates (docker).
 # qemu's iPXE ROMs (virtio NICs) and SeaBIOS are hard dependencies, so they come anyway.
+# awscli and s3cmd: the S3 clients the object store's tests drive (objectstore/).
 APT_PACKAGES := etcd-server etcd-client libvirt-dev libvirt-clients libvirt-daemon \
   libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils qemu-block-extra openvswitch-switch \
   docker.io busybox-static iproute2 git openssl xorriso lua5.1 openssh-server openssh-client \
   libxml2-utils netcat-openbsd xz-utils ca-certificates \
   prometheus python3-kubernetes slapd ldap-utils pdns-server pdns-backend-sqlite3 bind9-dnsutils \
-  docker-registry apache2-utils \
+  docker-registry apache2-utils awscli s3cmd \
   $(IMAGE_APT_PACKAGES) $(BROWSER_APT_PACKAGES)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Native addons (better-sqlite3, @unraid/libvirt) compile here: prebuilt downloads are unreachable.

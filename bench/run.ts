@@ -9,6 +9,8 @@
  *   3. apply storm on etcd;
  *   4. the embedded DNS server answering for a zone of BENCH_DNS_INSTANCES (5,000) Instances
  *      (bench/dns.ts), p50/p99 over UDP beside the 1 ms p99 limit;
+ *   4b. the S3 object store (bench/objectstore.ts): PUT/GET of 1 MiB and 100 MiB objects
+ *      beside raw disk write+fsync/read of the same sizes, goal ≥ 70 %;
  *   5. API (GET/LIST/PATCH vs a bare http server), memory and watch fan-out on a server
  *      holding BENCH_API_OBJECTS Instances;
  *   6. guest boot (bench/guest-boot.ts): a real Debian guest, create → SSH answers through
@@ -48,6 +50,7 @@ import { describeProfile, hotFunctions, newestProfile } from './profile.js';
 import { startEtcd } from '../test/harness/etcd.js';
 import { runGuestBootBench } from './guest-boot.js';
 import { runColdStart } from './coldstart.js';
+import { runObjectStoreBench } from './objectstore.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -286,6 +289,11 @@ async function main(): Promise<void> {
     const dnsShown = progress('dns: zone + queries', undefined, '', 60);
     publish(dnsReport(await runDnsBench(num('BENCH_DNS_INSTANCES', 5000), num('BENCH_DNS_QUERIES', 20_000))));
     dnsShown.end();
+
+    heading('object store: S3 PUT/GET vs raw disk write/read');
+    const s3Shown = progress('s3: 1 MiB and 100 MiB objects', undefined, '', 120);
+    publish(await runObjectStoreBench());
+    s3Shown.end();
 
     heading(`API server: GET/LIST/PATCH vs bare node http, memory, watch fan-out (${API_OBJECTS} Instances)`);
     const api = await runApiBench({

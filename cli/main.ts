@@ -13,6 +13,8 @@ import { registerUser } from './user.js';
 import { registerLogin } from './login.js';
 import { serveLogin } from './serve-login.js';
 import { serveUi } from './serve-ui.js';
+import { serveS3 } from './serve-s3.js';
+import { registerS3 } from './s3.js';
 import { registerProxy } from './proxy.js';
 import { registerPush } from './push.js';
 import { registerImage } from './image.js';
@@ -35,6 +37,7 @@ addServeComponent(serveControllers);
 addServeComponent(serveLegacy);
 addServeComponent(serveLogin);
 addServeComponent(serveUi);
+addServeComponent(serveS3);
 registerServe(program);
 registerController(program);
 registerToken(program);
@@ -44,6 +47,7 @@ registerProxy(program);
 registerPush(program);
 registerImage(program);
 registerGuest(program);
+registerS3(program);
 
 try {
   await program.parseAsync(process.argv);

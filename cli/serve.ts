@@ -4,7 +4,7 @@
  * AccessToken) and authorized by RBAC. The admin kubeconfig is `DATA_DIR/kubeconfig`.
  * Prints one line when it listens; SIGTERM/SIGINT drain and exit 0.
  *
- * `--no-controllers`, `--legacy-listen` and `--sim-node` are parsed here and handed to the
+ * `--no-controllers`, `--legacy-listen`, `--s3-listen` and `--sim-node` are parsed here and handed to the
  * components registered with `addServeComponent` (controllers, the legacy proxy); the API
  * server itself does not read them.
  */
@@ -45,6 +45,9 @@ export interface ServeOptions {
   dnsListen: string;
   dnsZone: string;
   dnsTtl: string;
+  /** `--s3-listen` (`off` disables) and `--s3-domain`: the object store (cli/serve-s3.ts). */
+  s3Listen: string;
+  s3Domain: string;
 }
 
 /** Something `serve` runs next to the API server (controllers, the legacy proxy). */
@@ -94,6 +97,8 @@ export function registerServe(program: Command): void {
     .option('--dns-listen <host:port>', 'UDP and TCP address of the embedded DNS server ("off" disables)', '127.0.0.1:5353')
     .option('--dns-zone <zone>', 'the zone the embedded DNS server answers for', 'stratus.internal')
     .option('--dns-ttl <seconds>', 'TTL of the embedded zone\'s records', '60')
+    .option('--s3-listen <host:port>', 'address of the S3-compatible object store ("off" disables)', '127.0.0.1:9000')
+    .option('--s3-domain <domain>', 'virtual-host-style S3 requests address BUCKET.DOMAIN', 'localhost')
     .action(async (raw: Record<string, unknown>) => {
       const options: ServeOptions = {
         dataDir: String(raw.dataDir),
@@ -112,6 +117,8 @@ export function registerServe(program: Command): void {
         dnsListen: String(raw.dnsListen),
         dnsZone: String(raw.dnsZone),
         dnsTtl: String(raw.dnsTtl),
+        s3Listen: String(raw.s3Listen),
+        s3Domain: String(raw.s3Domain).toLowerCase(),
       };
       await serve(options);
     });

@@ -120,6 +120,52 @@ export interface AccessToken extends KubeObject {
 }
 
 /**
+ * The desired bucket.
+ */
+export interface BucketSpec {
+  /**
+   * Where the objects live: embedded = the data dir of stratus serve. External S3-compatible backends (Ceph RGW, MinIO) are designed in objectstore/README.md.
+   *
+   * Default: "embedded" (set by the API server when absent).
+   */
+  backend?: 'embedded';
+}
+
+/**
+ * What the object store observed; written through the status subresource.
+ */
+export interface BucketStatus {
+  /**
+   * The S3 endpoint URL serving this bucket (path-style).
+   */
+  endpoint?: string;
+  /**
+   * Bytes stored in the bucket's objects.
+   */
+  usedBytes?: number;
+  /**
+   * Objects in the bucket.
+   */
+  objectCount?: number;
+  /**
+   * The metadata.generation this status reflects.
+   */
+  observedGeneration?: number;
+  /**
+   * Latest observations (Ready).
+   */
+  conditions?: Condition[];
+}
+
+/** A Bucket is an S3 bucket of the object store (objectstore/). Its object name is the S3 bucket name, unique across namespaces (a second Bucket of the same name in another namespace stays Ready=False, reason NameTaken). S3 CreateBucket/DeleteBucket create and delete Buckets as the caller; RBAC on buckets decides who may, and on the buckets/objects subresource (verbs get, list, create, delete) who may read, list, write and remove its objects. Deleting a Bucket removes its objects (finalizer storage.stratus.dev/objects). A namespace Quota's spec.hard.bucketBytes and bucketObjects bound the bytes and objects of all Buckets of the namespace. */
+export interface Bucket extends KubeObject {
+  apiVersion: 'storage.stratus.dev/v1alpha1';
+  kind: 'Bucket';
+  spec: BucketSpec;
+  status?: BucketStatus;
+}
+
+/**
  * How to reach the node and how the scheduler may use it.
  */
 export interface ComputeNodeSpec {
@@ -1486,6 +1532,14 @@ export interface QuotaSpec {
      * Sum of the Instances' disk sizes in GiB.
      */
     diskGiB?: number;
+    /**
+     * Bytes stored in the objects of the namespace's Buckets (enforced by the object store on every upload; a namespace quota only).
+     */
+    bucketBytes?: number;
+    /**
+     * Objects in the namespace's Buckets (enforced by the object store; a namespace quota only).
+     */
+    bucketObjects?: number;
   };
 }
 
@@ -1704,7 +1758,7 @@ export interface User extends KubeObject {
 }
 
 /** Every stratus kind. */
-export type StratusObject = AccessToken | ComputeNode | Deployment | DNSZone | ElasticIP | Group | InstanceGroup | Instance | Network | Project | Quota | SSHKey | User;
+export type StratusObject = AccessToken | Bucket | ComputeNode | Deployment | DNSZone | ElasticIP | Group | InstanceGroup | Instance | Network | Project | Quota | SSHKey | User;
 
 /** How every stratus kind is addressed, one row per CRD in crds/. */
 export const KINDS: readonly KindInfo[] = [
@@ -1717,6 +1771,18 @@ export const KINDS: readonly KindInfo[] = [
     plural: 'accesstokens',
     singular: 'accesstoken',
     shortNames: ['atok'],
+    categories: ['stratus'],
+    namespaced: true,
+  },
+  {
+    kind: 'Bucket',
+    listKind: 'BucketList',
+    group: 'storage.stratus.dev',
+    version: 'v1alpha1',
+    apiVersion: 'storage.stratus.dev/v1alpha1',
+    plural: 'buckets',
+    singular: 'bucket',
+    shortNames: ['bkt'],
     categories: ['stratus'],
     namespaced: true,
   },
@@ -1869,6 +1935,7 @@ export const KINDS: readonly KindInfo[] = [
 /** The REST coordinates of every stratus kind, for clients and informers (`Resources.instances`). */
 export const CrdResources = {
   accessTokens: { group: 'iam.stratus.dev', version: 'v1alpha1', plural: 'accesstokens', namespaced: true, kind: 'AccessToken' },
+  buckets: { group: 'storage.stratus.dev', version: 'v1alpha1', plural: 'buckets', namespaced: true, kind: 'Bucket' },
   computeNodes: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'computenodes', namespaced: false, kind: 'ComputeNode' },
   deployments: { group: 'apps.stratus.dev', version: 'v1alpha1', plural: 'deployments', namespaced: true, kind: 'Deployment' },
   dnsZones: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'dnszones', namespaced: false, kind: 'DNSZone' },

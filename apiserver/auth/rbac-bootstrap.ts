@@ -22,9 +22,15 @@ const aggregateLabel = (to: string): Record<string, string> => ({ [`rbac.authori
 const defaults = { 'kubernetes.io/bootstrapping': 'rbac-defaults' };
 const autoupdate = { 'rbac.authorization.kubernetes.io/autoupdate': 'true' };
 
+/** What the object store asks RBAC about a bucket's objects (subresource `buckets/objects`). */
+const bucketObjectVerbs = ['get', 'list', 'create', 'delete'];
+
 const tenantKinds: PolicyRule[] = [
   { apiGroups: ['compute.stratus.dev'], resources: ['instances', 'sshkeys', 'elasticips', 'instancegroups', 'instancegroups/scale'], verbs: [...read, ...write] },
   { apiGroups: ['apps.stratus.dev'], resources: ['projects', 'deployments'], verbs: [...read, ...write] },
+  { apiGroups: ['storage.stratus.dev'], resources: ['buckets'], verbs: [...read, ...write] },
+  // S3 object access (objectstore/ asks with a SelfSubjectAccessReview as the caller)
+  { apiGroups: ['storage.stratus.dev'], resources: ['buckets/objects'], verbs: bucketObjectVerbs },
 ];
 
 function clusterRole(name: string, rules: PolicyRule[], labels: Record<string, string> = {}, aggregateFrom?: string): KubeObject {
@@ -67,6 +73,8 @@ export function bootstrapClusterRoles(): KubeObject[] {
     clusterRole('stratus:aggregate-to-view', [
       { apiGroups: ['compute.stratus.dev'], resources: ['computenodes', 'instances', 'networks', 'sshkeys', 'elasticips', 'instancegroups', 'instances/status', 'networks/status', 'elasticips/status', 'instancegroups/status', 'instancegroups/scale'], verbs: read },
       { apiGroups: ['apps.stratus.dev'], resources: ['projects', 'deployments', 'projects/status', 'deployments/status'], verbs: read },
+      { apiGroups: ['storage.stratus.dev'], resources: ['buckets', 'buckets/status'], verbs: read },
+      { apiGroups: ['storage.stratus.dev'], resources: ['buckets/objects'], verbs: ['get', 'list'] },
       { apiGroups: ['iam.stratus.dev'], resources: ['quotas', 'users', 'groups'], verbs: read },
       { apiGroups: [''], resources: ['configmaps', 'events', 'namespaces'], verbs: read },
       { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: read },
@@ -74,6 +82,8 @@ export function bootstrapClusterRoles(): KubeObject[] {
     clusterRole('stratus:aggregate-to-edit', [
       { apiGroups: ['compute.stratus.dev'], resources: ['instances', 'networks', 'sshkeys', 'elasticips', 'instancegroups', 'instancegroups/scale'], verbs: write },
       { apiGroups: ['apps.stratus.dev'], resources: ['projects', 'deployments'], verbs: write },
+      { apiGroups: ['storage.stratus.dev'], resources: ['buckets'], verbs: write },
+      { apiGroups: ['storage.stratus.dev'], resources: ['buckets/objects'], verbs: ['create', 'delete'] },
       { apiGroups: [''], resources: ['configmaps', 'secrets'], verbs: write },
       { apiGroups: [''], resources: ['secrets'], verbs: read },
     ], aggregateLabel('edit')),
@@ -85,6 +95,7 @@ export function bootstrapClusterRoles(): KubeObject[] {
       ...tenantKinds,
       { apiGroups: ['compute.stratus.dev'], resources: ['instances/status', 'elasticips/status', 'sshkeys/status', 'networks'], verbs: read },
       { apiGroups: ['apps.stratus.dev'], resources: ['projects/status', 'deployments/status'], verbs: read },
+      { apiGroups: ['storage.stratus.dev'], resources: ['buckets/status'], verbs: read },
       { apiGroups: ['iam.stratus.dev'], resources: ['quotas'], verbs: read },
       { apiGroups: [''], resources: ['events'], verbs: read },
     ]),

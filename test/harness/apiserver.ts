@@ -68,6 +68,9 @@ export async function startStratusServe(options: StratusServeOptions = {}): Prom
     // and for the embedded DNS server (UDP and TCP on one free port; the line it prints names it)
     '--dns-listen',
     '127.0.0.1:0',
+    // and for the S3 endpoint (the line it prints names the port: see s3Url)
+    '--s3-listen',
+    '127.0.0.1:0',
     ...(options.args ?? []),
   ];
   let daemon: Daemon | undefined;
