@@ -65,7 +65,7 @@ export function bootstrapClusterRoles(): KubeObject[] {
     ]),
     clusterRole('system:public-info-viewer', [{ nonResourceURLs: ['/healthz', '/livez', '/readyz', '/version', '/version/'], verbs: ['get'] }]),
     clusterRole('stratus:aggregate-to-view', [
-      { apiGroups: ['compute.stratus.dev'], resources: ['computenodes', 'instances', 'networks', 'sshkeys', 'elasticips', 'instances/status', 'networks/status', 'elasticips/status'], verbs: read },
+      { apiGroups: ['compute.stratus.dev'], resources: ['computenodes', 'instances', 'networks', 'sshkeys', 'elasticips', 'addresspools', 'instances/status', 'networks/status', 'elasticips/status', 'addresspools/status'], verbs: read },
       { apiGroups: ['apps.stratus.dev'], resources: ['projects', 'deployments', 'projects/status', 'deployments/status'], verbs: read },
       { apiGroups: ['iam.stratus.dev'], resources: ['quotas', 'users', 'groups'], verbs: read },
       { apiGroups: [''], resources: ['configmaps', 'events', 'namespaces'], verbs: read },
