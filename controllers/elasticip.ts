@@ -102,13 +102,17 @@ class ElasticIPKind implements ManagedKind<ElasticIP, ElasticIPObservation, Even
   readonly kind = 'elasticip';
   readonly finalizer = ELASTICIP_FINALIZER;
   readonly failureEvent = 'BindFailed' as const;
+  /** One per controller, so its workers take turns on a pool's ledger. */
+  private readonly allocator: AddressAllocator;
 
-  constructor(private readonly d: ElasticIPReconcilerDeps) {}
+  constructor(private readonly d: ElasticIPReconcilerDeps) {
+    this.allocator = new AddressAllocator(d.pools);
+  }
 
   async connect(eip: ElasticIP, _ctx: unknown, opts: { deleting: boolean }): Promise<Connected<ElasticIP, ElasticIPObservation, Event>> {
     const places = this.places();
     const desire = opts.deleting ? { pools: this.knownPools(eip), deleting: true } : this.desire(eip, places);
-    return { client: new BoundAddress(this.d, places, desire, this.d.pollIntervalMs ?? 30_000) };
+    return { client: new BoundAddress(this.d, this.allocator, places, desire, this.d.pollIntervalMs ?? 30_000) };
   }
 
   failureStatus(): undefined {
@@ -177,16 +181,13 @@ function selects(pool: AddressPool, node: ComputeNode): boolean {
 
 /** The ElasticIP's address and binding, as the lifecycle's `ExternalClient`. */
 class BoundAddress implements ExternalClient<ElasticIP, ElasticIPObservation, Event> {
-  private readonly allocator: AddressAllocator;
-
   constructor(
     private readonly d: ElasticIPReconcilerDeps,
+    private readonly allocator: AddressAllocator,
     private readonly places: Place[],
     private readonly desire: Desire,
     private readonly pollMs: number,
-  ) {
-    this.allocator = new AddressAllocator(d.pools);
-  }
+  ) {}
 
   async observe(eip: ElasticIP, call: CallContext<Event>): Promise<ElasticIPObservation> {
     const uid = eip.metadata?.uid ?? '';
