@@ -93,7 +93,7 @@ export async function makeCerts(dir: string): Promise<CertBundle> {
 }
 
 export interface Dockerd {
-  /** `tcp://127.0.0.1:P`, TLS with client certificates from the bundle's CA. */
+  /** `tcp://127.0.0.1:P`, TLS with client certificates from the bundle's CA; `unix://SOCKET` for an engine in a netns. */
   address: string;
   port: number;
   /** Path of the engine's unix socket (no TLS), for test setup. */
