@@ -290,7 +290,7 @@ export interface ComputeNodeSpec {
     netns?: string;
   };
   /**
-   * How this libvirt or Docker node carries ElasticIPs: the host that runs the stratus controller (or the network namespace named here) NATs each bound address to its Instance's private address in a stratus-owned nftables table and holds the address on the uplink. GCE nodes need no section (addresses are GCE static addresses).
+   * How this libvirt or Docker node carries ElasticIPs: the host that runs the stratus controller (or the network namespace named here) NATs each bound address to its Instance's private address in a stratus-owned nftables table and holds the address on the uplink. GCE nodes cannot carry ElasticIPs yet.
    */
   elasticIP?: {
     /**
@@ -672,7 +672,7 @@ export interface ElasticIPStatus {
    */
   pool?: string;
   /**
-   * The ComputeNode that carries the address now (NATs it, or holds it as a GCE access config).
+   * The ComputeNode that carries the address now (NATs it on its host).
    */
   node?: string;
   /**

@@ -102,7 +102,7 @@ export interface ElasticIPCarrier<C extends NodeConnection = NodeConnection> {
   /** Makes `binding` the only thing programmed for its uid here (replacing a previous target). */
   bind(conn: C, spec: ComputeNodeSpec, binding: ElasticIPBinding, signal: AbortSignal): Promise<void>;
   unbind(conn: C, spec: ComputeNodeSpec, uid: string, signal: AbortSignal): Promise<void>;
-  /** Gives the address back to the system it came from, when it has one (GCE releases its static address). */
+  /** Gives the address back to the system it came from, when it has one (a cloud's static address). */
   release?(conn: C, spec: ComputeNodeSpec, uid: string, signal: AbortSignal): Promise<void>;
 }
 
@@ -111,7 +111,7 @@ export interface ProviderCapabilities<C extends NodeConnection = NodeConnection>
   machines: boolean;
   networks?: NodeNetworks<C>;
   networkAttachment?: NetworkAttachment;
-  /** Public addresses carried to machines (ElasticIP): NAT on the host, or the cloud's static addresses. */
+  /** Public addresses carried to machines (ElasticIP): NAT on the host (libvirt, Docker). */
   elasticIPs?: ElasticIPCarrier<C>;
   guestChannel?: GuestChannelFactory<C>;
   /** `update` grows disks of an existing machine. */
