@@ -10,6 +10,9 @@ IMAGE_APT_PACKAGES := mmdebstrap syslinux syslinux-common mtools dosfstools fdis
 # The web console's browser tests (test/e2e/console.test.ts) drive Debian's Chromium through
 # playwright-core: nothing is downloaded at run time.
 BROWSER_APT_PACKAGES := chromium
+# Elastic IPs on libvirt and Docker nodes: NAT in a stratus-owned nftables table (`nft`,
+# providers/nftables/) and forgetting a moved address's open flows (`conntrack`).
+NAT_APT_PACKAGES := nftables conntrack
 # System packages the control plane and its integration tests use (see ../shared/ENVIRONMENT.md).
 # Installed without Recommends (qemu's and libvirt's bring GTK, GStreamer, audio, Xen, LXC,
 # VirtualBox, swtpm, OVMF: ~170 packages stratus never loads). The recommends stratus does
@@ -24,7 +27,7 @@ APT_PACKAGES := etcd-server etcd-client libvirt-dev libvirt-clients libvirt-daem
   libxml2-utils netcat-openbsd xz-utils ca-certificates \
   prometheus python3-kubernetes slapd ldap-utils pdns-server pdns-backend-sqlite3 bind9-dnsutils \
   docker-registry apache2-utils awscli s3cmd \
-  $(IMAGE_APT_PACKAGES) $(BROWSER_APT_PACKAGES)
+  $(NAT_APT_PACKAGES) $(IMAGE_APT_PACKAGES) $(BROWSER_APT_PACKAGES)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Native addons (better-sqlite3, @unraid/libvirt) compile here: prebuilt downloads are unreachable.
 export npm_config_build_from_source := true

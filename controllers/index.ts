@@ -2,10 +2,10 @@
  * Every stratus controller, registered on a runtime `Manager`. The same set runs in
  * `stratus controller` (against any Kubernetes API) and in-process in `stratus serve`.
  */
-import type { ComputeNode, ElasticIP, Group, Instance, InstanceGroup, Network, Quota, SSHKey, User } from '../crds/types.js';
+import type { AddressPool, ComputeNode, ElasticIP, Group, Instance, InstanceGroup, Network, Quota, SSHKey, User } from '../crds/types.js';
 import type { Manager } from '../runtime/manager.js';
 import type { Informer } from '../runtime/informer.js';
-import { objectKey, type KubeObject } from '../runtime/client.js';
+import { objectKey, type KubeObject, type ResourceClient } from '../runtime/client.js';
 import { getCondition } from '../runtime/conditions.js';
 import { ReconcileError } from '../runtime/errors.js';
 import { builtinProviders } from '../providers/index.js';
@@ -25,6 +25,8 @@ import { GroupReconciler } from './group.js';
 import { registerDNSControllers, type EmbeddedDNS } from './dns.js';
 import { InstanceGroupAutoscaler, type AutoscalerEventReason } from './autoscaler.js';
 import { controllingGroup, groupKeyOf, InstanceGroupReconciler, INSTANCES_BY_GROUP, type InstanceGroupEventReason } from './instancegroup.js';
+import { ElasticIPReconciler, type ElasticIPEventReason } from './elasticip.js';
+import { AddressPoolReconciler } from './addresspool.js';
 
 export interface ControllerSettings {
   /** Steady-state drift check of Instances. Default 30 s. */
@@ -35,6 +37,8 @@ export interface ControllerSettings {
   heartbeatMs?: number;
   /** Re-ensure interval of Networks (drift, ovsdb restarts). Default 30 s. */
   networkPollMs?: number;
+  /** Drift check of ElasticIP bindings (a flushed NAT rule comes back). Default 30 s. */
+  elasticIPPollMs?: number;
   /** Instance reconciles in flight at once. Default 8. */
   instanceConcurrency?: number;
   /** Where the Project controllers keep Git mirrors, artifacts and keys (see controllers/project.ts). */
@@ -206,6 +210,7 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
       recorder: mgr.eventRecorder<AutoscalerEventReason>('instancegroup-autoscaler'),
     }),
   );
+  registerElasticIPController(mgr, { instances, instanceCache, nodeCache, connections, ...(settings.elasticIPPollMs !== undefined ? { pollIntervalMs: settings.elasticIPPollMs } : {}) });
 
   registerIdentityControllers(mgr, instanceCache);
 
@@ -259,4 +264,43 @@ export function registerIdentityControllers(mgr: Manager, instanceCache: Informe
     .addController({ name: 'group', concurrency: 1 }, groupCache, groupReconciler)
     .watches(userCache, (u) => groupReconciler.groupsListing(u))
     .watches(quotaCache, (q) => groupReconciler.groupsReferencing(q));
+}
+
+/**
+ * ElasticIPs: allocated from AddressPools, routed to their Instance's node. Re-checked when
+ * their Instance changes (address, node, deletion), when a pool changes (an address freed:
+ * waiting ElasticIPs try again) and when a node's elastic IP settings change.
+ */
+function registerElasticIPController(
+  mgr: Manager,
+  d: { instances: ResourceClient<Instance>; instanceCache: Informer<Instance>; nodeCache: Informer<ComputeNode>; connections: NodeConnections; pollIntervalMs?: number },
+): void {
+  const elasticIPCache = mgr.informer<ElasticIP>(Resources.elasticIPs);
+  const poolCache = mgr.informer<AddressPool>(Resources.addressPools);
+  elasticIPCache.addIndex(Indexes.elasticIPsByInstance, (e) => {
+    const ns = e.metadata?.namespace ?? '';
+    return [...new Set([e.spec?.instanceRef?.name, e.status?.boundTo].filter((n): n is string => !!n))].map((n) => `${ns}/${n}`);
+  });
+  const nodeSettingsChanged = nodeStateChanges((n) => `${JSON.stringify(n.spec.elasticIP ?? null)}/${JSON.stringify(n.metadata?.labels ?? {})}/${n.metadata?.deletionTimestamp ?? ''}`);
+  mgr
+    .addController(
+      { name: 'elasticip', concurrency: 4 },
+      elasticIPCache,
+      new ElasticIPReconciler({
+        elasticIPs: mgr.resource<ElasticIP>(Resources.elasticIPs),
+        elasticIPCache,
+        pools: mgr.resource<AddressPool>(Resources.addressPools),
+        poolCache,
+        instances: d.instances,
+        instanceCache: d.instanceCache,
+        nodeCache: d.nodeCache,
+        connections: d.connections,
+        recorder: mgr.eventRecorder<ElasticIPEventReason>('elasticip-controller'),
+        ...(d.pollIntervalMs !== undefined ? { pollIntervalMs: d.pollIntervalMs } : {}),
+      }),
+    )
+    .watches(d.instanceCache, (i) => elasticIPCache.byIndex(Indexes.elasticIPsByInstance, objectKey(i)).map((e) => objectKey(e)))
+    .watches(poolCache, () => elasticIPCache.list().filter((e) => !e.status?.address).map((e) => objectKey(e)))
+    .watches(d.nodeCache, (n) => (nodeSettingsChanged(n) ? elasticIPCache.keys() : []));
+  mgr.addController({ name: 'addresspool', concurrency: 1 }, poolCache, new AddressPoolReconciler({ pools: mgr.resource<AddressPool>(Resources.addressPools), poolCache }));
 }

@@ -20,4 +20,6 @@ export const Indexes = {
   instancesByNetwork: 'network',
   /** Instances by `namespace/sshkey` for each entry of `spec.sshKeys`. */
   instancesBySSHKey: 'sshKey',
+  /** ElasticIPs by `namespace/instance` for `spec.instanceRef` and `status.boundTo`. */
+  elasticIPsByInstance: 'elasticIPInstance',
 } as const;

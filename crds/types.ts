@@ -120,6 +120,74 @@ export interface AccessToken extends KubeObject {
 }
 
 /**
+ * The addresses and the nodes that carry them.
+ */
+export interface AddressPoolSpec {
+  /**
+   * IPv4 CIDRs, e.g. 198.51.100.0/28. The network and broadcast addresses of a prefix shorter than /31 are never handed out.
+   *
+   * @minItems 1
+   * @maxItems 16
+   */
+  cidrs: string[];
+  /**
+   * Labels a ComputeNode must carry to carry this pool's addresses; absent means every node.
+   */
+  nodeSelector?: {
+    [k: string]: string | undefined;
+  };
+}
+
+/**
+ * What the controllers observed; written through the status subresource.
+ */
+export interface AddressPoolStatus {
+  /**
+   * Addresses held by ElasticIPs.
+   */
+  allocated?: number;
+  /**
+   * Addresses left to allocate.
+   */
+  free?: number;
+  /**
+   * The ledger: which ElasticIP holds which address (written only with the resourceVersion read, so two allocators never hand out one address).
+   *
+   * @maxItems 65536
+   */
+  allocations?: {
+    /**
+     * The allocated address.
+     */
+    address: string;
+    /**
+     * The holding ElasticIP's metadata.uid.
+     */
+    uid: string;
+    /**
+     * The holding ElasticIP, namespace/name.
+     */
+    elasticIP?: string;
+  }[];
+  /**
+   * The metadata.generation this status reflects.
+   */
+  observedGeneration?: number;
+  /**
+   * Latest observations (Ready, ...).
+   */
+  conditions?: Condition[];
+}
+
+/** An AddressPool is a set of public IPv4 addresses ElasticIPs are allocated from, and the ComputeNodes that can carry them. Allocation is a compare-and-swap on the pool's status.allocations, so concurrent ElasticIPs never share an address. */
+export interface AddressPool extends KubeObject {
+  apiVersion: 'compute.stratus.dev/v1alpha1';
+  kind: 'AddressPool';
+  spec?: AddressPoolSpec;
+  status?: AddressPoolStatus;
+}
+
+/**
  * The desired bucket.
  */
 export interface BucketSpec {
@@ -277,6 +345,31 @@ export interface ComputeNodeSpec {
     database?: string;
     /**
      * The network namespace ovs-vswitchd runs in, when it is not the host's (a userspace-datapath switch in its own namespace); the host ends of container veth pairs are moved there.
+     */
+    netns?: string;
+  };
+  /**
+   * How this libvirt or Docker node carries ElasticIPs: the host that runs the stratus controller (or the network namespace named here) NATs each bound address to its Instance's private address in a stratus-owned nftables table and holds the address on the uplink. GCE nodes cannot carry ElasticIPs yet.
+   */
+  elasticIP?: {
+    /**
+     * The uplink interface the addresses arrive on and outbound traffic leaves by.
+     */
+    interface: string;
+    /**
+     * address: add each address (/32) to the interface; proxyARP: answer ARP for it on the interface (ip neigh proxy) without holding it.
+     *
+     * Default: "address" (set by the API server when absent).
+     */
+    mode?: 'address' | 'proxyARP';
+    /**
+     * The nftables table (family ip) stratus owns on the host; no other table is ever touched.
+     *
+     * Default: "stratus_eip" (set by the API server when absent).
+     */
+    table?: string;
+    /**
+     * The network namespace the uplink and the machines' bridge are in, when it is not the host's.
      */
     netns?: string;
   };
@@ -602,6 +695,15 @@ export interface ElasticIPSpec {
    */
   address?: string;
   /**
+   * The AddressPool to allocate from; absent means any pool whose nodes can reach the bound Instance (or, unbound, the first pool by name).
+   */
+  poolRef?: {
+    /**
+     * Name of the AddressPool.
+     */
+    name: string;
+  };
+  /**
    * The Instance (same namespace) the address should be bound to; absent means unbound.
    */
   instanceRef?: {
@@ -624,6 +726,18 @@ export interface ElasticIPStatus {
    * The Instance the address currently routes to.
    */
   boundTo?: string;
+  /**
+   * The AddressPool the address was allocated from.
+   */
+  pool?: string;
+  /**
+   * The ComputeNode that carries the address now (NATs it on its host).
+   */
+  node?: string;
+  /**
+   * The bound Instance's private address the node translates to (libvirt and Docker nodes).
+   */
+  privateAddress?: string;
   /**
    * The metadata.generation this status reflects.
    */
@@ -1186,6 +1300,12 @@ export interface InstanceStatus {
      */
     address: string;
   }[];
+  /**
+   * The addresses of the ElasticIPs bound to this instance (written by the ElasticIP controller).
+   *
+   * @maxItems 64
+   */
+  elasticIPs?: string[];
   /**
    * The external resource, e.g. libvirt://<node>/<domain uuid>, docker://<node>/<container id>, gce://<project>/<zone>/<name>.
    */
@@ -1758,7 +1878,7 @@ export interface User extends KubeObject {
 }
 
 /** Every stratus kind. */
-export type StratusObject = AccessToken | Bucket | ComputeNode | Deployment | DNSZone | ElasticIP | Group | InstanceGroup | Instance | Network | Project | Quota | SSHKey | User;
+export type StratusObject = AccessToken | AddressPool | Bucket | ComputeNode | Deployment | DNSZone | ElasticIP | Group | InstanceGroup | Instance | Network | Project | Quota | SSHKey | User;
 
 /** How every stratus kind is addressed, one row per CRD in crds/. */
 export const KINDS: readonly KindInfo[] = [
@@ -1773,6 +1893,18 @@ export const KINDS: readonly KindInfo[] = [
     shortNames: ['atok'],
     categories: ['stratus'],
     namespaced: true,
+  },
+  {
+    kind: 'AddressPool',
+    listKind: 'AddressPoolList',
+    group: 'compute.stratus.dev',
+    version: 'v1alpha1',
+    apiVersion: 'compute.stratus.dev/v1alpha1',
+    plural: 'addresspools',
+    singular: 'addresspool',
+    shortNames: ['apool'],
+    categories: ['stratus'],
+    namespaced: false,
   },
   {
     kind: 'Bucket',
@@ -1935,6 +2067,7 @@ export const KINDS: readonly KindInfo[] = [
 /** The REST coordinates of every stratus kind, for clients and informers (`Resources.instances`). */
 export const CrdResources = {
   accessTokens: { group: 'iam.stratus.dev', version: 'v1alpha1', plural: 'accesstokens', namespaced: true, kind: 'AccessToken' },
+  addressPools: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'addresspools', namespaced: false, kind: 'AddressPool' },
   buckets: { group: 'storage.stratus.dev', version: 'v1alpha1', plural: 'buckets', namespaced: true, kind: 'Bucket' },
   computeNodes: { group: 'compute.stratus.dev', version: 'v1alpha1', plural: 'computenodes', namespaced: false, kind: 'ComputeNode' },
   deployments: { group: 'apps.stratus.dev', version: 'v1alpha1', plural: 'deployments', namespaced: true, kind: 'Deployment' },

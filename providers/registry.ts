@@ -77,13 +77,53 @@ export interface MachineCpuUsage<C extends NodeConnection = NodeConnection> {
   cpuSeconds(conn: C, uid: string, signal: AbortSignal): Promise<number | undefined>;
 }
 
+/** An ElasticIP's address routed to one machine. */
+export interface ElasticIPBinding {
+  /** The ElasticIP's uid: names everything made for it. */
+  uid: string;
+  address: string;
+  machine: {
+    /** The machine's uid (its Instance's) and name. */
+    uid: string;
+    name: string;
+    /** Its private address, where the node translates to one (libvirt, Docker). */
+    privateAddress?: string;
+  };
+}
+
+/** What a node carries for one ElasticIP. */
+export interface ElasticIPObservation {
+  /** Something is programmed for the uid here (rules, an address, an access config). */
+  present: boolean;
+  /** It is exactly the binding asked for (false when nothing was asked and something is there). */
+  upToDate: boolean;
+  /** What it routes to now, for messages (a private address, a machine). */
+  target?: string;
+}
+
+/**
+ * Carrying ElasticIPs on a node. Nodes that report the same `location` share their bindings
+ * (two ComputeNodes on one host NAT in one table), so the controller unbinds an address only
+ * in the other locations. Every method is idempotent; `unbind` of nothing is success.
+ */
+export interface ElasticIPCarrier<C extends NodeConnection = NodeConnection> {
+  /** Where this node's bindings live, or why it cannot carry ElasticIPs (no settings). */
+  locate(spec: ComputeNodeSpec): { location: string } | { unavailable: string };
+  observe(conn: C, spec: ComputeNodeSpec, uid: string, want: ElasticIPBinding | undefined, signal: AbortSignal): Promise<ElasticIPObservation>;
+  /** Makes `binding` the only thing programmed for its uid here (replacing a previous target). */
+  bind(conn: C, spec: ComputeNodeSpec, binding: ElasticIPBinding, signal: AbortSignal): Promise<void>;
+  unbind(conn: C, spec: ComputeNodeSpec, uid: string, signal: AbortSignal): Promise<void>;
+  /** Gives the address back to the system it came from, when it has one (a cloud's static address). */
+  release?(conn: C, spec: ComputeNodeSpec, uid: string, signal: AbortSignal): Promise<void>;
+}
+
 export interface ProviderCapabilities<C extends NodeConnection = NodeConnection> {
   /** `connection.machines()` runs Instances of `spec.provider: <name>`. */
   machines: boolean;
   networks?: NodeNetworks<C>;
   networkAttachment?: NetworkAttachment;
-  /** Public addresses NATed to machines (ElasticIP). No provider offers it yet. */
-  elasticIPs?: never;
+  /** Public addresses carried to machines (ElasticIP): NAT on the host (libvirt, Docker). */
+  elasticIPs?: ElasticIPCarrier<C>;
   guestChannel?: GuestChannelFactory<C>;
   /** `update` grows disks of an existing machine. */
   diskResize: boolean;

@@ -71,7 +71,7 @@ export function bootstrapClusterRoles(): KubeObject[] {
     ]),
     clusterRole('system:public-info-viewer', [{ nonResourceURLs: ['/healthz', '/livez', '/readyz', '/version', '/version/'], verbs: ['get'] }]),
     clusterRole('stratus:aggregate-to-view', [
-      { apiGroups: ['compute.stratus.dev'], resources: ['computenodes', 'instances', 'networks', 'sshkeys', 'elasticips', 'instancegroups', 'instances/status', 'networks/status', 'elasticips/status', 'instancegroups/status', 'instancegroups/scale'], verbs: read },
+      { apiGroups: ['compute.stratus.dev'], resources: ['computenodes', 'instances', 'networks', 'sshkeys', 'elasticips', 'addresspools', 'instancegroups', 'instances/status', 'networks/status', 'elasticips/status', 'addresspools/status', 'instancegroups/status', 'instancegroups/scale'], verbs: read },
       { apiGroups: ['apps.stratus.dev'], resources: ['projects', 'deployments', 'projects/status', 'deployments/status'], verbs: read },
       { apiGroups: ['storage.stratus.dev'], resources: ['buckets', 'buckets/status'], verbs: read },
       { apiGroups: ['storage.stratus.dev'], resources: ['buckets/objects'], verbs: ['get', 'list'] },

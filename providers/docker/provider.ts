@@ -9,6 +9,7 @@ import { ReconcileError } from '../../runtime/errors.js';
 import { DockerExecChannel } from '../guest/docker.js';
 import { attachNamespace } from '../ovs/netns.js';
 import { missingSection, type NetworkAttachment, type ProviderDescriptor } from '../registry.js';
+import { nftablesElasticIPs } from '../nftables/carrier.js';
 import { connectDocker, type DockerNodeConnection } from './index.js';
 import { parseDockerConfig } from './registry-auth.js';
 
@@ -88,6 +89,7 @@ export const dockerProvider: ProviderDescriptor<DockerNodeSettings, DockerNodeCo
   capabilities: {
     machines: true,
     networkAttachment: containerAttachment,
+    elasticIPs: nftablesElasticIPs,
     guestChannel: { open: (conn, guest) => new DockerExecChannel(guest.name, conn, guest.uid) },
     diskResize: false,
     metrics: true,

@@ -4,6 +4,7 @@
  * bridge (VM interfaces join a `vlan-N` portgroup, so no attachment step is needed).
  */
 import type { ComputeNodeSpec } from '../../crds/types.js';
+import { nftablesElasticIPs } from '../nftables/carrier.js';
 import { missingSection, type ProviderDescriptor } from '../registry.js';
 import { closeLibvirtSessions, connectLibvirt, type LibvirtNodeConnection } from './connection.js';
 import { domainCpuSeconds } from './cpu.js';
@@ -30,6 +31,7 @@ export const libvirtProvider: ProviderDescriptor<LibvirtNodeSettings, LibvirtNod
   shutdown: closeLibvirtSessions,
   capabilities: {
     machines: true,
+    elasticIPs: nftablesElasticIPs,
     networks: {
       async observe(conn, net) {
         const name = libvirtNetworkName(net.name);

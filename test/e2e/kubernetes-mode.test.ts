@@ -124,7 +124,7 @@ test('kubectl kustomize manifests/ renders documents valid against the Kubernete
   const { Deployment } = await import('kubernetes-models/apps/v1');
   assert.throws(() => new Deployment({ metadata: { name: 'x' }, spec: { replicas: 'two' } } as unknown as ConstructorParameters<typeof Deployment>[0]).validate());
   const crds = docs.filter((d) => d.kind === 'CustomResourceDefinition') as unknown as CustomResourceDefinition[];
-  assert.equal(crds.length, 13); // one per kind, DNSZone and InstanceGroup included
+  assert.equal(crds.length, 15); // one per kind, DNSZone, InstanceGroup, AddressPool and Bucket included
   for (const crd of crds) assert.deepEqual(crdErrors(crd), [], crd.metadata.name);
   for (const d of docs) {
     for (const rule of (d as unknown as Partial<RoleDoc>).rules ?? []) {

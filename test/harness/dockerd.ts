@@ -93,7 +93,7 @@ export async function makeCerts(dir: string): Promise<CertBundle> {
 }
 
 export interface Dockerd {
-  /** `tcp://127.0.0.1:P`, TLS with client certificates from the bundle's CA. */
+  /** `tcp://127.0.0.1:P`, TLS with client certificates from the bundle's CA; `unix://SOCKET` for an engine in a netns. */
   address: string;
   port: number;
   /** Path of the engine's unix socket (no TLS), for test setup. */
@@ -120,8 +120,9 @@ async function takenSubnets(): Promise<Set<string>> {
   return taken;
 }
 
-async function createBridge(): Promise<{ bridge: string; cidr: string }> {
+async function createBridge(netns?: string): Promise<{ bridge: string; cidr: string }> {
   const ip = requireBinary('ip');
+  const inNs = (args: string[]): string[] => (netns ? ['-n', netns, ...args] : args);
   const bridge = `strd${randomBytes(5).toString('hex')}`; // 14 chars, under IFNAMSIZ
   const taken = await takenSubnets();
   let prefix = '';
@@ -131,20 +132,20 @@ async function createBridge(): Promise<{ bridge: string; cidr: string }> {
   }
   if (!prefix) throw new Error('no free 10.2xx.x.0/24 subnet for a test bridge');
   const cidr = `${prefix}.1/24`;
-  await execFileP(ip, ['link', 'add', bridge, 'type', 'bridge']);
+  await execFileP(ip, inNs(['link', 'add', bridge, 'type', 'bridge']));
   try {
-    await execFileP(ip, ['addr', 'add', cidr, 'dev', bridge]);
-    await execFileP(ip, ['link', 'set', bridge, 'up']);
+    await execFileP(ip, inNs(['addr', 'add', cidr, 'dev', bridge]));
+    await execFileP(ip, inNs(['link', 'set', bridge, 'up']));
   } catch (err) {
-    await deleteBridge(bridge);
+    await deleteBridge(bridge, netns);
     throw err;
   }
   return { bridge, cidr };
 }
 
-async function deleteBridge(bridge: string): Promise<void> {
+async function deleteBridge(bridge: string, netns?: string): Promise<void> {
   try {
-    await execFileP(requireBinary('ip'), ['link', 'del', bridge]);
+    await execFileP(requireBinary('ip'), [...(netns ? ['-n', netns] : []), 'link', 'del', bridge]);
   } catch (err) {
     const text = String((err as { stderr?: string }).stderr ?? err);
     if (!/Cannot find device|does not exist/.test(text)) throw err;
@@ -235,8 +236,14 @@ async function unmountUnder(dir: string): Promise<void> {
 /**
  * Starts a private dockerd with TLS on a free 127.0.0.1 port, per ENVIRONMENT.md: vfs storage,
  * no iptables / ip forwarding / masquerading, its own bridge. Resolves once `/_ping` answers.
+ *
+ * With `netns`, the engine and its bridge live in that (test-made) network namespace — only
+ * its network namespace: `nsenter --net`, so its mounts stay visible — and it listens on its
+ * unix socket alone (`address` is `unix://…`; a TCP port would be on the namespace's loopback).
  */
-export async function startDockerd(options: { certs: CertBundle }): Promise<Dockerd> {
+export async function startDockerd(options: { certs: CertBundle } | { netns: string }): Promise<Dockerd> {
+  const netns = 'netns' in options ? options.netns : undefined;
+  const certs = 'certs' in options ? options.certs : undefined;
   const dockerdBin = requireBinary('dockerd');
   const proxyBin = requireBinary('docker-proxy');
   requireBinary('containerd');
@@ -244,24 +251,25 @@ export async function startDockerd(options: { certs: CertBundle }): Promise<Dock
   const dir = await tempDir('dockerd');
   let bridge: string | undefined;
   try {
-    const made = await createBridge();
+    const made = await createBridge(netns);
     bridge = made.bridge;
     const port = await freePort();
     const socket = join(dir, 'docker.sock');
     await writeFile(join(dir, 'daemon.json'), '{}\n');
+    const tcp = certs
+      ? ['-H', `tcp://127.0.0.1:${port}`, '--tlsverify', '--tlscacert', certs.caPath, '--tlscert', certs.serverCertPath, '--tlskey', certs.serverKeyPath]
+      : [];
+    const [cmd, prefix] = netns ? [requireBinary('nsenter'), [`--net=/run/netns/${netns}`, '--', dockerdBin]] : [dockerdBin, []];
     const daemon = startDaemon(
-      dockerdBin,
+      cmd,
       [
+        ...prefix,
         '--config-file', join(dir, 'daemon.json'),
         '--data-root', join(dir, 'root'),
         '--exec-root', join(dir, 'exec'),
         '--pidfile', join(dir, 'docker.pid'),
         '-H', `unix://${socket}`,
-        '-H', `tcp://127.0.0.1:${port}`,
-        '--tlsverify',
-        '--tlscacert', options.certs.caPath,
-        '--tlscert', options.certs.serverCertPath,
-        '--tlskey', options.certs.serverKeyPath,
+        ...tcp,
         '--storage-driver=vfs',
         '--iptables=false',
         '--ip6tables=false',
@@ -279,8 +287,8 @@ export async function startDockerd(options: { certs: CertBundle }): Promise<Dock
     const engineBridge = bridge;
     let stopped = false;
     const engine: Dockerd = {
-      address: `tcp://127.0.0.1:${port}`,
-      port,
+      address: certs ? `tcp://127.0.0.1:${port}` : `unix://${socket}`,
+      port: certs ? port : 0,
       socket,
       pid: daemon.pid,
       bridge: engineBridge,
@@ -300,7 +308,7 @@ export async function startDockerd(options: { certs: CertBundle }): Promise<Dock
         await daemon.stop(15_000);
         await killLeftovers(dir);
         await unmountUnder(dir);
-        await deleteBridge(engineBridge);
+        await deleteBridge(engineBridge, netns);
         await removeDir(dir);
       },
     };
@@ -321,7 +329,7 @@ export async function startDockerd(options: { certs: CertBundle }): Promise<Dock
     }
     return engine;
   } catch (err) {
-    if (bridge) await deleteBridge(bridge).catch(() => undefined);
+    if (bridge) await deleteBridge(bridge, netns).catch(() => undefined);
     await unmountUnder(dir).catch(() => undefined);
     await removeDir(dir).catch(() => undefined);
     throw err;

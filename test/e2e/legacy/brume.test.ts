@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import type { SSHKey, User } from '../../../crds/types.js';
+import type { AddressPool, ElasticIP, Instance, SSHKey, User } from '../../../crds/types.js';
 import { CoreResources, KubeClient, type KubeObject } from '../../../runtime/client.js';
 import { Resources } from '../../../controllers/resources.js';
 import { http, startLegacyServe, stratus, type LegacyServe } from './helpers.js';
@@ -140,5 +140,48 @@ describe('Brume API through the legacy proxy (stratus serve --legacy-insecure)',
     assert.match((unknown.json as { message: string }).message, /unknown command "format_disk"/);
     assert.equal((await http('GET', `${env.legacy}/brume`)).status, 405);
     assert.equal((await keys()).length, before);
+  });
+
+  it('allocate_ip, associate_ip, disassociate_ip, list_ips and release_ip manage the user\'s ElasticIPs; another user\'s address is refused', async () => {
+    await client.resource<AddressPool>(Resources.addressPools).create({
+      apiVersion: 'compute.stratus.dev/v1alpha1', kind: 'AddressPool', metadata: { name: 'brume-pool' }, spec: { cidrs: ['198.51.100.0/29'] },
+    });
+    const run = async (body: object) => {
+      const r = await signed(JSON.stringify(body));
+      assert.equal(r.status, 200, r.text);
+      return r.json as { output: boolean; message: string; address?: string; ips?: { address: string; instance: string | null; pool: string | null; state: string }[] };
+    };
+    const first = await run({ command: 'allocate_ip' });
+    assert.deepEqual(first, { output: true, message: 'elastic IP 198.51.100.1 allocated', address: '198.51.100.1' });
+    const claimed = await run({ command: 'allocate_ip', args: { address: '198.51.100.5', pool: 'brume-pool' } });
+    assert.equal(claimed.address, '198.51.100.5');
+    const taken = await run({ command: 'allocate_ip', address: '198.51.100.5' });
+    assert.equal(taken.output, false);
+    assert.match(taken.message, /198\.51\.100\.5 is held by ElasticIP team-a\//);
+
+    assert.deepEqual(await run({ command: 'associate_ip', address: '198.51.100.1', instance: 'nope' }), { output: false, message: 'no instance named nope' });
+    await client.resource<Instance>(Resources.instances).create({
+      apiVersion: 'compute.stratus.dev/v1alpha1', kind: 'Instance', metadata: { name: 'web', namespace: 'team-a' }, spec: { provider: 'libvirt', image: 'debian-12', cpus: 1, memoryMiB: 256 },
+    });
+    assert.deepEqual(await run({ command: 'associate_ip', address: '198.51.100.1', instance: 'web' }), { output: true, message: 'elastic IP 198.51.100.1 associated with web' });
+    const eipOf = async (address: string) => (await client.resource<ElasticIP>(Resources.elasticIPs).list('team-a')).find((e) => e.status?.address === address);
+    assert.equal((await eipOf('198.51.100.1'))?.spec?.instanceRef?.name, 'web');
+    assert.equal((await run({ command: 'disassociate_ip', address: '198.51.100.1' })).output, true);
+    assert.equal((await eipOf('198.51.100.1'))?.spec?.instanceRef, undefined);
+
+    const listed = await run({ command: 'list_ips' });
+    assert.deepEqual(listed.ips?.map((i) => i.address).sort(), ['198.51.100.1', '198.51.100.5']);
+    assert.ok(listed.ips?.every((i) => i.pool === 'brume-pool'));
+
+    const { stdout } = await stratus(['user', 'create', 'bob', '--namespace', 'team-b', '--kubeconfig', env.serve.kubeconfig]);
+    const bobSecret = /^generated secret: ([0-9a-f]{64})\n$/.exec(stdout)![1]!;
+    const bobRelease = JSON.stringify({ command: 'release_ip', address: '198.51.100.1' });
+    const stolen = await signed(bobRelease, 'bob', bobSecret);
+    assert.deepEqual(stolen.json, { output: false, message: '198.51.100.1 is not one of your elastic IPs' });
+
+    assert.deepEqual(await run({ command: 'release_ip', address: '198.51.100.1' }), { output: true, message: 'elastic IP 198.51.100.1 released' });
+    const r = await signed(JSON.stringify({ command: 'release_ip', address: 'not-an-ip' }));
+    assert.equal(r.status, 400);
+    await client.resource<Instance>(Resources.instances).delete('team-a', 'web');
   });
 });

@@ -36,6 +36,7 @@ const EXPECTED: Record<string, { group: string; plural: string; namespaced: bool
   ElasticIP: { group: 'compute.stratus.dev', plural: 'elasticips', namespaced: true },
   DNSZone: { group: 'compute.stratus.dev', plural: 'dnszones', namespaced: false },
   Bucket: { group: 'storage.stratus.dev', plural: 'buckets', namespaced: true },
+  AddressPool: { group: 'compute.stratus.dev', plural: 'addresspools', namespaced: false },
   Project: { group: 'apps.stratus.dev', plural: 'projects', namespaced: true },
   Deployment: { group: 'apps.stratus.dev', plural: 'deployments', namespaced: true },
   AccessToken: { group: 'iam.stratus.dev', plural: 'accesstokens', namespaced: true },
