@@ -15,7 +15,7 @@
  * At the end: `status.phase`, `failedStage`, the `Ready` condition, an Event, the Project's
  * `currentRelease` and `releases` (newest first, at most keepReleases), a JSON POST to
  * `notify.webhook` (at least once: it is sent before the final status is written), and for
- * a `cooking` Project the release bundle kept by the control plane (`status.artifact`).
+ * a `staging` (`cooking`) or `full` Project the release bundle kept by the control plane (`status.artifact`).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -30,6 +30,7 @@ import type { GuestChannel } from '../providers/guest/channel.js';
 import { SshChannel } from '../providers/guest/ssh.js';
 import { guestLoginUser } from '../providers/libvirt/guest-user.js';
 import type { NodeConnections, SecretReader } from './connections.js';
+import { releaseMode } from './pipeline/stages.js';
 import { bundlePath, readGuestFile, releaseIdFor, runRelease, type ReleaseGuest, type ReleasePlan, type ReleaseResult, type StageReport } from './pipeline/engine.js';
 import { fetchArtifact, resolveRef, type ArtifactStore, type GitMirrors } from './pipeline/source.js';
 
@@ -133,7 +134,7 @@ export class DeploymentReconciler implements Reconciler {
       const plan: ReleasePlan = {
         project: project.metadata?.name ?? dep.spec.project,
         releaseID,
-        mode: project.spec.mode ?? 'editable',
+        mode: releaseMode(project.spec.mode),
         environment: project.spec.environment ?? 'dev',
         keepReleases: project.spec.keepReleases ?? 5,
         ...(project.spec.healthCheck ? { healthCheck: project.spec.healthCheck } : {}),
@@ -158,7 +159,7 @@ export class DeploymentReconciler implements Reconciler {
         throw err;
       }
       let artifactURL: string | undefined;
-      if (result.outcome === 'Succeeded' && plan.mode === 'cooking') {
+      if (result.outcome === 'Succeeded' && (plan.mode === 'staging' || plan.mode === 'full')) {
         const bundle = await readGuestFile(guests[0]!.channel, bundlePath(plan));
         artifactURL = await this.d.artifacts.put(ns, plan.project, releaseID, bundle);
         this.d.recorder.normal(dep, 'ArtifactKept', `release artifact ${artifactURL}`);

@@ -370,7 +370,7 @@ export interface DeploymentStatus {
    */
   stages?: {
     /**
-     * archive, release-sync, configure, build, reconfigure, activate, upgrade, bundle, post_install, rollback or notification.
+     * archive, initialization, release-sync, configure, build, reconfigure, activate, upgrade, bundle, post_install, rollback or notification.
      */
     name: string;
     /**
@@ -395,7 +395,7 @@ export interface DeploymentStatus {
    */
   failedStage?: string;
   /**
-   * URL of the release artifact a cooking deployment produced, kept by the control plane; a final Project deploys it as source.artifact.
+   * URL of the release artifact a staging (cooking) or full deployment produced, kept by the control plane; a final Project deploys it as source.artifact.
    */
   artifact?: string;
   /**
@@ -422,7 +422,7 @@ export interface DeploymentStatus {
   conditions?: Condition[];
 }
 
-/** A Deployment releases one commit (or artifact) of a Project onto its guests through the stages archive, release-sync, configure, build, reconfigure, activate, upgrade, bundle, post_install (rollback on error, notification always). Not Kubernetes' deployments.apps: address it as deployments.apps.stratus.dev or by the short name sdeploy. */
+/** A Deployment releases one commit (or artifact) of a Project onto its guests through the stages archive, initialization, release-sync, configure, build, reconfigure, activate, upgrade, bundle, post_install (rollback on error, notification always), as the Project's mode selects them. Not Kubernetes' deployments.apps: address it as deployments.apps.stratus.dev or by the short name sdeploy. */
 export interface Deployment extends KubeObject {
   apiVersion: 'apps.stratus.dev/v1alpha1';
   kind: 'Deployment';
@@ -1086,11 +1086,11 @@ export interface ProjectSpec {
     artifact?: string;
   };
   /**
-   * editable guests allow changes in place; cooking builds images; final guests are immutable.
+   * The corpus operation mode, which picks the stages a release runs: full (every stage), editable (dev: in place, no archive, release-sync, reconfigure, bundle nor rollback), staging (cooks the deliverable; no archive nor release-sync; cooking is its other name) or final (prod: no build).
    *
    * Default: "editable" (set by the API server when absent).
    */
-  mode?: 'editable' | 'cooking' | 'final';
+  mode?: 'full' | 'editable' | 'staging' | 'cooking' | 'final';
   /**
    * dev, staging or prod: passed to the configure and build stages.
    *

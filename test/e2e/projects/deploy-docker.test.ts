@@ -88,7 +88,7 @@ after(async () => {
 });
 
 /** The app at `version`: serves www/ through a link busybox httpd resolves per request. */
-function app(version: string, opts: { brokenActivate?: boolean; buildWaitsFor?: string } = {}): Record<string, string> {
+function app(version: string, opts: { brokenActivate?: boolean; buildWaitsFor?: string } = {}): Record<string, string | null> {
   const link = `mkdir -p /srv/site && ln -sfn "$STRATUS_RELEASE_DIR/www" /srv/site/live\npidof httpd >/dev/null || httpd -p 8080 -h /srv/site\n`;
   return {
     'www/index.html': `${version}\n`,
@@ -98,7 +98,8 @@ function app(version: string, opts: { brokenActivate?: boolean; buildWaitsFor?: 
       ? `#!/bin/sh\necho "activate ${version}" >> "$STRATUS_DATA_DIR/log"\necho "${version}: cannot bind the new listener" >&2\nexit 1\n`
       : `#!/bin/sh\necho "activate ${version}" >> "$STRATUS_DATA_DIR/log"\n${link}`,
     '.stratus/rollback': `#!/bin/sh\necho "rollback to $STRATUS_RELEASE_ID from $STRATUS_FAILED_RELEASE_ID" >> "$STRATUS_DATA_DIR/log"\n${link}`,
-    '.stratus/upgrade': '#!/bin/sh\necho "schema v2" >> "$STRATUS_DATA_DIR/migrations"\n',
+    // an upgrade step ships in one release: a release carrying a step already done fails
+    '.stratus/upgrade': version === 'v1' ? '#!/bin/sh\necho "schema v2" >> "$STRATUS_DATA_DIR/migrations"\n' : null,
     '.stratus/notification': `#!/bin/sh\necho "notified $STRATUS_OUTCOME" >> "$STRATUS_DATA_DIR/log"\n`,
   };
 }
@@ -161,7 +162,7 @@ test('v1 served, v2 pushed, v3 rolled back automatically, v4 prunes v1, restart 
     metadata: { name: 'shop', namespace: 'default' },
     spec: {
       source: { git: { url: remote!.url, ref: 'main' } },
-      mode: 'cooking',
+      mode: 'full',
       environment: 'staging',
       guests: ['web'],
       keepReleases: 2,
@@ -178,12 +179,12 @@ test('v1 served, v2 pushed, v3 rolled back automatically, v4 prunes v1, restart 
   assert.equal(d1.status?.phase, 'Succeeded', JSON.stringify(d1.status, null, 1));
   assert.equal(await served(), 'v1');
   assert.deepEqual(d1.status?.stages?.map((s) => `${s.name}:${s.state}`), [
-    'archive:Succeeded', 'release-sync:Succeeded', 'configure:Succeeded', 'build:Succeeded', 'reconfigure:Skipped', 'activate:Succeeded',
+    'archive:Succeeded', 'initialization:Succeeded', 'release-sync:Succeeded', 'configure:Succeeded', 'build:Succeeded', 'reconfigure:Skipped', 'activate:Succeeded',
     'upgrade:Succeeded', 'bundle:Succeeded', 'post_install:Skipped', 'rollback:Skipped', 'notification:Succeeded',
   ]);
   assert.match(d1.status?.releaseID ?? '', new RegExp(`^\\d{8}T\\d{6}Z-${c1.slice(0, 7)}$`));
-  assert.equal((await inGuest('readlink /srv/projects/shop/current')).out.trim(), `releases/${d1.status?.releaseID}`);
-  assert.match(d1.status?.artifact ?? '', /^file:\/\/.*\.tar\.gz$/, 'cooking keeps the release artifact');
+  assert.equal((await inGuest('readlink /srv/projects/shop/current')).out.trim(), `releases/deployed/${d1.status?.releaseID}`);
+  assert.match(d1.status?.artifact ?? '', /^file:\/\/.*\.tar\.gz$/, 'full keeps the release artifact');
 
   // v2 through `stratus push`
   await remote!.commit(app('v2'), 'v2');
@@ -199,7 +200,7 @@ test('v1 served, v2 pushed, v3 rolled back automatically, v4 prunes v1, restart 
   assert.match(d3.status?.stages?.find((s) => s.name === 'activate')?.outputTail ?? '', /v3: cannot bind the new listener/);
   assert.equal(d3.status?.stages?.find((s) => s.name === 'rollback')?.state, 'Succeeded');
   assert.equal(await served(), 'v2', 'v2 is served again');
-  assert.equal((await inGuest('readlink /srv/projects/shop/current')).out.trim(), `releases/${d2.status?.releaseID}`);
+  assert.equal((await inGuest('readlink /srv/projects/shop/current')).out.trim(), `releases/deployed/${d2.status?.releaseID}`);
   const ready = d3.status?.conditions?.find((c) => c.type === 'Ready');
   assert.equal(ready?.status, 'False');
   assert.equal(ready?.reason, 'RolledBack');
@@ -216,7 +217,7 @@ test('v1 served, v2 pushed, v3 rolled back automatically, v4 prunes v1, restart 
   const d4 = await finished(await push('shop'));
   assert.equal(d4.status?.phase, 'Succeeded');
   assert.equal(await served(), 'v4');
-  const releases = (await inGuest('ls -1 /srv/projects/shop/releases')).out.trim().split('\n');
+  const releases = (await inGuest('ls -1 /srv/projects/shop/releases/deployed')).out.trim().split('\n');
   assert.deepEqual(releases.filter((r) => !r.includes('.')).sort(), [d2.status!.releaseID!, d4.status!.releaseID!].sort());
   assert.ok(!releases.some((r) => r.startsWith(d1.status!.releaseID!)), `v1 pruned: ${releases.join(' ')}`);
   // data/ survived every release; v3's write was undone by the rollback; the upgrade ran once
