@@ -17,7 +17,12 @@
  * `notify.webhook` (at least once: it is sent before the final status is written), and for
  * a `staging` (`cooking`) or `full` Project the release bundle kept by the control plane (`status.artifact`).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
+import { execFile } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { pushedTree, repoDir } from '../apiserver/git/paths.js';
 import { join } from 'node:path';
 import type { ComputeNode, Deployment, Instance, Project } from '../crds/types.js';
 import { objectKey, splitKey, type ResourceClient } from '../runtime/client.js';
@@ -56,6 +61,8 @@ export interface DeploymentReconcilerDeps {
   guestRoot?: string;
   /** How often a Deployment waiting for guests or an older Deployment is checked. Default 2 s. */
   waitPollMs?: number;
+  /** The API server's push remotes (`DATA_DIR/git`), for `source.push` Projects and pushed pillars. */
+  gitDir?: string;
 }
 
 type Status = NonNullable<Deployment['status']>;
@@ -93,7 +100,12 @@ export class DeploymentReconciler implements Reconciler {
     }
 
     // What to release: a commit (resolved once, then kept in status) or an artifact.
-    const git = project.spec.source.git;
+    const ns0 = project.metadata?.namespace ?? 'default';
+    const pushed = project.spec.source.push;
+    if (pushed && !this.d.gitDir) {
+      return this.finish(dep, project, { phase: 'Failed' }, 'InvalidSource', 'a source.push Project needs the controllers beside the API server that keeps its remote (stratus serve)');
+    }
+    const git = project.spec.source.git ?? (pushed ? { url: pathToFileURL(repoDir(this.d.gitDir!, ns0, project.metadata?.name ?? '', 'project')).href, ref: pushed.ref ?? 'main' } : undefined);
     const artifact = dep.spec.artifact ?? (git ? undefined : project.spec.source.artifact);
     let commit = dep.spec.commit ?? dep.status?.resolvedCommit;
     if (!commit && !artifact) {
@@ -140,8 +152,12 @@ export class DeploymentReconciler implements Reconciler {
         ...(project.spec.healthCheck ? { healthCheck: project.spec.healthCheck } : {}),
         ...(this.d.guestRoot ? { root: this.d.guestRoot } : {}),
         env: { STRATUS_COMMIT: commit ?? '', STRATUS_DEPLOYMENT: dep.metadata?.name ?? '' },
+        pillar: () => this.pillar(project, git?.ref ?? 'main'),
         source: async () => {
           if (artifact) return fetchArtifact(artifact, ctx.signal);
+          // a pushed commit: the pre-receive hook exported it before the ref moved
+          const tree = pushed && commit ? pushedTree(this.d.gitDir!, ns0, project.metadata?.name ?? '', commit) : undefined;
+          if (tree && existsSync(tree)) return fetchArtifact(pathToFileURL(tree).href, ctx.signal);
           return this.d.mirrors.archive(git!.url, commit!, await this.gitAccess(project));
         },
       };
@@ -181,6 +197,37 @@ export class DeploymentReconciler implements Reconciler {
       );
     } finally {
       await Promise.all(guests.map((g) => g.channel.close()));
+    }
+  }
+
+  /**
+   * The pillar as a plain tar: the pushed pillar.git at the Project's ref, else the keys of
+   * `spec.pillarSecretRef` as files; undefined when there is neither.
+   */
+  private async pillar(project: Project, ref: string): Promise<Buffer | undefined> {
+    const ns = project.metadata?.namespace ?? 'default';
+    if (this.d.gitDir) {
+      const dir = repoDir(this.d.gitDir, ns, project.metadata?.name ?? '', 'pillar');
+      if (existsSync(dir)) {
+        const url = pathToFileURL(dir).href;
+        const commit = await resolveRef(url, ref).catch(() => undefined);
+        if (commit) return this.d.mirrors.archive(url, commit);
+      }
+    }
+    const secret = project.spec.pillarSecretRef;
+    if (!secret) return undefined;
+    const data = await this.d.secrets(ns, secret.name);
+    const dir = await mkdtemp(join(tmpdir(), 'stratus-pillar-'));
+    try {
+      for (const [k, v] of Object.entries(data)) {
+        if (!/^[-._a-zA-Z0-9]+$/.test(k) || k.startsWith('.')) continue; // Secret keys are file names already; be strict anyway
+        await writeFile(join(dir, k), v, { mode: 0o600 });
+      }
+      return await new Promise<Buffer>((resolve, reject) =>
+        execFile('tar', ['-c', '-C', dir, '.'], { encoding: 'buffer', maxBuffer: 64 << 20 }, (err, out) => (err ? reject(err) : resolve(out))),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   }
 

@@ -1062,9 +1062,20 @@ export interface Network extends KubeObject {
  */
 export interface ProjectSpec {
   /**
-   * Where the code comes from; exactly one of git or artifact.
+   * Where the code comes from; exactly one of git, push or artifact.
    */
   source: {
+    /**
+     * The code is pushed with git to the Project's own remote (status.pushURL); a push to ref deploys it and the push output shows the stages.
+     */
+    push?: {
+      /**
+       * Branch whose pushes deploy.
+       *
+       * Default: "main" (set by the API server when absent).
+       */
+      ref?: string;
+    };
     /**
      * A Git repository and the ref to follow.
      */
@@ -1173,6 +1184,15 @@ export interface ProjectSpec {
     user?: string;
   }[];
   /**
+   * A Secret whose keys become the files of pillar/ on the guests (the GitOps alternative to pushing pillar.git; the pushed pillar wins when both exist). Never copied into status or logs.
+   */
+  pillarSecretRef?: {
+    /**
+     * Name of the Secret (same namespace).
+     */
+    name: string;
+  };
+  /**
    * A Secret with the private key (ssh-privatekey) the pipeline uses to reach the guests and the git remote.
    */
   sshSecretRef?: {
@@ -1191,6 +1211,14 @@ export interface ProjectStatus {
    * The newest commit seen on the followed ref.
    */
   lastCommit?: string;
+  /**
+   * The Project's code remote (git push URL, HTTP basic authentication with an AccessToken as the password).
+   */
+  pushURL?: string;
+  /**
+   * The Project's private pillar remote (needs update on the Project).
+   */
+  pillarPushURL?: string;
   /**
    * The endpoint names of the project (PROJECT.ZONE and the wildcard *.PROJECT.ZONE), answered with its guests' addresses, in every zone stratus serves.
    *
