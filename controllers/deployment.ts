@@ -130,6 +130,15 @@ export class DeploymentReconciler implements Reconciler {
       return { requeueAfterMs: this.d.waitPollMs ?? 2000 };
     }
 
+    // a ComputeNode may force a mode on the Projects it carries (corpus computenode_switchmode)
+    const forced = new Set(
+      (project.spec.guests ?? []).map((g) => this.d.nodeCache.get(this.d.instanceCache.get(`${ns}/${g}`)?.spec.nodeName ?? '')?.spec.projectMode).filter((m) => m !== undefined),
+    );
+    if (forced.size > 1) {
+      await Promise.all(guests.map((g) => g.channel.close()));
+      return this.finish(dep, project, { phase: 'Failed' }, 'ModeConflict', `the guests' ComputeNodes force different modes: ${[...forced].join(', ')}`);
+    }
+    const mode = [...forced][0] ?? releaseMode(project.spec.mode);
     try {
       if (dep.status?.phase !== 'Running') this.d.recorder.normal(dep, 'Started', `release ${releaseID} onto ${guests.map((g) => g.name).join(', ')}`);
       await this.write(
@@ -137,6 +146,7 @@ export class DeploymentReconciler implements Reconciler {
         {
           phase: 'Running',
           releaseID,
+          mode,
           ...(commit ? { resolvedCommit: commit } : {}),
           guests: guests.map((g) => g.name),
           startTime: dep.status?.startTime ?? kubeTime(),
@@ -146,7 +156,7 @@ export class DeploymentReconciler implements Reconciler {
       const plan: ReleasePlan = {
         project: project.metadata?.name ?? dep.spec.project,
         releaseID,
-        mode: releaseMode(project.spec.mode),
+        mode,
         environment: project.spec.environment ?? 'dev',
         keepReleases: project.spec.keepReleases ?? 5,
         ...(project.spec.healthCheck ? { healthCheck: project.spec.healthCheck } : {}),

@@ -228,6 +228,10 @@ export interface ComputeNodeSpec {
    */
   unschedulable?: boolean;
   /**
+   * The corpus operation mode forced on every Project released onto guests of this node (corpus computenode_switchmode), whatever the Project's spec.mode says.
+   */
+  projectMode?: 'full' | 'editable' | 'staging' | 'final';
+  /**
    * Advertise this capacity instead of what the node reports.
    */
   capacityOverride?: {
@@ -359,6 +363,10 @@ export interface DeploymentStatus {
    * The release directory this deployment creates, e.g. 20261122T031500Z-3f2a9c1.
    */
   releaseID?: string;
+  /**
+   * The mode the release runs in: the Project's spec.mode, or the projectMode its guests' ComputeNode forces.
+   */
+  mode?: string;
   /**
    * The commit spec.commit or spec.ref resolved to.
    */

@@ -80,7 +80,7 @@ async function follow(kube: KubeClient, ns: string, name: string): Promise<Deplo
       if (printed.has(s.name) || !['Succeeded', 'Failed', 'Skipped'].includes(s.state)) continue;
       if (s.state === 'Skipped' && !started.has(s.name) && !s.startTime) continue; // not run in this mode / not reached
       printed.add(s.name);
-      if (s.name === 'rollback') planned?.push('rollback');
+      if (s.name === 'rollback' && planned && !planned.includes('rollback')) planned.splice(Math.max(0, planned.indexOf('notification')), 0, 'rollback');
       const i = (planned?.indexOf(s.name) ?? -1) + 1;
       const took = started.has(s.name) ? Date.now() - started.get(s.name)! : s.startTime && s.completionTime ? Date.parse(s.completionTime) - Date.parse(s.startTime) : 0;
       const word = s.state === 'Succeeded' ? 'ok' : s.state === 'Failed' ? 'FAILED' : 'skipped (no script)';

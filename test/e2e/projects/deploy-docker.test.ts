@@ -307,7 +307,7 @@ test('git push to deploy: token as the basic password, RBAC, the pillar, stages 
   const withToken = (u: string, t: string): string => u.replace('https://', `https://anyone:${t}@`);
   const code = join(certDir!, 'push-code');
   const pillar = join(certDir!, 'push-pillar');
-  const push = (dir: string, url: string, t = token): Promise<{ code: number; out: string }> => gitRun(['push', withToken(url, t), 'HEAD:refs/heads/main'], dir, ca);
+  const gitPush = (dir: string, url: string, t = token): Promise<{ code: number; out: string }> => gitRun(['push', withToken(url, t), 'HEAD:refs/heads/main'], dir, ca);
 
   const v = (n: string, broken = false): Record<string, string | null> => ({
     'index.html': `${n}\n`,
@@ -319,19 +319,19 @@ test('git push to deploy: token as the basic password, RBAC, the pillar, stages 
 
   // no token, a wrong token: 401; a token whose user has no role in the Project's namespace: 403
   assert.match((await gitRun(['push', st.pushURL!, 'HEAD:refs/heads/main'], code, ca)).out, /could not read Username|Authentication failed|401/);
-  assert.match((await push(code, st.pushURL!, '1-00000000000000000000000000000000')).out, /Authentication failed|401/);
-  const denied = await push(code, st.pushURL!, outsider);
+  assert.match((await gitPush(code, st.pushURL!, '1-00000000000000000000000000000000')).out, /Authentication failed|401/);
+  const denied = await gitPush(code, st.pushURL!, outsider);
   assert.notEqual(denied.code, 0);
   assert.match(denied.out, /403/);
 
   // the pillar first, as `corpus push` does
   await commitTree(pillar, { 'init.sls': 'greeting: hello-from-the-pillar\n' }, 'pillar');
-  assert.match((await push(pillar, st.pillarPushURL!, outsider)).out, /403/, 'nor may it push (or read) the pillar');
-  const p = await push(pillar, st.pillarPushURL!);
+  assert.match((await gitPush(pillar, st.pillarPushURL!, outsider)).out, /403/, 'nor may it push (or read) the pillar');
+  const p = await gitPush(pillar, st.pillarPushURL!);
   assert.equal(p.code, 0, p.out);
   assert.match(p.out, /pillar updated/);
 
-  const ok = await push(code, st.pushURL!);
+  const ok = await gitPush(code, st.pushURL!);
   assert.equal(ok.code, 0, ok.out);
   t.diagnostic(ok.out);
   for (const stage of ['archive', 'initialization', 'release-sync', 'configure', 'build', 'activate', 'bundle', 'notification']) {
@@ -347,7 +347,7 @@ test('git push to deploy: token as the basic password, RBAC, the pillar, stages 
   assert.ok(!JSON.stringify(await projects.get('default', 'pushed')).includes('hello-from-the-pillar'), 'nor in the Project');
 
   await commitTree(code, v('v2', true), 'v2 broken');
-  const bad = await push(code, st.pushURL!);
+  const bad = await gitPush(code, st.pushURL!);
   assert.notEqual(bad.code, 0, bad.out);
   t.diagnostic(bad.out);
   assert.match(bad.out, /remote: \[\d+\/\d+\] activate … FAILED/);
@@ -359,4 +359,17 @@ test('git push to deploy: token as the basic password, RBAC, the pillar, stages 
   const remoteHead = await gitRun(['ls-remote', withToken(st.pushURL!, token), 'refs/heads/main'], code, ca);
   const local = await gitRun(['rev-parse', 'HEAD~1'], code);
   assert.equal(remoteHead.out.split(/\s/)[0], local.out.trim());
+
+  // computenode_switchmode: the node forces editable on the Projects it carries
+  await client.resource<ComputeNode>(Resources.computeNodes).mergePatch(undefined, 'engine-1', { spec: { projectMode: 'editable' } });
+  await waitFor('the override in the informer', async () => {
+    const d = await finished(await push('pushed'));
+    return d.status?.mode === 'editable' ? d : undefined;
+  }, 30_000, 500).then((d) => {
+    assert.equal(d.status?.phase, 'Succeeded', JSON.stringify(d.status, null, 1));
+    const states = Object.fromEntries((d.status?.stages ?? []).map((x) => [x.name, x.state]));
+    for (const x of ['archive', 'release-sync', 'reconfigure', 'bundle', 'rollback']) assert.equal(states[x], 'Skipped', x);
+  });
+  assert.equal((await inGuest('readlink /srv/projects/pushed/current')).out.trim(), 'project');
+  await client.resource<ComputeNode>(Resources.computeNodes).mergePatch(undefined, 'engine-1', { spec: { projectMode: null } });
 });

@@ -129,13 +129,22 @@ test('cooking over SSH, a new commit deploys by polling, the cooked artifact dep
 
 test('editable over SSH runs in place and skips archive, release-sync, reconfigure, bundle and rollback', async () => {
   const projects = client.resource<Project>(Resources.projects);
-  await projects.create(project('dev', 'editable', { git: { url: remote!.url, ref: 'main' } }));
+  // the GitOps pillar: a Secret whose keys become pillar/'s files
+  await client.resource<KubeObject & { stringData: Record<string, string> }>(CoreResources.secrets).create({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'dev-pillar', namespace: 'default' },
+    stringData: { 'init.sls': 'db_password: s3cr3t-from-a-secret\n' },
+  });
+  await projects.create({ ...project('dev', 'editable', { git: { url: remote!.url, ref: 'main' } }), spec: { ...project('dev', 'editable', { git: { url: remote!.url, ref: 'main' } }).spec, pillarSecretRef: { name: 'dev-pillar' } } });
   const d = await finishedFor('dev', () => true);
   assert.equal(d.status?.phase, 'Succeeded', JSON.stringify(d.status, null, 1));
   const st = states(d);
   for (const s of ['archive', 'release-sync', 'reconfigure', 'bundle', 'rollback']) assert.equal(st[s], 'Skipped', s);
   for (const s of ['configure', 'build', 'activate']) assert.equal(st[s], 'Succeeded', s);
   assert.equal(await readlink(join(guestRoot, 'dev/current')), 'project');
+  assert.equal(await readFile(join(guestRoot, 'dev/pillar/init.sls'), 'utf8'), 'db_password: s3cr3t-from-a-secret\n', 'the Secret-backed pillar reached pillar/');
+  assert.ok(!JSON.stringify(d).includes('s3cr3t'), 'and is not in the Deployment');
   assert.equal(await readFile(join(guestRoot, 'dev/project/built.txt'), 'utf8'), 'built v2\n');
   assert.deepEqual((await readFile(join(guestRoot, 'dev/data/log'), 'utf8')).trim().split('\n'), ['configure v2 for prod', 'build v2', 'activate v2']);
 });
