@@ -30,6 +30,8 @@ import { kubeconfigText, writeKubeconfig } from './auth/kubeconfig.js';
 import { clientCertificate, ensurePki, type Pki } from './auth/pki.js';
 import { startAccessControl, type AccessControlSetup } from './auth/setup.js';
 import { QuotaAdmission } from './quota/admission.js';
+import { GitBackend } from './git/backend.js';
+import { GIT_PREFIX } from './git/paths.js';
 
 export interface ApiServerOptions {
   dataDir: string;
@@ -55,6 +57,8 @@ export interface ApiServerOptions {
    * (default 10). Shutdown never waits longer than this for clients.
    */
   drainTimeoutSeconds?: number;
+  /** Where the Projects' push remotes live (`git/`); default `DATA_DIR/git`. */
+  gitDir?: string;
 }
 
 export interface ApiServer {
@@ -176,8 +180,24 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       heartbeatMs: (options.heartbeatSeconds ?? 5) * 1000,
       openRoutes,
     }), (path) => openRoutes.has(path));
+    const projectsRes = (): Resource | undefined => catalog.all().find((r) => r.group === 'apps.stratus.dev' && r.plural === 'projects');
+    const gitBackend = new GitBackend({
+      gitDir: options.gitDir ?? join(options.dataDir, 'git'),
+      apiURL: () => url,
+      caCert: trustedByClients,
+      projectExists: async (namespace, name) => {
+        const r = projectsRes();
+        if (!r) return false;
+        return registry.get({ resource: r, version: storageVersion(r), namespace }, name).then(
+          () => true,
+          () => false,
+        );
+      },
+    });
+    const git = withAccessControl(access.accessControl, gitBackend.handle);
     const guarded = (req: IncomingMessage, res: ServerResponse): void => {
       if (draining) refuseWhileDraining(res);
+      else if ((req.url ?? '').startsWith(GIT_PREFIX)) git(req, res);
       else handler(req, res);
     };
     // Client certificates are asked for, not required: token and anonymous requests go on to
@@ -192,6 +212,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       else socket.destroy();
     });
     let boundPort = port;
+    let url = '';
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {
@@ -201,7 +222,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     });
     boundPort = (server.address() as AddressInfo).port;
     const clientHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-    const url = `https://${isIP(clientHost) === 6 ? `[${clientHost}]` : clientHost}:${boundPort}`;
+    url = `https://${isIP(clientHost) === 6 ? `[${clientHost}]` : clientHost}:${boundPort}`;
     const kubeconfigPath = join(options.dataDir, 'kubeconfig');
     writeKubeconfig(kubeconfigPath, kubeconfigText(url, trustedByClients, 'admin', { certificate: clientCertificate(pki, 'admin', 'admin', ['system:masters']) }));
     const clientKubeconfig = (file: string, user: string, groups: string[]): string => {

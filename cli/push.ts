@@ -27,7 +27,8 @@ export function registerPush(program: Command): void {
         const namespace = String(raw.namespace);
         const project = await client.resource<Project>(Resources.projects).get(namespace, name);
         if (!project) throw new Error(`Project "${name}" does not exist in namespace ${namespace}`);
-        const git = project.spec.source.git;
+        // a pushed Project redeploys a ref of its own remote
+        const git = project.spec.source.git ?? (project.spec.source.push ? { ref: project.spec.source.push.ref } : undefined);
         const ref = raw.ref === undefined ? undefined : String(raw.ref);
         let spec: Omit<Deployment['spec'], 'project'>;
         if (git) spec = /^[0-9a-f]{40}$/.test(ref ?? '') ? { commit: ref! } : { ref: ref ?? git.ref ?? 'main' };

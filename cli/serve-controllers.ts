@@ -59,7 +59,13 @@ export const serveControllers: ServeComponent = async (server, options) => {
   const dns = await startEmbeddedDNS(options.dnsListen, options.dnsZone, dnsTtl);
   const mgr = new Manager({ client, metrics: new RuntimeMetrics({ registry: server.metricsRegistry }) });
   // Project files live with the rest of the control plane's state unless told otherwise.
-  const held = registerControllers(mgr, { projectsDir: process.env.STRATUS_PROJECTS_DIR ?? join(options.dataDir, 'projects'), ...(dns ? { dns } : {}) });
+  const held = registerControllers(mgr, {
+    projectsDir: process.env.STRATUS_PROJECTS_DIR ?? join(options.dataDir, 'projects'),
+    // the Projects' push remotes are the API server's (apiserver/git/)
+    apiURL: server.url,
+    gitDir: join(options.dataDir, 'git'),
+    ...(dns ? { dns } : {}),
+  });
   await mgr.start();
   log.info({ component: 'serve', controllers: mgr.controllerNames() }, 'controllers running');
   return {

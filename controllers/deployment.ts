@@ -15,9 +15,14 @@
  * At the end: `status.phase`, `failedStage`, the `Ready` condition, an Event, the Project's
  * `currentRelease` and `releases` (newest first, at most keepReleases), a JSON POST to
  * `notify.webhook` (at least once: it is sent before the final status is written), and for
- * a `cooking` Project the release bundle kept by the control plane (`status.artifact`).
+ * a `staging` (`cooking`) or `full` Project the release bundle kept by the control plane (`status.artifact`).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
+import { execFile } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { pushedTree, repoDir } from '../apiserver/git/paths.js';
 import { join } from 'node:path';
 import type { ComputeNode, Deployment, Instance, Project } from '../crds/types.js';
 import { objectKey, splitKey, type ResourceClient } from '../runtime/client.js';
@@ -30,6 +35,7 @@ import type { GuestChannel } from '../providers/guest/channel.js';
 import { SshChannel } from '../providers/guest/ssh.js';
 import { guestLoginUser } from '../providers/libvirt/guest-user.js';
 import type { NodeConnections, SecretReader } from './connections.js';
+import { releaseMode } from './pipeline/stages.js';
 import { bundlePath, readGuestFile, releaseIdFor, runRelease, type ReleaseGuest, type ReleasePlan, type ReleaseResult, type StageReport } from './pipeline/engine.js';
 import { fetchArtifact, resolveRef, type ArtifactStore, type GitMirrors } from './pipeline/source.js';
 
@@ -55,6 +61,8 @@ export interface DeploymentReconcilerDeps {
   guestRoot?: string;
   /** How often a Deployment waiting for guests or an older Deployment is checked. Default 2 s. */
   waitPollMs?: number;
+  /** The API server's push remotes (`DATA_DIR/git`), for `source.push` Projects and pushed pillars. */
+  gitDir?: string;
 }
 
 type Status = NonNullable<Deployment['status']>;
@@ -92,7 +100,12 @@ export class DeploymentReconciler implements Reconciler {
     }
 
     // What to release: a commit (resolved once, then kept in status) or an artifact.
-    const git = project.spec.source.git;
+    const ns0 = project.metadata?.namespace ?? 'default';
+    const pushed = project.spec.source.push;
+    if (pushed && !this.d.gitDir) {
+      return this.finish(dep, project, { phase: 'Failed' }, 'InvalidSource', 'a source.push Project needs the controllers beside the API server that keeps its remote (stratus serve)');
+    }
+    const git = project.spec.source.git ?? (pushed ? { url: pathToFileURL(repoDir(this.d.gitDir!, ns0, project.metadata?.name ?? '', 'project')).href, ref: pushed.ref ?? 'main' } : undefined);
     const artifact = dep.spec.artifact ?? (git ? undefined : project.spec.source.artifact);
     let commit = dep.spec.commit ?? dep.status?.resolvedCommit;
     if (!commit && !artifact) {
@@ -117,6 +130,15 @@ export class DeploymentReconciler implements Reconciler {
       return { requeueAfterMs: this.d.waitPollMs ?? 2000 };
     }
 
+    // a ComputeNode may force a mode on the Projects it carries (corpus computenode_switchmode)
+    const forced = new Set(
+      (project.spec.guests ?? []).map((g) => this.d.nodeCache.get(this.d.instanceCache.get(`${ns}/${g}`)?.spec.nodeName ?? '')?.spec.projectMode).filter((m) => m !== undefined),
+    );
+    if (forced.size > 1) {
+      await Promise.all(guests.map((g) => g.channel.close()));
+      return this.finish(dep, project, { phase: 'Failed' }, 'ModeConflict', `the guests' ComputeNodes force different modes: ${[...forced].join(', ')}`);
+    }
+    const mode = [...forced][0] ?? releaseMode(project.spec.mode);
     try {
       if (dep.status?.phase !== 'Running') this.d.recorder.normal(dep, 'Started', `release ${releaseID} onto ${guests.map((g) => g.name).join(', ')}`);
       await this.write(
@@ -124,6 +146,7 @@ export class DeploymentReconciler implements Reconciler {
         {
           phase: 'Running',
           releaseID,
+          mode,
           ...(commit ? { resolvedCommit: commit } : {}),
           guests: guests.map((g) => g.name),
           startTime: dep.status?.startTime ?? kubeTime(),
@@ -133,14 +156,18 @@ export class DeploymentReconciler implements Reconciler {
       const plan: ReleasePlan = {
         project: project.metadata?.name ?? dep.spec.project,
         releaseID,
-        mode: project.spec.mode ?? 'editable',
+        mode,
         environment: project.spec.environment ?? 'dev',
         keepReleases: project.spec.keepReleases ?? 5,
         ...(project.spec.healthCheck ? { healthCheck: project.spec.healthCheck } : {}),
         ...(this.d.guestRoot ? { root: this.d.guestRoot } : {}),
         env: { STRATUS_COMMIT: commit ?? '', STRATUS_DEPLOYMENT: dep.metadata?.name ?? '' },
+        pillar: () => this.pillar(project, git?.ref ?? 'main'),
         source: async () => {
           if (artifact) return fetchArtifact(artifact, ctx.signal);
+          // a pushed commit: the pre-receive hook exported it before the ref moved
+          const tree = pushed && commit ? pushedTree(this.d.gitDir!, ns0, project.metadata?.name ?? '', commit) : undefined;
+          if (tree && existsSync(tree)) return fetchArtifact(pathToFileURL(tree).href, ctx.signal);
           return this.d.mirrors.archive(git!.url, commit!, await this.gitAccess(project));
         },
       };
@@ -158,7 +185,7 @@ export class DeploymentReconciler implements Reconciler {
         throw err;
       }
       let artifactURL: string | undefined;
-      if (result.outcome === 'Succeeded' && plan.mode === 'cooking') {
+      if (result.outcome === 'Succeeded' && (plan.mode === 'staging' || plan.mode === 'full')) {
         const bundle = await readGuestFile(guests[0]!.channel, bundlePath(plan));
         artifactURL = await this.d.artifacts.put(ns, plan.project, releaseID, bundle);
         this.d.recorder.normal(dep, 'ArtifactKept', `release artifact ${artifactURL}`);
@@ -180,6 +207,37 @@ export class DeploymentReconciler implements Reconciler {
       );
     } finally {
       await Promise.all(guests.map((g) => g.channel.close()));
+    }
+  }
+
+  /**
+   * The pillar as a plain tar: the pushed pillar.git at the Project's ref, else the keys of
+   * `spec.pillarSecretRef` as files; undefined when there is neither.
+   */
+  private async pillar(project: Project, ref: string): Promise<Buffer | undefined> {
+    const ns = project.metadata?.namespace ?? 'default';
+    if (this.d.gitDir) {
+      const dir = repoDir(this.d.gitDir, ns, project.metadata?.name ?? '', 'pillar');
+      if (existsSync(dir)) {
+        const url = pathToFileURL(dir).href;
+        const commit = await resolveRef(url, ref).catch(() => undefined);
+        if (commit) return this.d.mirrors.archive(url, commit);
+      }
+    }
+    const secret = project.spec.pillarSecretRef;
+    if (!secret) return undefined;
+    const data = await this.d.secrets(ns, secret.name);
+    const dir = await mkdtemp(join(tmpdir(), 'stratus-pillar-'));
+    try {
+      for (const [k, v] of Object.entries(data)) {
+        if (!/^[-._a-zA-Z0-9]+$/.test(k) || k.startsWith('.')) continue; // Secret keys are file names already; be strict anyway
+        await writeFile(join(dir, k), v, { mode: 0o600 });
+      }
+      return await new Promise<Buffer>((resolve, reject) =>
+        execFile('tar', ['-c', '-C', dir, '.'], { encoding: 'buffer', maxBuffer: 64 << 20 }, (err, out) => (err ? reject(err) : resolve(out))),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   }
 

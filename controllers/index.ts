@@ -43,6 +43,9 @@ export interface ControllerSettings {
   instanceConcurrency?: number;
   /** Where the Project controllers keep Git mirrors, artifacts and keys (see controllers/project.ts). */
   projectsDir?: string;
+  /** The API server's URL and push-remote directory (`stratus serve`): Projects' `status.pushURL` and `source.push`. */
+  apiURL?: string;
+  gitDir?: string;
   /** The providers to drive (tests, or a build with other providers). Default: `builtinProviders()`. */
   providers?: ProviderRegistry;
   /** The embedded DNS server and zone (`stratus serve --dns-listen`); PowerDNS DNSZones work without it. */
@@ -215,7 +218,15 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
   registerIdentityControllers(mgr, instanceCache);
 
   // Projects follow their source; Deployments release it onto the guests.
-  registerProjectControllers(mgr, { connections, secrets: readSecret, instanceCache, nodeCache, ...(settings.projectsDir ? { workDir: settings.projectsDir } : {}) });
+  registerProjectControllers(mgr, {
+    connections,
+    secrets: readSecret,
+    instanceCache,
+    nodeCache,
+    ...(settings.projectsDir ? { workDir: settings.projectsDir } : {}),
+    ...(settings.apiURL ? { apiURL: settings.apiURL } : {}),
+    ...(settings.gitDir ? { gitDir: settings.gitDir } : {}),
+  });
 
   // DNS names of Instances and Projects, in PowerDNS or the embedded server.
   registerDNSControllers(mgr, readSecret, settings.dns ? { embedded: settings.dns } : {});

@@ -14,6 +14,9 @@
  *
  * Idempotency: before creating, the newest Deployment is checked; one already made for the
  * commit (a crash between create and the status write) is adopted instead of doubled.
+ *
+ * A `source.push` Project is not polled: a `git push` to `status.pushURL` (the API server's
+ * remote, `apiserver/git/`) creates its Deployments.
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +32,7 @@ import type { NodeConnections, SecretReader } from './connections.js';
 import { Resources } from './resources.js';
 import { DeploymentReconciler, PROJECT_LABEL, type DeploymentEventReason } from './deployment.js';
 import { ArtifactStore, GitMirrors, resolveRef } from './pipeline/source.js';
+import { pushURL } from '../apiserver/git/paths.js';
 
 export type ProjectEventReason = 'NewCommit' | 'NewArtifact' | 'SourceError' | 'Pruned';
 
@@ -42,6 +46,8 @@ export interface ProjectReconcilerDeps {
   pollIntervalMs?: number;
   /** Finished Deployments kept per Project. Default 10. */
   historyLimit?: number;
+  /** The API server's URL: each Project's `status.pushURL`/`pillarPushURL` are its remotes there. */
+  apiURL?: string;
 }
 
 type Status = NonNullable<Project['status']>;
@@ -108,6 +114,11 @@ export class ProjectReconciler implements Reconciler {
     const name = project.metadata?.name ?? '';
     const pollMs = this.d.pollIntervalMs ?? 15_000;
     const fields: Partial<Status> = {};
+    if (this.d.apiURL) {
+      const ns = project.metadata?.namespace ?? 'default';
+      fields.pushURL = pushURL(this.d.apiURL, ns, name, 'project');
+      fields.pillarPushURL = pushURL(this.d.apiURL, ns, name, 'pillar');
+    }
     const conditions: ConditionInput[] = [];
     let history = this.history(project);
 
@@ -208,6 +219,10 @@ export interface ProjectControllerSettings {
   guestRoot?: string;
   /** Finished Deployments kept per Project. Default 10. */
   historyLimit?: number;
+  /** The API server's URL (for `status.pushURL`); without it the push remotes are not advertised. */
+  apiURL?: string;
+  /** Where the API server keeps the push remotes (`DATA_DIR/git`): pushed Projects are released from there. */
+  gitDir?: string;
 }
 
 /** Registers the Project and Deployment controllers on `mgr`. */
@@ -231,6 +246,7 @@ export function registerProjectControllers(mgr: Manager, s: ProjectControllerSet
         recorder: mgr.eventRecorder<ProjectEventReason>('project-controller'),
         pollIntervalMs: s.pollIntervalMs ?? (pollEnv > 0 ? pollEnv : 15_000),
         ...(s.historyLimit !== undefined ? { historyLimit: s.historyLimit } : {}),
+        ...(s.apiURL ? { apiURL: s.apiURL } : {}),
       }),
     )
     // Ready follows the newest Deployment's phase
@@ -248,6 +264,7 @@ export function registerProjectControllers(mgr: Manager, s: ProjectControllerSet
     mirrors: new GitMirrors(join(workDir, 'git')),
     artifacts: new ArtifactStore(join(workDir, 'artifacts')),
     workDir,
+    ...(s.gitDir ? { gitDir: s.gitDir } : {}),
     recorder: mgr.eventRecorder<DeploymentEventReason>('deployment-controller'),
     ...((s.guestRoot ?? process.env.STRATUS_GUEST_ROOT) ? { guestRoot: s.guestRoot ?? process.env.STRATUS_GUEST_ROOT } : {}),
   });

@@ -380,6 +380,10 @@ export interface ComputeNodeSpec {
    */
   unschedulable?: boolean;
   /**
+   * The corpus operation mode forced on every Project released onto guests of this node (corpus computenode_switchmode), whatever the Project's spec.mode says.
+   */
+  projectMode?: 'full' | 'editable' | 'staging' | 'final';
+  /**
    * Advertise this capacity instead of what the node reports.
    */
   capacityOverride?: {
@@ -512,6 +516,10 @@ export interface DeploymentStatus {
    */
   releaseID?: string;
   /**
+   * The mode the release runs in: the Project's spec.mode, or the projectMode its guests' ComputeNode forces.
+   */
+  mode?: string;
+  /**
    * The commit spec.commit or spec.ref resolved to.
    */
   resolvedCommit?: string;
@@ -522,7 +530,7 @@ export interface DeploymentStatus {
    */
   stages?: {
     /**
-     * archive, release-sync, configure, build, reconfigure, activate, upgrade, bundle, post_install, rollback or notification.
+     * archive, initialization, release-sync, configure, build, reconfigure, activate, upgrade, bundle, post_install, rollback or notification.
      */
     name: string;
     /**
@@ -547,7 +555,7 @@ export interface DeploymentStatus {
    */
   failedStage?: string;
   /**
-   * URL of the release artifact a cooking deployment produced, kept by the control plane; a final Project deploys it as source.artifact.
+   * URL of the release artifact a staging (cooking) or full deployment produced, kept by the control plane; a final Project deploys it as source.artifact.
    */
   artifact?: string;
   /**
@@ -574,7 +582,7 @@ export interface DeploymentStatus {
   conditions?: Condition[];
 }
 
-/** A Deployment releases one commit (or artifact) of a Project onto its guests through the stages archive, release-sync, configure, build, reconfigure, activate, upgrade, bundle, post_install (rollback on error, notification always). Not Kubernetes' deployments.apps: address it as deployments.apps.stratus.dev or by the short name sdeploy. */
+/** A Deployment releases one commit (or artifact) of a Project onto its guests through the stages archive, initialization, release-sync, configure, build, reconfigure, activate, upgrade, bundle, post_install (rollback on error, notification always), as the Project's mode selects them. Not Kubernetes' deployments.apps: address it as deployments.apps.stratus.dev or by the short name sdeploy. */
 export interface Deployment extends KubeObject {
   apiVersion: 'apps.stratus.dev/v1alpha1';
   kind: 'Deployment';
@@ -1436,9 +1444,20 @@ export interface Network extends KubeObject {
  */
 export interface ProjectSpec {
   /**
-   * Where the code comes from; exactly one of git or artifact.
+   * Where the code comes from; exactly one of git, push or artifact.
    */
   source: {
+    /**
+     * The code is pushed with git to the Project's own remote (status.pushURL); a push to ref deploys it and the push output shows the stages.
+     */
+    push?: {
+      /**
+       * Branch whose pushes deploy.
+       *
+       * Default: "main" (set by the API server when absent).
+       */
+      ref?: string;
+    };
     /**
      * A Git repository and the ref to follow.
      */
@@ -1460,11 +1479,11 @@ export interface ProjectSpec {
     artifact?: string;
   };
   /**
-   * editable guests allow changes in place; cooking builds images; final guests are immutable.
+   * The corpus operation mode, which picks the stages a release runs: full (every stage), editable (dev: in place, no archive, release-sync, reconfigure, bundle nor rollback), staging (cooks the deliverable; no archive nor release-sync; cooking is its other name) or final (prod: no build).
    *
    * Default: "editable" (set by the API server when absent).
    */
-  mode?: 'editable' | 'cooking' | 'final';
+  mode?: 'full' | 'editable' | 'staging' | 'cooking' | 'final';
   /**
    * dev, staging or prod: passed to the configure and build stages.
    *
@@ -1547,6 +1566,15 @@ export interface ProjectSpec {
     user?: string;
   }[];
   /**
+   * A Secret whose keys become the files of pillar/ on the guests (the GitOps alternative to pushing pillar.git; the pushed pillar wins when both exist). Never copied into status or logs.
+   */
+  pillarSecretRef?: {
+    /**
+     * Name of the Secret (same namespace).
+     */
+    name: string;
+  };
+  /**
    * A Secret with the private key (ssh-privatekey) the pipeline uses to reach the guests and the git remote.
    */
   sshSecretRef?: {
@@ -1565,6 +1593,14 @@ export interface ProjectStatus {
    * The newest commit seen on the followed ref.
    */
   lastCommit?: string;
+  /**
+   * The Project's code remote (git push URL, HTTP basic authentication with an AccessToken as the password).
+   */
+  pushURL?: string;
+  /**
+   * The Project's private pillar remote (needs update on the Project).
+   */
+  pillarPushURL?: string;
   /**
    * The endpoint names of the project (PROJECT.ZONE and the wildcard *.PROJECT.ZONE), answered with its guests' addresses, in every zone stratus serves.
    *

@@ -4,7 +4,8 @@
  * (user = its `spec.user`, groups from that User's memberships). Every authenticated user
  * is also in `system:authenticated`. No credentials at all → `anonymous`; credentials that
  * do not verify → `invalid` (the caller answers 401 either way, except anonymous on the
- * open probes).
+ * open probes). On the Projects' Git remotes (`/git/projects/...`) the token may also come as
+ * the password of HTTP basic authentication (any user name), which is what git sends.
  *
  * A verified certificate is remembered per TLS connection. A token's `status.lastUsedTime`
  * is written at most once a minute per token, after the response, never awaited.
@@ -19,6 +20,7 @@ import { TokenVerifier, type VerifiedToken } from './access-tokens.js';
 import type { LiveIndex } from './live-index.js';
 import type { Memberships } from './memberships.js';
 import { certificateIdentity } from './pki.js';
+import { GIT_PREFIX } from '../git/paths.js';
 import type { UserInfo } from './user.js';
 
 export const AUTHENTICATED_GROUP = 'system:authenticated';
@@ -26,6 +28,16 @@ const LAST_USED_EVERY_MS = 60_000;
 
 export type Authentication = { kind: 'user'; user: UserInfo } | { kind: 'anonymous' } | { kind: 'invalid' };
 
+
+/** The password of `Authorization: Basic` on a Git remote path; undefined elsewhere. */
+function gitBasicPassword(req: IncomingMessage, header: string): string | undefined {
+  if (!(req.url ?? '').startsWith(GIT_PREFIX)) return undefined;
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (!m) return undefined;
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon >= 0 ? decoded.slice(colon + 1) : undefined;
+}
 
 export class Authenticator {
   /** Per TLS connection: its certificate's user, `null` (did not verify) or `false` (none sent). */
@@ -51,7 +63,7 @@ export class Authenticator {
     const header = req.headers.authorization;
     if (header === undefined || header === '') return { kind: 'anonymous' };
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    const verified = await this.verifier.verify(m?.[1]);
+    const verified = await this.verifier.verify(m?.[1] ?? gitBasicPassword(req, header));
     if (!verified) return { kind: 'invalid' };
     const user = this.tokenUser(verified);
     if (!user) return { kind: 'invalid' };

@@ -19,6 +19,7 @@ import { isMutating, requestInfo, type RequestAttributes } from './requestinfo.j
 import { answerReview, reviewOf } from './reviews.js';
 import { anonymousUser, requestUser, setRequestUser, type UserInfo } from './user.js';
 import { applyImpersonation, type ImpersonationAuthorizer } from './impersonation.js';
+import { GIT_PREFIX } from '../git/paths.js';
 
 export interface AccessControl {
   authenticator: Authenticator;
@@ -38,7 +39,9 @@ function isOpenProbe(path: string): boolean {
 function sendStatus(res: ServerResponse, err: ApiError): void {
   if (res.headersSent) return;
   const text = JSON.stringify(err.toStatus());
-  res.writeHead(err.code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-cache, private' });
+  // git sends its credentials (the token as a basic password) only when asked
+  const ask = err.code === 401 && (res.req?.url ?? '').startsWith(GIT_PREFIX) ? { 'WWW-Authenticate': 'Basic realm="stratus"' } : {};
+  res.writeHead(err.code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-cache, private', ...ask });
   res.end(text);
 }
 

@@ -5,7 +5,11 @@
  * name. Everything outside `/api/v1/...` and `/apis/g/v/...` is a non-resource request whose
  * verb is the lower-case method (`get` for HEAD too). A list or watch narrowed by
  * `fieldSelector=metadata.name=X` carries name X, so `resourceNames` rules can allow it.
+ * The Projects' Git remotes (`/git/projects/...`) are the resource requests `../git/paths.ts`
+ * maps them to.
  */
+import { gitRequestAttributes } from '../git/paths.js';
+
 export interface RequestAttributes {
   verb: string;
   path: string;
@@ -34,6 +38,8 @@ export function requestInfo(method: string, url: URL): RequestAttributes {
     namespace: '',
     name: '',
   };
+  const git = gitRequestAttributes(url);
+  if (git) return git;
   let parts: string[];
   try {
     parts = path.split('/').filter((s) => s !== '').map((s) => decodeURIComponent(s));

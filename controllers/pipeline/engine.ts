@@ -3,35 +3,45 @@
  * channels, corpus-style. No Kubernetes types inside: the Deployment controller turns a
  * Deployment into a `ReleasePlan` and the `ReleaseResult` back into status.
  *
- * Layout on every guest (`root` defaults to `/srv/projects`):
+ * Layout on every guest (`root` defaults to `/srv/projects`), the corpus document's:
  *
  * ```
- * ROOT/NAME/project/            the pushed tree (editable: the code runs here, in place)
- * ROOT/NAME/data/               persistent data, never replaced by a release
- * ROOT/NAME/build/              build scratch shared by releases (caches)
- * ROOT/NAME/deploy/ID/          the journal of release ID (stage markers and output)
- * ROOT/NAME/releases/ID/        the code of release ID
- * ROOT/NAME/releases/ID.tar.gz  its code archive (bundle stage)
- * ROOT/NAME/releases/ID.data.tar  data as it was when ID was replaced (archive stage)
- * ROOT/NAME/current -> releases/ID   (editable: -> project)
+ * ROOT/NAME/git/                          git side of the project (the push remotes live on the control plane)
+ * ROOT/NAME/project/                      the pushed tree (editable, staging: the code runs here, in place)
+ * ROOT/NAME/pillar/                       the private configuration (pillar repo or Secret), never logged
+ * ROOT/NAME/data/                         persistent data, never replaced by a release
+ * ROOT/NAME/build/                        build scratch, wiped before every build
+ * ROOT/NAME/deploy/                       where release-sync assembles a release before it is moved in place
+ * ROOT/NAME/releases/deployed/ID/         the code of release ID (full, final)
+ * ROOT/NAME/releases/deployed/ID.tar.gz   its deliverable (bundle stage)
+ * ROOT/NAME/releases/deployed/ID.data.tar data as it was when ID was replaced (archive stage)
+ * ROOT/NAME/releases/failed/ID/           the code of a release that failed and was rolled back
+ * ROOT/NAME/current -> releases/deployed/ID   (editable, staging: -> project)
+ * ROOT/NAME/.journal/ID/                  the journal of release ID (stage markers and output)
  * ```
  *
  * Guarantees:
  * - Stages run stage by stage across guests (a stage on every guest before the next).
- * - `current` moves only when `activate` and the health check passed on that guest.
- * - A stage that completed on a guest is journaled there (`deploy/ID/STAGE.done`, written
+ * - `current` moves only when `activate` and the health check passed on that guest, by
+ *   renaming a new symlink over the old one (`mv -T`): a `current` that is not a symlink (a
+ *   directory) fails the activation, and so does a link that does not read back as the target.
+ * - A stage that completed on a guest is journaled there (`.journal/ID/STAGE.done`, written
  *   by the same shell that ran it) and never runs again for this release: running the
  *   pipeline again after a controller restart resumes it. A stage still running from a dead
  *   controller's exec (Docker exec processes outlive their client) is waited for, not
  *   started twice. A failure is journaled too, so a resumed pipeline goes straight to the
  *   rollback.
- * - On a failure every guest is rolled back: data restored from the archive taken by this
- *   release's `archive` stage, `current` back on the previous release, that release's
- *   `.stratus/rollback` run, the health check again. The failed release's code is removed.
- * - `upgrade` steps are journaled in `data/.stratus-upgrades/` and never run twice (a rollback
- *   restores data, and with it the journal, to before the failed release).
+ * - On a failure (modes that roll back) every guest is rolled back: the failed release's code
+ *   moved to `releases/failed/ID`, data restored from the archive taken by this release's
+ *   `archive` stage, `current` back on the previous release (staging: `project/` unpacked
+ *   from the previous release's bundle), that release's `.stratus/rollback` run, the health
+ *   check again.
+ * - `upgrade` steps are journaled in `data/.stratus-upgrades/`; a release carrying a step
+ *   that is already done fails (the corpus document: "fail entirely the deployment if
+ *   already done").
  * - `notification` runs whatever the outcome.
- * - After a success the newest `keepReleases` releases (code and data archives) are kept.
+ * - After a success the newest `keepReleases` releases (code and data archives) are kept,
+ *   and as many failed ones.
  *
  * Scripts are `.stratus/STAGE` in the release's tree, run with `./` when executable, else
  * with `sh`, in the release directory, with `STRATUS_*` variables describing the release.
@@ -40,7 +50,7 @@
  */
 import type { GuestChannel } from '../../providers/guest/channel.js';
 import { shellQuote as q } from '../../providers/guest/channel.js';
-import { ALL_STAGES, PIPELINE_STAGES, runsStage, type PipelineStage, type ReleaseMode, type StageName } from './stages.js';
+import { ALL_STAGES, PIPELINE_STAGES, inPlace, runsStage, type PipelineStage, type ReleaseMode, type StageName } from './stages.js';
 
 export interface HealthCheck {
   /** Argv run in the release directory; exit 0 is healthy. */
@@ -67,6 +77,11 @@ export interface ReleasePlan {
   root?: string;
   /** The tree to release as a plain tar; only called when a guest does not have it yet. */
   source: () => Promise<Buffer>;
+  /**
+   * The private configuration as a plain tar (pillar repo or Secret), unpacked into `pillar/`
+   * by the initialization stage; undefined when the project has none.
+   */
+  pillar?: () => Promise<Buffer | undefined>;
   /** Extra variables for every script (e.g. STRATUS_COMMIT). */
   env?: Record<string, string>;
   /** Deadline of one stage on one guest. Default 30 minutes. */
@@ -131,11 +146,12 @@ function prelude(plan: ReleasePlan): string {
     STRATUS_PROJECT_DIR: p,
     STRATUS_DATA_DIR: `${p}/data`,
     STRATUS_BUILD_DIR: `${p}/build`,
+    STRATUS_PILLAR_DIR: `${p}/pillar`,
     ...(plan.env ?? {}),
   };
-  const work = plan.mode === 'editable' ? `${p}/project` : `${p}/releases/${plan.releaseID}`;
+  const work = inPlace(plan.mode) ? `${p}/project` : `${p}/releases/deployed/${plan.releaseID}`;
   return [
-    `P=${q(p)}; R=${q(plan.releaseID)}; STATE="$P/deploy/$R"; WORK=${q(work)}`,
+    `P=${q(p)}; R=${q(plan.releaseID)}; STATE="$P/.journal/$R"; WORK=${q(work)}; D="$P/releases/deployed"; F="$P/releases/failed"`,
     ...Object.entries(vars).map(([k, v]) => `export ${k}=${q(v)}`),
     'export STRATUS_RELEASE_DIR="$WORK"',
     'PREV=$(cat "$STATE/previous" 2>/dev/null); export STRATUS_PREVIOUS_RELEASE_ID="$PREV"',
@@ -146,6 +162,20 @@ function prelude(plan: ReleasePlan): string {
 /** Runs `.stratus/NAME` in the current directory, or prints the absent marker. */
 function script(name: string): string {
   return `if [ -f .stratus/${name} ]; then if [ -x .stratus/${name} ]; then ./.stratus/${name}; else sh .stratus/${name}; fi; else echo ${ABSENT}; fi`;
+}
+
+/**
+ * Points `$P/current` at `link` atomically: a new symlink renamed over the old one. `mv -T`
+ * refuses a `current` that is a directory (it would otherwise move the link inside it), and
+ * the link is read back: a switch that did not take effect fails.
+ */
+function switchCurrent(link: string): string {
+  return [
+    `rm -f "$P/.current.new" && ln -s "${link}" "$P/.current.new" || exit 1`,
+    `if ! mv -fT "$P/.current.new" "$P/current"; then rm -f "$P/.current.new"; echo "cannot switch $P/current to ${link}: it is not a symlink"; exit 1; fi`,
+    `if [ "$(readlink "$P/current")" != "${link}" ]; then echo "$P/current does not point to ${link}"; exit 1; fi`,
+    'echo "current -> $(readlink "$P/current")"',
+  ].join('\n');
 }
 
 function healthCheck(hc: HealthCheck | undefined): string {
@@ -167,30 +197,32 @@ function stageBody(plan: ReleasePlan, stage: PipelineStage): string {
   switch (stage) {
     case 'archive':
       return [
-        'if [ -n "$PREV" ]; then tar -cf "$P/releases/$PREV.data.tar" -C "$P/data" . && echo "archived data of $PREV"',
+        'if [ -n "$PREV" ]; then tar -cf "$D/$PREV.data.tar" -C "$P/data" . && echo "archived data of $PREV"',
         'else echo "first release: no data to archive"; fi',
       ].join('\n');
+    case 'initialization':
+      return [
+        'mkdir -p "$P/git" "$P/pillar" "$P/data" "$P/build" "$P/deploy" "$D" "$F" || exit 1',
+        'if [ -d "$STATE/tree" ]; then rm -rf "$P/project.next" && cp -a "$STATE/tree" "$P/project.next" && rm -rf "$P/project" && mv "$P/project.next" "$P/project" && rm -rf "$STATE/tree" || exit 1; fi',
+        // the pillar is replaced as a whole; its content is never printed
+        'if [ -d "$STATE/pillar" ]; then rm -rf "$P/pillar" && mv "$STATE/pillar" "$P/pillar" && chmod 700 "$P/pillar" && echo "pillar: $(find "$P/pillar" -type f | wc -l) file(s)" || exit 1; fi',
+        'echo "project/ holds release $R"',
+      ].join('\n');
     case 'release-sync':
-      return 'rm -rf "$WORK.partial" && cp -a "$P/project" "$WORK.partial" && rm -rf "$WORK" && mv "$WORK.partial" "$WORK" && echo "synced release $R"';
-    case 'configure':
+      return 'rm -rf "$P/deploy" && cp -a "$P/project" "$P/deploy" && rm -rf "$WORK" && mv "$P/deploy" "$WORK" && mkdir -p "$P/deploy" && echo "synced release $R to releases/deployed/$R"';
     case 'build':
+      return `rm -rf "$P/build" && mkdir -p "$P/build" && echo "build/ wiped" && cd "$WORK" && ${script(stage)}`;
+    case 'configure':
     case 'reconfigure':
     case 'post_install':
       return `cd "$WORK" && ${script(stage)}`;
-    case 'activate': {
-      const link = plan.mode === 'editable' ? 'project' : 'releases/$R';
-      return [
-        `cd "$WORK" && ${script('activate')} || exit $?`,
-        healthCheck(plan.healthCheck),
-        `ln -sfn "${link}" "$P/current" || exit 1`,
-        'echo "current -> $(readlink "$P/current")"',
-      ].join('\n');
-    }
+    case 'activate':
+      return [`cd "$WORK" && ${script('activate')} || exit $?`, healthCheck(plan.healthCheck), switchCurrent(inPlace(plan.mode) ? 'project' : 'releases/deployed/$R')].join('\n');
     case 'upgrade':
       return [
         'cd "$WORK" || exit 1',
         'U="$P/data/.stratus-upgrades"; mkdir -p "$U"',
-        'step() { if [ -e "$U/$1" ]; then echo "upgrade step $1 already done"; return 0; fi',
+        'step() { if [ -e "$U/$1" ]; then echo "upgrade step $1 was already done on $(cat "$U/$1"): the deployment fails"; return 1; fi',
         '  echo "upgrade step $1"; if [ -x "$2" ]; then "$2"; else sh "$2"; fi || return $?',
         '  date -u +%Y-%m-%dT%H:%M:%SZ > "$U/$1"; }',
         'if [ -d .stratus/upgrade ]; then for f in $(ls .stratus/upgrade | sort); do step "$f" "./.stratus/upgrade/$f" || exit $?; done',
@@ -201,26 +233,42 @@ function stageBody(plan: ReleasePlan, stage: PipelineStage): string {
       return [
         'cd "$WORK" || exit 1',
         `if [ -f .stratus/bundle ]; then ${script('bundle')} || exit $?; fi`,
-        'tar -czf "$P/releases/$R.tar.gz.partial" -C "$WORK" . && mv -f "$P/releases/$R.tar.gz.partial" "$P/releases/$R.tar.gz" && echo "bundled releases/$R.tar.gz"',
+        'tar -czf "$D/$R.tar.gz.partial" -C "$WORK" . && mv -f "$D/$R.tar.gz.partial" "$D/$R.tar.gz" && echo "bundled releases/deployed/$R.tar.gz"',
       ].join('\n');
   }
 }
 
 function rollbackBody(plan: ReleasePlan): string {
+  const place = inPlace(plan.mode);
   return [
-    'if [ -n "$PREV" ] && [ -d "$P/releases/$PREV" ]; then',
-    '  if [ -e "$STATE/archive.done" ] && [ -f "$P/releases/$PREV.data.tar" ]; then',
-    '    rm -rf "$P/data.rollback" && mkdir "$P/data.rollback" && tar -xf "$P/releases/$PREV.data.tar" -C "$P/data.rollback" && rm -rf "$P/data" && mv "$P/data.rollback" "$P/data" || exit 1',
+    `if [ -n "$PREV" ] && ${place ? '[ -f "$D/$PREV.tar.gz" ]' : '[ -d "$D/$PREV" ]'}; then`,
+    '  if [ -e "$STATE/archive.done" ] && [ -f "$D/$PREV.data.tar" ]; then',
+    '    rm -rf "$P/data.rollback" && mkdir "$P/data.rollback" && tar -xf "$D/$PREV.data.tar" -C "$P/data.rollback" && rm -rf "$P/data" && mv "$P/data.rollback" "$P/data" || exit 1',
     '    echo "data of $PREV restored"',
     '  fi',
-    '  ln -sfn "releases/$PREV" "$P/current" && echo "current -> releases/$PREV"',
-    '  export STRATUS_FAILED_RELEASE_ID="$R" STRATUS_RELEASE_ID="$PREV" STRATUS_RELEASE_DIR="$P/releases/$PREV"',
-    `  cd "$P/releases/$PREV" && ${script('rollback')} || exit $?`,
+    '  rm -rf "$F/$R" && mkdir -p "$F" || exit 1',
+    ...(place
+      ? [
+          '  mv "$P/project" "$F/$R" && mkdir "$P/project" && tar -xzf "$D/$PREV.tar.gz" -C "$P/project" || exit 1',
+          '  echo "failed release archived in releases/failed/$R; project/ restored from releases/deployed/$PREV.tar.gz"',
+          `  ${switchCurrent('project').replace(/\n/g, '\n  ')}`,
+          '  PD="$P/project"',
+        ]
+      : [
+          '  if [ -d "$WORK" ]; then mv "$WORK" "$F/$R" || exit 1; fi; rm -f "$D/$R.tar.gz"',
+          '  echo "failed release archived in releases/failed/$R"',
+          `  ${switchCurrent('releases/deployed/$PREV').replace(/\n/g, '\n  ')}`,
+          '  PD="$D/$PREV"',
+        ]),
+    '  export STRATUS_FAILED_RELEASE_ID="$R" STRATUS_RELEASE_ID="$PREV" STRATUS_RELEASE_DIR="$PD"',
+    `  cd "$PD" && ${script('rollback')} || exit $?`,
     `  ${healthCheck(plan.healthCheck).replace(/\n/g, '\n  ')}`,
-    plan.mode === 'editable' ? '' : '  rm -rf "$WORK" "$P/releases/$R.tar.gz" && echo "removed failed release $R"',
     'else',
     `  echo ${NO_PREVIOUS}; echo "no previous release to roll back to"`,
-    `  if [ -d "$WORK" ]; then cd "$WORK" && ${script('rollback')}; fi`,
+    place
+      ? '  rm -rf "$F/$R" && mkdir -p "$F" && cp -a "$P/project" "$F/$R" && echo "failed release copied to releases/failed/$R"'
+      : '  if [ -d "$WORK" ]; then rm -rf "$F/$R" && mkdir -p "$F" && mv "$WORK" "$F/$R" && echo "failed release archived in releases/failed/$R"; fi; rm -f "$D/$R.tar.gz"\n  if [ "$(readlink "$P/current" 2>/dev/null)" = "releases/deployed/$R" ]; then rm -f "$P/current"; fi',
+    `  if [ -d "$F/$R" ]; then cd "$F/$R" && export STRATUS_RELEASE_DIR="$F/$R" && ${script('rollback')}; fi`,
     'fi',
   ].join('\n');
 }
@@ -233,12 +281,15 @@ function notificationBody(outcome: ReleaseOutcome, failedStage: StageName | unde
   ].join('\n');
 }
 
+/** After a success: records the active release and keeps the newest `keep` deployed and failed releases. */
 function pruneBody(keep: number): string {
   return [
-    'cur=$(readlink "$P/current"); cur=${cur#releases/}',
-    `n=0; for d in $(ls -1 "$P/releases" | grep -v '\\.' | sort -r); do`,
-    `  n=$((n+1)); if [ "$n" -le ${keep} ] || [ "$d" = "$cur" ] || [ "$d" = "$R" ]; then continue; fi`,
-    '  rm -rf "$P/releases/$d" "$P/releases/$d.tar.gz" "$P/releases/$d.data.tar" "$P/deploy/$d" && echo "pruned $d"',
+    'echo "$R" > "$P/.journal/active.next" && mv -f "$P/.journal/active.next" "$P/.journal/active" || exit 1',
+    'for dir in "$D" "$F"; do',
+    `  n=0; for d in $(ls -1 "$dir" | sed 's/[.].*//' | sort -u -r); do`,
+    `    n=$((n+1)); if [ "$n" -le ${keep} ] || [ "$d" = "$R" ]; then continue; fi`,
+    '    rm -rf "$dir/$d" "$dir/$d.tar.gz" "$dir/$d.data.tar" "$P/.journal/$d" && echo "pruned $d"',
+    '  done',
     'done',
   ].join('\n');
 }
@@ -276,19 +327,30 @@ async function journaled(guest: ReleaseGuest, plan: ReleasePlan, stage: StageNam
   }
 }
 
-/** Ensures the layout and the pushed tree on a guest; records the release being replaced. */
+/**
+ * Ensures the journal, records the release being replaced (the last one that succeeded) and
+ * puts the tree (and the pillar) to release in the journal, where the initialization stage
+ * takes them.
+ */
 async function prepare(guest: ReleaseGuest, plan: ReleasePlan): Promise<void> {
   const sh = [
     prelude(plan),
-    'mkdir -p "$P/project" "$P/data" "$P/build" "$P/releases" "$STATE" || exit 1',
-    'if [ ! -e "$STATE/previous" ]; then cur=$(readlink "$P/current" 2>/dev/null); case "$cur" in releases/*) echo "${cur#releases/}";; *) echo "";; esac > "$STATE/previous.next" && mv -f "$STATE/previous.next" "$STATE/previous"; fi',
-    'if [ -e "$STATE/source.done" ]; then echo have; else rm -rf "$P/project" && mkdir -p "$P/project" && echo need; fi',
+    'mkdir -p "$STATE" || exit 1',
+    'if [ ! -e "$STATE/previous" ]; then cat "$P/.journal/active" 2>/dev/null > "$STATE/previous.next"; mv -f "$STATE/previous.next" "$STATE/previous"; fi',
+    'if [ -e "$STATE/source.done" ]; then echo have; else rm -rf "$STATE/tree" "$STATE/pillar" && mkdir -p "$STATE/tree" "$STATE/pillar" && chmod 700 "$STATE/pillar" && echo need; fi',
   ].join('\n');
   const r = await guest.channel.exec(['sh', '-c', sh]);
   if (r.exitCode !== 0) throw new Error(`cannot lay out ${projectDir(plan)} on ${guest.name}: ${(r.stdout + r.stderr).trim()}`);
   if (r.stdout.trim().endsWith('need')) {
-    await guest.channel.upload(await plan.source(), `${projectDir(plan)}/project`);
-    const done = await guest.channel.exec(['sh', '-c', `touch ${q(`${projectDir(plan)}/deploy/${plan.releaseID}/source.done`)}`]);
+    const state = `${projectDir(plan)}/.journal/${plan.releaseID}`;
+    await guest.channel.upload(await plan.source(), `${state}/tree`);
+    const pillar = await plan.pillar?.();
+    if (pillar) await guest.channel.upload(pillar, `${state}/pillar`);
+    else {
+      const rm = await guest.channel.exec(['rmdir', `${state}/pillar`]);
+      if (rm.exitCode !== 0) throw new Error(`cannot prepare ${state} on ${guest.name}: ${rm.stderr.trim()}`);
+    }
+    const done = await guest.channel.exec(['touch', `${state}/source.done`]);
     if (done.exitCode !== 0) throw new Error(`cannot journal the source on ${guest.name}: ${done.stderr.trim()}`);
   }
 }
@@ -301,7 +363,7 @@ class Reports {
   ) {
     this.stages = ALL_STAGES.map((name) => ({
       name,
-      state: (PIPELINE_STAGES as readonly string[]).includes(name) && !runsStage(mode, name as PipelineStage) ? 'Skipped' : 'Pending',
+      state: runsStage(mode, name) ? 'Pending' : 'Skipped',
     }));
   }
   get(name: StageName): StageReport {
@@ -378,9 +440,11 @@ export async function runRelease(guests: ReleaseGuest[], plan: ReleasePlan, hook
   let outcome: ReleaseOutcome = 'Succeeded';
   if (failedStage) {
     for (const s of PIPELINE_STAGES) if (reports.get(s).state === 'Pending') await reports.set(s, { state: 'Skipped' });
-    const rb = await stageOnAll(guests, plan, reports, 'rollback', rollbackBody(plan));
-    const restored = rb.ok && rb.outputs.every((o) => !o.includes(NO_PREVIOUS));
-    outcome = restored && plan.mode !== 'editable' ? 'RolledBack' : 'Failed';
+    outcome = 'Failed';
+    if (runsStage(plan.mode, 'rollback')) {
+      const rb = await stageOnAll(guests, plan, reports, 'rollback', rollbackBody(plan));
+      if (rb.ok && rb.outputs.every((o) => !o.includes(NO_PREVIOUS))) outcome = 'RolledBack';
+    }
   } else {
     await reports.set('rollback', { state: 'Skipped' });
     await Promise.all(guests.map((g) => journaled(g, plan, 'prune' as StageName, pruneBody(plan.keepReleases))));
@@ -398,5 +462,5 @@ export async function readGuestFile(channel: GuestChannel, path: string): Promis
 
 /** Where the bundle stage leaves release `releaseID`'s code archive. */
 export function bundlePath(plan: Pick<ReleasePlan, 'root' | 'project' | 'releaseID'>): string {
-  return `${projectDir(plan)}/releases/${plan.releaseID}.tar.gz`;
+  return `${projectDir(plan)}/releases/deployed/${plan.releaseID}.tar.gz`;
 }

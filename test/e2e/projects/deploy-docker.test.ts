@@ -88,7 +88,7 @@ after(async () => {
 });
 
 /** The app at `version`: serves www/ through a link busybox httpd resolves per request. */
-function app(version: string, opts: { brokenActivate?: boolean; buildWaitsFor?: string } = {}): Record<string, string> {
+function app(version: string, opts: { brokenActivate?: boolean; buildWaitsFor?: string } = {}): Record<string, string | null> {
   const link = `mkdir -p /srv/site && ln -sfn "$STRATUS_RELEASE_DIR/www" /srv/site/live\npidof httpd >/dev/null || httpd -p 8080 -h /srv/site\n`;
   return {
     'www/index.html': `${version}\n`,
@@ -98,7 +98,8 @@ function app(version: string, opts: { brokenActivate?: boolean; buildWaitsFor?: 
       ? `#!/bin/sh\necho "activate ${version}" >> "$STRATUS_DATA_DIR/log"\necho "${version}: cannot bind the new listener" >&2\nexit 1\n`
       : `#!/bin/sh\necho "activate ${version}" >> "$STRATUS_DATA_DIR/log"\n${link}`,
     '.stratus/rollback': `#!/bin/sh\necho "rollback to $STRATUS_RELEASE_ID from $STRATUS_FAILED_RELEASE_ID" >> "$STRATUS_DATA_DIR/log"\n${link}`,
-    '.stratus/upgrade': '#!/bin/sh\necho "schema v2" >> "$STRATUS_DATA_DIR/migrations"\n',
+    // an upgrade step ships in one release: a release carrying a step already done fails
+    '.stratus/upgrade': version === 'v1' ? '#!/bin/sh\necho "schema v2" >> "$STRATUS_DATA_DIR/migrations"\n' : null,
     '.stratus/notification': `#!/bin/sh\necho "notified $STRATUS_OUTCOME" >> "$STRATUS_DATA_DIR/log"\n`,
   };
 }
@@ -144,16 +145,22 @@ async function push(project: string): Promise<string> {
   return m[1]!;
 }
 
-test('v1 served, v2 pushed, v3 rolled back automatically, v4 prunes v1, restart mid-build resumes', async () => {
-  const projects = client.resource<Project>(Resources.projects);
-  const instances = client.resource<Instance>(Resources.instances);
-  const deps = client.resource<Deployment>(Resources.deployments);
+/** The busybox guest both tests release onto. */
+async function ensureGuest(instances = client.resource<Instance>(Resources.instances)): Promise<void> {
+  if (await instances.get('default', 'web')) return;
   await instances.create({
     apiVersion: 'compute.stratus.dev/v1alpha1',
     kind: 'Instance',
     metadata: { name: 'web', namespace: 'default' },
     spec: { provider: 'docker', image, command: ['/bin/busybox', 'sleep', '36000'], cpus: 1, memoryMiB: 64 },
   });
+}
+
+test('v1 served, v2 pushed, v3 rolled back automatically, v4 prunes v1, restart mid-build resumes', async () => {
+  const projects = client.resource<Project>(Resources.projects);
+  const instances = client.resource<Instance>(Resources.instances);
+  const deps = client.resource<Deployment>(Resources.deployments);
+  await ensureGuest(instances);
   const c1 = await remote!.commit(app('v1'), 'v1');
   await projects.create({
     apiVersion: 'apps.stratus.dev/v1alpha1',
@@ -161,7 +168,7 @@ test('v1 served, v2 pushed, v3 rolled back automatically, v4 prunes v1, restart 
     metadata: { name: 'shop', namespace: 'default' },
     spec: {
       source: { git: { url: remote!.url, ref: 'main' } },
-      mode: 'cooking',
+      mode: 'full',
       environment: 'staging',
       guests: ['web'],
       keepReleases: 2,
@@ -178,12 +185,12 @@ test('v1 served, v2 pushed, v3 rolled back automatically, v4 prunes v1, restart 
   assert.equal(d1.status?.phase, 'Succeeded', JSON.stringify(d1.status, null, 1));
   assert.equal(await served(), 'v1');
   assert.deepEqual(d1.status?.stages?.map((s) => `${s.name}:${s.state}`), [
-    'archive:Succeeded', 'release-sync:Succeeded', 'configure:Succeeded', 'build:Succeeded', 'reconfigure:Skipped', 'activate:Succeeded',
+    'archive:Succeeded', 'initialization:Succeeded', 'release-sync:Succeeded', 'configure:Succeeded', 'build:Succeeded', 'reconfigure:Skipped', 'activate:Succeeded',
     'upgrade:Succeeded', 'bundle:Succeeded', 'post_install:Skipped', 'rollback:Skipped', 'notification:Succeeded',
   ]);
   assert.match(d1.status?.releaseID ?? '', new RegExp(`^\\d{8}T\\d{6}Z-${c1.slice(0, 7)}$`));
-  assert.equal((await inGuest('readlink /srv/projects/shop/current')).out.trim(), `releases/${d1.status?.releaseID}`);
-  assert.match(d1.status?.artifact ?? '', /^file:\/\/.*\.tar\.gz$/, 'cooking keeps the release artifact');
+  assert.equal((await inGuest('readlink /srv/projects/shop/current')).out.trim(), `releases/deployed/${d1.status?.releaseID}`);
+  assert.match(d1.status?.artifact ?? '', /^file:\/\/.*\.tar\.gz$/, 'full keeps the release artifact');
 
   // v2 through `stratus push`
   await remote!.commit(app('v2'), 'v2');
@@ -199,7 +206,7 @@ test('v1 served, v2 pushed, v3 rolled back automatically, v4 prunes v1, restart 
   assert.match(d3.status?.stages?.find((s) => s.name === 'activate')?.outputTail ?? '', /v3: cannot bind the new listener/);
   assert.equal(d3.status?.stages?.find((s) => s.name === 'rollback')?.state, 'Succeeded');
   assert.equal(await served(), 'v2', 'v2 is served again');
-  assert.equal((await inGuest('readlink /srv/projects/shop/current')).out.trim(), `releases/${d2.status?.releaseID}`);
+  assert.equal((await inGuest('readlink /srv/projects/shop/current')).out.trim(), `releases/deployed/${d2.status?.releaseID}`);
   const ready = d3.status?.conditions?.find((c) => c.type === 'Ready');
   assert.equal(ready?.status, 'False');
   assert.equal(ready?.reason, 'RolledBack');
@@ -216,7 +223,7 @@ test('v1 served, v2 pushed, v3 rolled back automatically, v4 prunes v1, restart 
   const d4 = await finished(await push('shop'));
   assert.equal(d4.status?.phase, 'Succeeded');
   assert.equal(await served(), 'v4');
-  const releases = (await inGuest('ls -1 /srv/projects/shop/releases')).out.trim().split('\n');
+  const releases = (await inGuest('ls -1 /srv/projects/shop/releases/deployed')).out.trim().split('\n');
   assert.deepEqual(releases.filter((r) => !r.includes('.')).sort(), [d2.status!.releaseID!, d4.status!.releaseID!].sort());
   assert.ok(!releases.some((r) => r.startsWith(d1.status!.releaseID!)), `v1 pruned: ${releases.join(' ')}`);
   // data/ survived every release; v3's write was undone by the rollback; the upgrade ran once
@@ -241,4 +248,128 @@ test('v1 served, v2 pushed, v3 rolled back automatically, v4 prunes v1, restart 
   assert.equal(log.split('\n').filter((l) => l === 'configure v5').length, 1, log);
   assert.equal(log.split('\n').filter((l) => l === 'build v5').length, 1, log);
   assert.equal(log.split('\n').filter((l) => l === 'activate v5').length, 1, log);
+});
+
+/** Runs the real `git` client; resolves with its exit code and everything it printed. */
+async function gitRun(args: string[], cwd: string, ca?: string): Promise<{ code: number; out: string }> {
+  // the environment's GIT_SSL_CAINFO would win over `-c http.sslCAInfo`
+  const env = { ...process.env, ...(ca ? { GIT_SSL_CAINFO: ca } : {}), GIT_TERMINAL_PROMPT: '0', GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' };
+  try {
+    const { stdout, stderr } = await execFileP('git', args, { cwd, env, maxBuffer: 16 << 20 });
+    return { code: 0, out: stdout + stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, out: (e.stdout ?? '') + (e.stderr ?? '') };
+  }
+}
+
+async function commitTree(dir: string, files: Record<string, string | null>, message: string): Promise<void> {
+  const { mkdir, writeFile, rm, chmod } = await import('node:fs/promises');
+  await mkdir(dir, { recursive: true });
+  if ((await gitRun(['rev-parse', '--git-dir'], dir)).code !== 0) await gitRun(['init', '-q', '-b', 'main'], dir);
+  for (const [p, c] of Object.entries(files)) {
+    const f = join(dir, p);
+    if (c === null) {
+      await rm(f, { force: true });
+      continue;
+    }
+    await mkdir(join(f, '..'), { recursive: true });
+    await writeFile(f, c);
+    if (p.startsWith('.stratus/')) await chmod(f, 0o755);
+  }
+  await gitRun(['add', '-A', '.'], dir);
+  const r = await gitRun(['commit', '-q', '--allow-empty', '-m', message], dir);
+  assert.equal(r.code, 0, r.out);
+}
+
+test('git push to deploy: token as the basic password, RBAC, the pillar, stages streamed, a rolled-back push exits non-zero', async (t) => {
+  await ensureGuest();
+  const kc = serve!.kubeconfig;
+  const run = (args: string[]): Promise<{ stdout: string }> => execFileP(process.execPath, [stratusBin(), ...args, '--kubeconfig', kc]);
+  await run(['user', 'create', 'pusher', '--namespace', 'default', '--group', 'devs']);
+  const token = /generated token: (\S+)/.exec((await run(['token', 'create', 'git', '--namespace', 'default', '--user', 'pusher'])).stdout)![1]!;
+  // a user of another namespace: authenticated, but RBAC gives it nothing in default
+  await run(['user', 'create', 'outsider', '--namespace', 'elsewhere', '--group', 'others']);
+  const outsider = /generated token: (\S+)/.exec((await run(['token', 'create', 'git', '--namespace', 'elsewhere', '--user', 'outsider'])).stdout)![1]!;
+  const projects = client.resource<Project>(Resources.projects);
+  await projects.create({
+    apiVersion: 'apps.stratus.dev/v1alpha1',
+    kind: 'Project',
+    metadata: { name: 'pushed', namespace: 'default' },
+    spec: { source: { push: { ref: 'main' } }, mode: 'full', environment: 'prod', guests: ['web'], healthCheck: { command: ['test', '-f', 'index.html'], timeoutSeconds: 3 } },
+  });
+  const st = await waitFor('push URLs in status', async () => (await projects.get('default', 'pushed'))?.status, 30_000, 200);
+  assert.equal(st.pushURL, `${serve!.url}/git/projects/default/pushed/project.git`);
+  assert.equal(st.pillarPushURL, `${serve!.url}/git/projects/default/pushed/pillar.git`);
+  const ca = join(certDir!, 'api-ca.pem');
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(ca, Buffer.from(client.kubeConfig.getCurrentCluster()!.caData!, 'base64'));
+  const withToken = (u: string, t: string): string => u.replace('https://', `https://anyone:${t}@`);
+  const code = join(certDir!, 'push-code');
+  const pillar = join(certDir!, 'push-pillar');
+  const gitPush = (dir: string, url: string, t = token): Promise<{ code: number; out: string }> => gitRun(['push', withToken(url, t), 'HEAD:refs/heads/main'], dir, ca);
+
+  const v = (n: string, broken = false): Record<string, string | null> => ({
+    'index.html': `${n}\n`,
+    '.stratus/configure': '#!/bin/sh\ncut -d" " -f2 "$STRATUS_PILLAR_DIR/init.sls" > "$STRATUS_DATA_DIR/greeting"\necho configured\n',
+    '.stratus/build': `#!/bin/sh\necho "built ${n}" > built.txt\n`,
+    '.stratus/activate': broken ? '#!/bin/sh\necho "port taken" >&2; exit 2\n' : '#!/bin/sh\necho up\n',
+  });
+  await commitTree(code, v('v1'), 'v1');
+
+  // no token, a wrong token: 401; a token whose user has no role in the Project's namespace: 403
+  assert.match((await gitRun(['push', st.pushURL!, 'HEAD:refs/heads/main'], code, ca)).out, /could not read Username|Authentication failed|401/);
+  assert.match((await gitPush(code, st.pushURL!, '1-00000000000000000000000000000000')).out, /Authentication failed|401/);
+  const denied = await gitPush(code, st.pushURL!, outsider);
+  assert.notEqual(denied.code, 0);
+  assert.match(denied.out, /403/);
+
+  // the pillar first, as `corpus push` does
+  await commitTree(pillar, { 'init.sls': 'greeting: hello-from-the-pillar\n' }, 'pillar');
+  assert.match((await gitPush(pillar, st.pillarPushURL!, outsider)).out, /403/, 'nor may it push (or read) the pillar');
+  const p = await gitPush(pillar, st.pillarPushURL!);
+  assert.equal(p.code, 0, p.out);
+  assert.match(p.out, /pillar updated/);
+
+  const ok = await gitPush(code, st.pushURL!);
+  assert.equal(ok.code, 0, ok.out);
+  t.diagnostic(ok.out);
+  for (const stage of ['archive', 'initialization', 'release-sync', 'configure', 'build', 'activate', 'bundle', 'notification']) {
+    assert.match(ok.out, new RegExp(`remote: \\[\\d+/\\d+\\] ${stage} … (ok|skipped \\(no script\\)) \\(\\d+\\.\\d s\\)`), `${stage} in:\n${ok.out}`);
+  }
+  assert.match(ok.out, /remote: \[5\/11\] build … ok/);
+  assert.match(ok.out, /remote: release \S+ is active/);
+  assert.equal((await inGuest('cat /srv/projects/pushed/current/built.txt')).out, 'built v1\n');
+  assert.equal((await inGuest('cat /srv/projects/pushed/data/greeting')).out, 'hello-from-the-pillar\n', 'the pillar reached the stages');
+  const deps = (await client.resource<Deployment>(Resources.deployments).list('default')).filter((d) => d.spec.project === 'pushed');
+  assert.equal(deps.length, 1);
+  assert.ok(!JSON.stringify(deps[0]).includes('hello-from-the-pillar'), 'the pillar is not in the Deployment');
+  assert.ok(!JSON.stringify(await projects.get('default', 'pushed')).includes('hello-from-the-pillar'), 'nor in the Project');
+
+  await commitTree(code, v('v2', true), 'v2 broken');
+  const bad = await gitPush(code, st.pushURL!);
+  assert.notEqual(bad.code, 0, bad.out);
+  t.diagnostic(bad.out);
+  assert.match(bad.out, /remote: \[\d+\/\d+\] activate … FAILED/);
+  assert.match(bad.out, /remote: +port taken/);
+  assert.match(bad.out, /rolled back to the previous release/);
+  assert.match(bad.out, /pre-receive hook declined/);
+  assert.equal((await inGuest('cat /srv/projects/pushed/current/index.html')).out, 'v1\n', 'v1 still serves');
+  // the remote's main did not move to the failed commit
+  const remoteHead = await gitRun(['ls-remote', withToken(st.pushURL!, token), 'refs/heads/main'], code, ca);
+  const local = await gitRun(['rev-parse', 'HEAD~1'], code);
+  assert.equal(remoteHead.out.split(/\s/)[0], local.out.trim());
+
+  // computenode_switchmode: the node forces editable on the Projects it carries
+  await client.resource<ComputeNode>(Resources.computeNodes).mergePatch(undefined, 'engine-1', { spec: { projectMode: 'editable' } });
+  await waitFor('the override in the informer', async () => {
+    const d = await finished(await push('pushed'));
+    return d.status?.mode === 'editable' ? d : undefined;
+  }, 30_000, 500).then((d) => {
+    assert.equal(d.status?.phase, 'Succeeded', JSON.stringify(d.status, null, 1));
+    const states = Object.fromEntries((d.status?.stages ?? []).map((x) => [x.name, x.state]));
+    for (const x of ['archive', 'release-sync', 'reconfigure', 'bundle', 'rollback']) assert.equal(states[x], 'Skipped', x);
+  });
+  assert.equal((await inGuest('readlink /srv/projects/pushed/current')).out.trim(), 'project');
+  await client.resource<ComputeNode>(Resources.computeNodes).mergePatch(undefined, 'engine-1', { spec: { projectMode: null } });
 });

@@ -5,6 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, readlink, writeFile, mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { SshChannel } from '../../../providers/guest/ssh.js';
 import { GuestUnreachable } from '../../../providers/guest/channel.js';
@@ -37,7 +38,8 @@ const app = (v: string, broken = false): Record<string, string> => ({
   '.stratus/build': `#!/bin/sh\necho "built ${v} over $(echo ssh)"\n`,
   '.stratus/activate': broken ? '#!/bin/sh\necho "no luck" >&2; exit 4\n' : `#!/bin/sh\ncp index.html "$STRATUS_DATA_DIR/served"\n`,
   '.stratus/rollback': `#!/bin/sh\ncp index.html "$STRATUS_DATA_DIR/served"\n`,
-  '.stratus/upgrade': `#!/bin/sh\necho once >> "$STRATUS_DATA_DIR/upgrades"\n`,
+  // an upgrade step ships once: a release carrying a step already done fails
+  ...(v === 'v1' ? { '.stratus/upgrade': `#!/bin/sh\necho once >> "$STRATUS_DATA_DIR/upgrades"\n` } : {}),
 });
 
 test('v1, v2, then a failing v3 rolled back, over SSH with a pinned host key', async () => {
@@ -47,7 +49,7 @@ test('v1, v2, then a failing v3 rolled back, over SSH with a pinned host key', a
     const plan = (id: string, src: Buffer): ReleasePlan => ({
       project: 'site',
       releaseID: id,
-      mode: 'cooking',
+      mode: 'full',
       environment: 'prod',
       keepReleases: 5,
       root,
@@ -63,7 +65,8 @@ test('v1, v2, then a failing v3 rolled back, over SSH with a pinned host key', a
     assert.equal(r3.outcome, 'RolledBack');
     assert.equal(r3.failedStage, 'activate');
     assert.match(r3.stages.find((s) => s.name === 'activate')?.outputTail ?? '', /no luck/);
-    assert.equal(await readlink(join(root, 'site/current')), 'releases/20261122T000002Z-bbbbbbb');
+    assert.equal(await readlink(join(root, 'site/current')), 'releases/deployed/20261122T000002Z-bbbbbbb');
+    assert.ok(existsSync(join(root, 'site/releases/failed/20261122T000003Z-ccccccc/index.html')), 'the failed release is archived');
     assert.equal(await readFile(join(root, 'site/data/served'), 'utf8'), 'v2\n');
     assert.equal(await readFile(join(root, 'site/data/upgrades'), 'utf8'), 'once\n');
   } finally {

@@ -55,8 +55,8 @@ const cases: { name: string; kind: string; obj: Obj; want: [field: string, reaso
   { name: 'a CIDR without prefix length', kind: 'Network', obj: network({ vlan: 10, cidr: '10.0.0.0' }), want: [['spec.cidr', 'FieldValueInvalid', 'must be of type cidr']] },
   { name: 'a libvirt node without its libvirt section', kind: 'ComputeNode', obj: node({ provider: 'libvirt' }), want: [['spec', 'FieldValueInvalid', 'must validate one and only one schema (oneOf): exactly one of these must hold: (provider=libvirt with libvirt)']] },
   { name: 'a docker address over http', kind: 'ComputeNode', obj: node({ provider: 'docker', docker: { address: 'http://engine:2375' } }), want: [['spec.docker.address', 'FieldValueInvalid', 'should match']] },
-  { name: 'a project with both git and artifact', kind: 'Project', obj: project({ source: { git: { url: 'https://g/x.git' }, artifact: 'https://a/x.tgz' } }), want: [['spec.source', 'FieldValueInvalid', 'set exactly one of git, artifact']] },
-  { name: 'a project with mode "draft" and keepReleases 0', kind: 'Project', obj: project({ source: { artifact: 'https://a/x.tgz' }, mode: 'draft', keepReleases: 0 }), want: [['spec.mode', 'FieldValueNotSupported', 'supported values: "editable", "cooking", "final"'], ['spec.keepReleases', 'FieldValueInvalid', 'should be greater than or equal to 1']] },
+  { name: 'a project with both git and artifact', kind: 'Project', obj: project({ source: { git: { url: 'https://g/x.git' }, artifact: 'https://a/x.tgz' } }), want: [['spec.source', 'FieldValueInvalid', 'set exactly one of git, push, artifact']] },
+  { name: 'a project with mode "draft" and keepReleases 0', kind: 'Project', obj: project({ source: { artifact: 'https://a/x.tgz' }, mode: 'draft', keepReleases: 0 }), want: [['spec.mode', 'FieldValueNotSupported', 'supported values: "full", "editable", "staging", "cooking", "final"'], ['spec.keepReleases', 'FieldValueInvalid', 'should be greater than or equal to 1']] },
   {
     name: 'an SSH key that is not in OpenSSH format',
     kind: 'SSHKey',
