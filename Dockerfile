@@ -9,16 +9,17 @@ COPY package.json package-lock.json ./
 ENV npm_config_build_from_source=true
 RUN npm ci --no-audit --no-fund
 COPY . .
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev
+RUN npx tsc -p tsconfig.json && node --import tsx ui/build.ts && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 # libvirt0 for the binding, virsh for pools/networks, ssh for qemu+ssh:// URIs and guests,
-# xorriso for cloud-init seed images, qemu-img for copy-on-write boot disks, git for Projects'
-# sources, ip (iproute2) for container network attachment, openssl for `stratus serve`'s own
-# CA and certificates. test/unit/manifests/dockerfile.test.ts checks that every program the
+# qemu-img for copy-on-write boot disks, git for Projects' sources and push remotes (git
+# http-backend), ip (iproute2) for container network attachment, openssl for `stratus serve`'s
+# own CA and certificates, nft, conntrack and sysctl (procps) for ElasticIP NAT. (Cloud-init seed ISOs are
+# built in-process: no xorriso.) test/unit/manifests/dockerfile.test.ts checks that every program the
 # code spawns is here.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libvirt0 libvirt-clients openssh-client xorriso qemu-utils git iproute2 ca-certificates openssl \
+ && apt-get install -y --no-install-recommends libvirt0 libvirt-clients openssh-client qemu-utils git iproute2 nftables conntrack procps ca-certificates openssl \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /src/package.json ./
