@@ -16,11 +16,10 @@
  * The socket is reachable from the host namespace at `<dir>/run/libvirt/libvirt-sock`.
  */
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { processesMentioning } from './libvirtd.js';
-import { execFileP, pidAlive, removeDir, requireBinary, startDaemon, waitFor, type Daemon } from './process.js';
+import { awaitLibvirtd, stopLibvirtdIn } from './libvirtd.js';
+import { requireBinary, startDaemon, type Daemon } from './process.js';
 
 export interface SystemLibvirtd {
   /** `qemu+unix:///system?socket=...`. */
@@ -81,25 +80,9 @@ export async function startSystemLibvirtd(opts: { netns: string; ovsRunDir: stri
   const daemon: Daemon = startDaemon(requireBinary('ip'), ['netns', 'exec', opts.netns, 'unshare', '--mount', 'sh', sub('start.sh')], {
     env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LIBVIRT_LOG_OUTPUTS: `3:file:${join(dir, 'libvirtd.log')}` },
   });
-  const stop = async (): Promise<void> => {
-    await daemon.stop(5000);
-    for (const pid of await processesMentioning(dir)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-      await waitFor(`process ${pid} to exit`, () => !pidAlive(pid), 10_000);
-    }
-    await removeDir(dir);
-  };
+  const stop = (): Promise<void> => stopLibvirtdIn(dir, daemon);
   try {
-    await waitFor('system libvirtd to listen', async () => {
-      if (daemon.child.exitCode !== null) throw new Error(`libvirtd exited: ${daemon.output()}`);
-      if (!existsSync(socket)) return false;
-      await execFileP('virsh', ['-c', uri, 'version']);
-      return true;
-    }, 30_000, 200);
+    await awaitLibvirtd(daemon, socket, uri, 30_000);
   } catch (err) {
     await stop();
     throw err;
