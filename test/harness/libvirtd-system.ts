@@ -10,7 +10,8 @@
  * of this harness's temp dir; `/run/openvswitch` is the test switch's run dir, so libvirt's
  * `ovs-vsctl` talks to the test's ovsdb-server. `/etc/passwd` and `/etc/group` are private
  * copies that add the `libvirt-qemu` user the Debian build expects (the machine has no
- * libvirt-daemon-system). qemu runs as root with no security driver and no cgroups. Nothing of
+ * libvirt-daemon-system). qemu runs as root with no security driver and no cgroups, under TCG
+ * (`/dev/kvm` is hidden in the namespace). Nothing of
  * the machine's own libvirt or OVS is touched.
  *
  * The socket is reachable from the host namespace at `<dir>/run/libvirt/libvirt-sock`.
@@ -71,6 +72,10 @@ export async function startSystemLibvirtd(opts: { netns: string; ovsRunDir: stri
     `mount --bind '${sub('log')}' /var/log/libvirt`,
     `mount --bind '${sub('passwd')}' /etc/passwd`,
     `mount --bind '${sub('group')}' /etc/group`,
+    // Guests run under TCG, deterministically: where /dev/kvm exists but cannot run a guest (here:
+    // nested KVM stops SeaBIOS with "KVM internal error. Suberror: 1", leaving the domain paused)
+    // libvirt would still pick kvm. Over /dev/kvm lies /dev/null, so qemu's probe finds no KVM.
+    '[ ! -e /dev/kvm ] || mount --bind /dev/null /dev/kvm',
     'exec libvirtd',
   ].join('\n');
   await writeFile(sub('start.sh'), script);
