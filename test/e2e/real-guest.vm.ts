@@ -109,7 +109,9 @@ runcmd:
   - [sh, -c, 'echo stratus-runcmd-ok > /var/tmp/stratus-marker']
 `;
 
-test('a Debian cloud image boots with its keys, disks, hostname and user data; SSH, address, clean shutdown and delete are real', async () => {
+// One TCG boot: ~100 s of qemu CPU to SSH-ready on an idle machine, but 9–12 min on 2 cores at
+// load 20, beyond the 15-minute default of `make test`: its own limit.
+test('a Debian cloud image boots with its keys, disks, hostname and user data; SSH, address, clean shutdown and delete are real', { timeout: 1_800_000 }, async () => {
   const created = Date.now();
   await instances().create({
     apiVersion: 'compute.stratus.dev/v1alpha1',
@@ -155,18 +157,26 @@ test('a Debian cloud image boots with its keys, disks, hostname and user data; S
   assert.match(await onGuest('for i in $(seq 1 600); do cloud-init status | grep -q "status: done" && break; sleep 1; done; cloud-init status'), /status: done/);
   assert.equal(await onGuest('cat', '/var/tmp/stratus-marker'), 'stratus-runcmd-ok');
   assert.match(await onGuest('ip', '-4', '-o', 'addr', 'show', 'scope', 'global'), new RegExp(`inet ${address.replaceAll('.', '\\.')}/24`));
-  const disks = Object.fromEntries((await onGuest('lsblk', '-d', '-n', '-b', '-o', 'NAME,SIZE', '/dev/sda', '/dev/sdb', '/dev/sdc'))
-    .split('\n').map((l) => l.trim().split(/\s+/) as [string, string]).map(([n, s]) => [n, Number(s)]));
-  assert.deepEqual(Object.keys(disks).sort(), ['sda', 'sdb', 'sdc']);
-  assert.equal(disks.sdb, 1024 ** 3, 'sdb is the 1 GiB data disk');
-  assert.equal(disks.sdc, 2 * 1024 ** 3, 'sdc is the 2 GiB data disk');
+  // sda, sdb, sdc exist with the requested sizes. Which letter a data disk gets follows the
+  // guest kernel's probe order: the sd driver probes asynchronously, and under heavy load a run
+  // here named the 2 GiB disk sdb. The SCSI address is what the domain fixes (target = the
+  // disk's place in the spec), so sizes are checked by target; the letters are reported.
+  const rows = (await onGuest('lsblk', '-d', '-n', '-b', '-o', 'NAME,HCTL,SIZE', '/dev/sda', '/dev/sdb', '/dev/sdc'))
+    .split('\n').map((l) => l.trim().split(/\s+/) as [string, string, string]);
+  assert.deepEqual(rows.map(([n]) => n).sort(), ['sda', 'sdb', 'sdc']);
+  const byTarget = Object.fromEntries(rows.map(([n, hctl, size]) => [hctl.split(':')[2], { name: n, size: Number(size) }]));
+  assert.equal(byTarget['1']?.size, 1024 ** 3, 'SCSI target 1 is the 1 GiB data disk');
+  assert.equal(byTarget['2']?.size, 2 * 1024 ** 3, 'SCSI target 2 is the 2 GiB data disk');
+  assert.ok(byTarget['0'], 'SCSI target 0 is the boot disk');
+  process.stdout.write(`# disks: boot → ${byTarget['0']?.name ?? '?'}, data1 → ${byTarget['1']?.name ?? '?'}, data2 → ${byTarget['2']?.name ?? '?'}\n`);
   // And plain OpenSSH with the private key, as the `debian` user.
   const plain = await lab!.inClientNs('ssh', ['-i', lab!.keyFile, '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${join(lab!.work, 'known_hosts')}`, `debian@${address}`, 'id', '-un']);
   assert.equal(plain.stdout.trim(), 'debian');
 
   // `stratus console` attaches to the serial console: the guest's getty answers there.
-  const consoleOut = await serialConsoleShows(/guest login:/);
-  assert.match(consoleOut, /Debian GNU\/Linux 12 guest ttyS0/);
+  // (Enter at a login prompt brings the prompt back, named after the Instance's hostname; the
+  // /etc/issue banner was printed at boot, before the console attached.)
+  await serialConsoleShows(/\bguest login: $/m);
 
   // A Project released onto this VM over SSH (the pipeline logs in as `debian`, sudo for root):
   // a static site whose activate stage starts a web server; the health check asks it.
