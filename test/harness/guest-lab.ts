@@ -1,5 +1,5 @@
 /**
- * A lab for real guests, shared by test/e2e/real-guest.test.ts and bench/guest-boot.ts: the
+ * A lab for real guests, shared by test/e2e/real-guest.vm.ts and bench/guest-boot.ts: the
  * Debian 12 cloud image (content-addressed cache, built once per machine) imported with
  * `stratus image import` into ComputeNode `vm-1` — a private system-mode libvirtd whose taps
  * join a private Open vSwitch (userspace datapath) — an SSHKey `tester`, a Network `lan`
