@@ -80,7 +80,9 @@ test: deps build lint
 	node --test --test-concurrency=1 --test-timeout=900000 --test-reporter=spec $(TEST_FILES)
 
 # The real-guest end-to-end test (a Debian VM booted under TCG, reached over SSH): not yet in
-# `make test` — it has not passed end to end on this machine yet (see issue #18's note).
+# `make test` — it has not passed end to end yet. Its last run here got through boot, SSH,
+# cloud-init, address, VLAN tag, disks and the serial console, then the Project's activate
+# stage failed (see issue #18's note); the ACPI stop and delete checks after it have not run.
 # `image` first: building the image inside the test would eat its timeout.
 test-guest: deps build lint image
 	node --test --test-concurrency=1 --test-timeout=1800000 --test-reporter=spec dist/test/e2e/real-guest.vm.js

@@ -6,7 +6,8 @@
  *     Instance needs `spec.libvirt.console: serial` (or pty).
  *   stratus ssh NAME [--user U] [-i KEY] [--known-hosts F] [--namespace NS] [--kubeconfig FILE] [-- CMD...]
  *     runs the system `ssh` to `status.ipAddress` as the image's default cloud user (see
- *     `guestLoginUser`), with CMD if given; the exit status is ssh's.
+ *     `guestLoginUser`), with CMD if given (as with ssh, its words are joined by spaces and
+ *     run by the guest's shell: quote a script as one argument); the exit status is ssh's.
  */
 import { spawn } from 'node:child_process';
 import type { Command } from 'commander';

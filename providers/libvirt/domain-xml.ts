@@ -92,8 +92,10 @@ export interface DomainPlan {
  * Disk `slot` is SCSI target `slot` (LUN 0) and named `scsiDiskName(slot)`. One target per
  * disk, not one LUN per disk on target 0: the guest kernel scans targets in ascending order,
  * while the order of LUNs comes from the device's REPORT LUNS answer — with LUNs a Debian
- * guest was seen to name the second data disk sdb. So the guest's sda, sdb, ... follow the
- * spec's disk order (DataCentred's promise).
+ * guest was seen to name the second data disk sdb. So the guest's sda, sdb, ... usually follow
+ * the spec's disk order (DataCentred's promise) — usually: the guest's sd driver probes
+ * asynchronously, and a heavily loaded TCG guest was seen to swap two letters. The SCSI
+ * address (`/dev/disk/by-path/*-scsi-0:0:<slot>:0`) is the stable name.
  */
 function scsiAddress(slot: number): string {
   return `      <address type='drive' controller='0' bus='0' target='${slot}' unit='0'/>\n`;

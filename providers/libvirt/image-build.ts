@@ -35,6 +35,10 @@ export interface ImageRecipe {
   files: Record<string, string>;
   /** Paths (globs relative to /, shell-expanded) removed from the root so every VM makes its own. */
   remove: string[];
+  /** dpkg never unpacks these (`path-exclude` globs): documentation, manuals, translations. */
+  dpkgExclude: string[];
+  /** Exceptions to `dpkgExclude` (`path-include` globs), e.g. the copyright files. */
+  dpkgInclude: string[];
   bootMiB: number;
   rootMiB: number;
   /** The kernel command line SYSLINUX passes. */
@@ -66,8 +70,12 @@ export const DEBIAN_12_RECIPE: ImageRecipe = {
     '/etc/machine-id': '',
   },
   remove: ['/etc/ssh/ssh_host_*', '/var/lib/dbus/machine-id', '/var/lib/apt/lists/*', '/var/cache/apt/*.bin'],
+  // A guest reads none of these; leaving them out makes the image and its build smaller.
+  dpkgExclude: ['/usr/share/doc/*', '/usr/share/man/*', '/usr/share/info/*', '/usr/share/locale/*', '/usr/share/lintian/*', '/usr/share/bug/*'],
+  dpkgInclude: ['/usr/share/doc/*/copyright'],
   bootMiB: 96,
-  rootMiB: 2048,
+  // About 420 MiB are used; cloud-init's growpart/resizefs grow the root to the Instance's disk at first boot.
+  rootMiB: 1024,
   // scsi_mod.scan=sync: disks are found in address order, so sdb, sdc... follow the domain's disk order.
   cmdline: 'root=LABEL=root ro console=tty0 console=ttyS0,115200n8 scsi_mod.scan=sync',
 };
@@ -124,7 +132,12 @@ export async function buildImage(
     });
     if (!existsSync(MBR)) throw new Error(`${MBR} is missing: run \`make deps-apt\` (syslinux-common)`);
     const root = join(work, 'root');
-    await run('mmdebstrap', ['--quiet', '--variant=minbase', `--include=${recipe.packages.join(',')}`, recipe.suite, root, recipe.mirror], progress);
+    await run('mmdebstrap', [
+      '--quiet', '--variant=minbase', `--include=${recipe.packages.join(',')}`,
+      ...recipe.dpkgExclude.map((g) => `--dpkgopt=path-exclude=${g}`),
+      ...recipe.dpkgInclude.map((g) => `--dpkgopt=path-include=${g}`),
+      recipe.suite, root, recipe.mirror,
+    ], progress);
     for (const [path, content] of Object.entries(recipe.files)) {
       await mkdir(dirname(join(root, path)), { recursive: true });
       await writeFile(join(root, path), content);

@@ -337,9 +337,10 @@ export class LibvirtMachines implements MachineProvider {
       if (seed) await deleteVolume(sh, pool, seedName);
       seed = await createVolume(sh, pool, seedName, iso.length, 'raw');
       created.push(seedName);
-      if (!(await uploadVolume(sh, pool, seedName, iso))) {
-        log.debug({ component: 'libvirt', uri: this.host.uri, uid }, 'driver cannot upload volumes; seed volume left empty');
-      }
+      // The test driver (domain type `test`) runs no guest, so nothing would read the seed, and it
+      // has no volume data path: only there is the seed volume left empty. Anywhere else a seed
+      // that cannot be written fails the create (a guest without its SSH keys must not look fine).
+      if (type !== 'test') await uploadVolume(sh, pool, seedName, iso, { reason: 'SeedUploadFailed', what: 'the cloud-init seed (SSH keys, user data, network config)' });
     }
     let installPlan: DomainPlan['install'];
     if (install && settings.location && settings.locationKind === 'tree') {
@@ -350,7 +351,7 @@ export class LibvirtMachines implements MachineProvider {
         await deleteVolume(sh, pool, name);
         const v = await createVolume(sh, pool, name, bytes.length, 'raw');
         created.push(name);
-        await uploadVolume(sh, pool, name, bytes);
+        await uploadVolume(sh, pool, name, bytes, { reason: 'InstallerUploadFailed', what: `the installer ${what}` });
         paths.push(v.path);
       }
       installPlan = { kernel: paths[0] ?? '', initrd: paths[1] ?? '', cmdline: installer.cmdline };

@@ -100,17 +100,20 @@ export async function createVolume(sh: VirshShell, pool: string, name: string, b
 }
 
 /**
- * Writes `content` into a volume (`vol-upload`, which streams over any libvirt URI). Returns
- * false when the driver cannot upload (the `test:///` driver simulates volumes and has no
- * data path): the volume exists with the right size but holds no bytes.
+ * Writes `content` into a volume (`vol-upload`, which streams over any libvirt URI). A write
+ * that fails — including a driver or pool that cannot upload at all ("not supported") — is a
+ * `ReconcileError` with `reason` (e.g. `SeedUploadFailed`) naming `what` was not written: a
+ * volume left empty must never pass for one holding its content. Retryable unless the driver
+ * cannot upload; a lost connection stays a connection error.
  */
-export async function uploadVolume(sh: VirshShell, pool: string, name: string, content: Buffer): Promise<boolean> {
+export async function uploadVolume(sh: VirshShell, pool: string, name: string, content: Buffer, failure: { reason: string; what: string }): Promise<void> {
   try {
     await withTempFile('upload', content, (file) => sh.run(['vol-upload', '--pool', pool, '--vol', name, '--file', file]));
-    return true;
   } catch (err) {
-    if (err instanceof VirshError && /not supported by the connection driver: virStorageVolUpload/.test(err.message)) return false;
-    throw err;
+    if (err instanceof VirshError && err.connectionLost) throw err;
+    const unsupported = err instanceof VirshError && /not supported/i.test(err.message);
+    const text = err instanceof Error ? err.message : String(err);
+    throw new ReconcileError(failure.reason, `cannot write ${failure.what} into volume ${name} of pool ${pool}: ${text}`, !unsupported);
   }
 }
 

@@ -2,8 +2,8 @@
  * A real guest end to end: the Debian 12 cloud image stratus builds (content-addressed
  * cache: built once per machine) is imported with `stratus image import`, and one Instance
  * boots it under TCG on a private system-mode libvirtd whose taps join a private Open vSwitch.
- * One boot serves every check (a second start proves the clean shutdown from the guest's own
- * journal).
+ * One boot serves every check: the clean shutdown is read from the guest's own journal on its
+ * disk once it is off.
  *
  * Networking stays inside namespaces this test creates: the switch's namespace (ovs-vswitchd,
  * libvirtd, qemu's tap) and a "client" namespace joined to the Network's VLAN by a veth pair.
@@ -18,7 +18,7 @@ import { readFile } from 'node:fs/promises';
 import type { Deployment, Instance, Project } from '../../crds/types.js';
 import { CoreResources, type KubeObject } from '../../runtime/client.js';
 import { Resources } from '../../controllers/resources.js';
-import { LAB_DHCP, LAB_POOL, startGuestLab, type GuestLab } from '../harness/guest-lab.js';
+import { LAB_DHCP, LAB_POOL, LAB_VLAN, startGuestLab, stoppedGuestJournal, type GuestLab } from '../harness/guest-lab.js';
 import { processesMentioning } from '../harness/libvirtd.js';
 import { startGitRemote, type GitRemote } from '../harness/gitrepo.js';
 import { requireBinary, startDaemon, tempDir, removeDir, waitFor } from '../harness/process.js';
@@ -109,7 +109,9 @@ runcmd:
   - [sh, -c, 'echo stratus-runcmd-ok > /var/tmp/stratus-marker']
 `;
 
-test('a Debian cloud image boots with its keys, disks, hostname and user data; SSH, address, clean shutdown and delete are real', async () => {
+// One TCG boot: ~100 s of qemu CPU to SSH-ready on an idle machine, but 9–12 min on 2 cores at
+// load 20, beyond the 15-minute default of `make test`: its own limit.
+test('a Debian cloud image boots with its keys, disks, hostname and user data; SSH, address, clean shutdown and delete are real', { timeout: 1_800_000 }, async () => {
   const created = Date.now();
   await instances().create({
     apiVersion: 'compute.stratus.dev/v1alpha1',
@@ -138,26 +140,43 @@ test('a Debian cloud image boots with its keys, disks, hostname and user data; S
   const address = ready.status?.ipAddress ?? '';
   assert.match(address, LAB_DHCP, 'an address from the test\'s DHCP range');
   assert.equal(ready.status?.state, 'running');
+  // Where the address came from on real qemu: the guest agent (the Network has no libvirt DHCP,
+  // so no lease, and the switch's namespace has no address, so no ARP entry) — and the VM's tap
+  // is a port of the Network's OVS bridge carrying its VLAN tag.
+  assert.match(await lab!.virsh('domifaddr', '--domain', uid, '--source', 'agent'), new RegExp(`${address.replaceAll('.', '\\.')}/24`));
+  const tap = /^\s*(vnet\d+)\s/m.exec(await lab!.virsh('domiflist', uid))?.[1];
+  assert.ok(tap, 'the domain has a tap device');
+  assert.equal(await lab!.ovs.vsctl('port-to-br', tap), lab!.bridge);
+  assert.equal(await lab!.ovs.vsctl('get', 'port', tap, 'tag'), String(LAB_VLAN));
 
   // ssh as the image's cloud user with the SSHKey's private key, through `stratus ssh`.
   assert.equal(await onGuest('hostname'), 'guest');
   // sshd answers before cloud-init's final stage (runcmd) has run: wait for cloud-init to finish.
-  // (`cloud-init status --wait` returned early for the login user here, so poll.)
-  assert.match(await onGuest('sh', '-c', 'for i in $(seq 1 600); do cloud-init status | grep -q "status: done" && break; sleep 1; done; cloud-init status'), /status: done/);
+  // (`cloud-init status --wait` returned early for the login user here, so poll.) Like ssh,
+  // `stratus ssh` joins CMD with spaces for the guest's shell: the script is one argument.
+  assert.match(await onGuest('for i in $(seq 1 600); do cloud-init status | grep -q "status: done" && break; sleep 1; done; cloud-init status'), /status: done/);
   assert.equal(await onGuest('cat', '/var/tmp/stratus-marker'), 'stratus-runcmd-ok');
   assert.match(await onGuest('ip', '-4', '-o', 'addr', 'show', 'scope', 'global'), new RegExp(`inet ${address.replaceAll('.', '\\.')}/24`));
-  const disks = Object.fromEntries((await onGuest('lsblk', '-d', '-n', '-b', '-o', 'NAME,SIZE', '/dev/sda', '/dev/sdb', '/dev/sdc'))
-    .split('\n').map((l) => l.trim().split(/\s+/) as [string, string]).map(([n, s]) => [n, Number(s)]));
-  assert.deepEqual(Object.keys(disks).sort(), ['sda', 'sdb', 'sdc']);
-  assert.equal(disks.sdb, 1024 ** 3, 'sdb is the 1 GiB data disk');
-  assert.equal(disks.sdc, 2 * 1024 ** 3, 'sdc is the 2 GiB data disk');
+  // sda, sdb, sdc exist with the requested sizes. Which letter a data disk gets follows the
+  // guest kernel's probe order: the sd driver probes asynchronously, and under heavy load a run
+  // here named the 2 GiB disk sdb. The SCSI address is what the domain fixes (target = the
+  // disk's place in the spec), so sizes are checked by target; the letters are reported.
+  const rows = (await onGuest('lsblk', '-d', '-n', '-b', '-o', 'NAME,HCTL,SIZE', '/dev/sda', '/dev/sdb', '/dev/sdc'))
+    .split('\n').map((l) => l.trim().split(/\s+/) as [string, string, string]);
+  assert.deepEqual(rows.map(([n]) => n).sort(), ['sda', 'sdb', 'sdc']);
+  const byTarget = Object.fromEntries(rows.map(([n, hctl, size]) => [hctl.split(':')[2], { name: n, size: Number(size) }]));
+  assert.equal(byTarget['1']?.size, 1024 ** 3, 'SCSI target 1 is the 1 GiB data disk');
+  assert.equal(byTarget['2']?.size, 2 * 1024 ** 3, 'SCSI target 2 is the 2 GiB data disk');
+  assert.ok(byTarget['0'], 'SCSI target 0 is the boot disk');
+  process.stdout.write(`# disks: boot → ${byTarget['0']?.name ?? '?'}, data1 → ${byTarget['1']?.name ?? '?'}, data2 → ${byTarget['2']?.name ?? '?'}\n`);
   // And plain OpenSSH with the private key, as the `debian` user.
   const plain = await lab!.inClientNs('ssh', ['-i', lab!.keyFile, '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${join(lab!.work, 'known_hosts')}`, `debian@${address}`, 'id', '-un']);
   assert.equal(plain.stdout.trim(), 'debian');
 
   // `stratus console` attaches to the serial console: the guest's getty answers there.
-  const consoleOut = await serialConsoleShows(/guest login:/);
-  assert.match(consoleOut, /Debian GNU\/Linux 12 guest ttyS0/);
+  // (Enter at a login prompt brings the prompt back, named after the Instance's hostname; the
+  // /etc/issue banner was printed at boot, before the console attached.)
+  await serialConsoleShows(/\bguest login: $/m);
 
   // A Project released onto this VM over SSH (the pipeline logs in as `debian`, sudo for root):
   // a static site whose activate stage starts a web server; the health check asks it.
@@ -193,21 +212,16 @@ test('a Debian cloud image boots with its keys, disks, hostname and user data; S
   await waitFor('ShutDown event', async () => (await events('guest')).some((e) => e.reason === 'ShutDown' && e.type === 'Normal'), 30_000, 250);
   assert.ok(!(await events('guest')).some((e) => e.reason === 'ForcedOff'), 'nothing was forced off');
 
-  // Start again: the previous boot's journal shows systemd powering down after the power key.
-  await instances().mergePatch('default', 'guest', { spec: { powerState: 'Running' } });
-  await waitFor('GuestReady=True again', async () => {
-    const i = await instances().get('default', 'guest');
-    return i?.status?.state === 'running' && condition(i, 'GuestReady') === 'True';
-  }, 600_000, 1000);
-  const journal = await onGuest('sudo', 'journalctl', '-b', '-1', '--no-pager', '-o', 'cat');
+  // The guest's own journal, read from its disk while it is off (no second boot): systemd
+  // powered down because the ACPI power key was pressed.
+  const journal = await stoppedGuestJournal(lab!, uid);
   assert.match(journal, /Power key pressed/);
   assert.match(journal, /System is powering down/);
 
-  // Delete: the guest is asked to shut down, then the domain and all its volumes go.
+  // Delete: the domain and all its volumes go (the guest is already off: nothing to force).
   await instances().delete('default', 'guest');
   await waitFor('guest deleted', async () => (await instances().get('default', 'guest')) === undefined, 300_000, 500);
-  const shutdowns = (await events('guest')).filter((e) => e.reason === 'ShutDown');
-  assert.equal(shutdowns.length, 2, 'the stop and the delete were both clean shutdowns');
+  assert.ok(!(await events('guest')).some((e) => e.reason === 'ForcedOff'), 'nothing was forced off');
   assert.doesNotMatch(await lab!.virsh('list', '--all', '--uuid'), new RegExp(uid));
   assert.doesNotMatch(await lab!.virsh('vol-list', LAB_POOL), new RegExp(uid));
   assert.match(await lab!.virsh('vol-list', LAB_POOL), /debian-12/, 'the base image stays');

@@ -1,5 +1,5 @@
 /**
- * A lab for real guests, shared by test/e2e/real-guest.test.ts and bench/guest-boot.ts: the
+ * A lab for real guests, shared by test/e2e/real-guest.vm.ts and bench/guest-boot.ts: the
  * Debian 12 cloud image (content-addressed cache, built once per machine) imported with
  * `stratus image import` into ComputeNode `vm-1` — a private system-mode libvirtd whose taps
  * join a private Open vSwitch (userspace datapath) — an SSHKey `tester`, a Network `lan`
@@ -164,4 +164,30 @@ export async function leasedAddress(lab: GuestLab, mac: string): Promise<string 
 export async function sshAnswers(lab: GuestLab, address: string): Promise<boolean> {
   const r = await lab.inClientNs('ssh-keyscan', ['-T', '2', '-t', 'ed25519', address], 10_000).catch(() => ({ stdout: '' }));
   return r.stdout.includes('ssh-ed25519');
+}
+
+/**
+ * The systemd journal (`-o cat`) that a *stopped* guest left on its boot disk, read without
+ * booting it: the root partition is copied out of the qcow2 chain (`qemu-img dd`, offset from
+ * the partition table), its `/var/log/journal` dumped with `debugfs` and read by `journalctl`.
+ */
+export async function stoppedGuestJournal(lab: GuestLab, domain: string): Promise<string> {
+  for (const b of ['debugfs', 'journalctl', 'sfdisk']) requireBinary(b);
+  const disk = (await lab.virsh('domblklist', '--details', domain)).split('\n').map((l) => l.trim().split(/\s+/)).find((f) => f[1] === 'disk' && f[2] === 'sda')?.[3];
+  if (!disk) throw new Error(`no sda disk in domain ${domain}`);
+  const dir = join(lab.work, `journal-${randomBytes(3).toString('hex')}`);
+  await mkdir(dir);
+  try {
+    const mbr = join(dir, 'mbr.raw');
+    await execFileP('qemu-img', ['dd', '-f', 'qcow2', '-O', 'raw', 'bs=512', 'count=1', `if=${disk}`, `of=${mbr}`]);
+    const table = JSON.parse((await execFileP('sfdisk', ['--json', mbr])).stdout) as { partitiontable: { partitions: { start: number; type: string }[] } };
+    const root = table.partitiontable.partitions.find((p) => p.type === '83');
+    if (!root) throw new Error(`no Linux partition on ${disk}: ${JSON.stringify(table)}`);
+    const part = join(dir, 'root.raw');
+    await execFileP('qemu-img', ['dd', '-f', 'qcow2', '-O', 'raw', 'bs=512', `skip=${root.start}`, `if=${disk}`, `of=${part}`], { timeout: 300_000 });
+    await execFileP('debugfs', ['-R', `rdump /var/log/journal ${dir}`, part]);
+    return (await execFileP('journalctl', ['--directory', join(dir, 'journal'), '--no-pager', '-o', 'cat'], { maxBuffer: 64 * 1024 * 1024 })).stdout;
+  } finally {
+    await removeDir(dir);
+  }
 }

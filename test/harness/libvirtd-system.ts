@@ -10,17 +10,17 @@
  * of this harness's temp dir; `/run/openvswitch` is the test switch's run dir, so libvirt's
  * `ovs-vsctl` talks to the test's ovsdb-server. `/etc/passwd` and `/etc/group` are private
  * copies that add the `libvirt-qemu` user the Debian build expects (the machine has no
- * libvirt-daemon-system). qemu runs as root with no security driver and no cgroups. Nothing of
+ * libvirt-daemon-system). qemu runs as root with no security driver and no cgroups, under TCG
+ * (`/dev/kvm` is hidden in the namespace). Nothing of
  * the machine's own libvirt or OVS is touched.
  *
  * The socket is reachable from the host namespace at `<dir>/run/libvirt/libvirt-sock`.
  */
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { processesMentioning } from './libvirtd.js';
-import { execFileP, pidAlive, removeDir, requireBinary, startDaemon, waitFor, type Daemon } from './process.js';
+import { awaitLibvirtd, stopLibvirtdIn } from './libvirtd.js';
+import { requireBinary, startDaemon, type Daemon } from './process.js';
 
 export interface SystemLibvirtd {
   /** `qemu+unix:///system?socket=...`. */
@@ -72,6 +72,10 @@ export async function startSystemLibvirtd(opts: { netns: string; ovsRunDir: stri
     `mount --bind '${sub('log')}' /var/log/libvirt`,
     `mount --bind '${sub('passwd')}' /etc/passwd`,
     `mount --bind '${sub('group')}' /etc/group`,
+    // Guests run under TCG, deterministically: where /dev/kvm exists but cannot run a guest (here:
+    // nested KVM stops SeaBIOS with "KVM internal error. Suberror: 1", leaving the domain paused)
+    // libvirt would still pick kvm. Over /dev/kvm lies /dev/null, so qemu's probe finds no KVM.
+    '[ ! -e /dev/kvm ] || mount --bind /dev/null /dev/kvm',
     'exec libvirtd',
   ].join('\n');
   await writeFile(sub('start.sh'), script);
@@ -81,25 +85,9 @@ export async function startSystemLibvirtd(opts: { netns: string; ovsRunDir: stri
   const daemon: Daemon = startDaemon(requireBinary('ip'), ['netns', 'exec', opts.netns, 'unshare', '--mount', 'sh', sub('start.sh')], {
     env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LIBVIRT_LOG_OUTPUTS: `3:file:${join(dir, 'libvirtd.log')}` },
   });
-  const stop = async (): Promise<void> => {
-    await daemon.stop(5000);
-    for (const pid of await processesMentioning(dir)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-      await waitFor(`process ${pid} to exit`, () => !pidAlive(pid), 10_000);
-    }
-    await removeDir(dir);
-  };
+  const stop = (): Promise<void> => stopLibvirtdIn(dir, daemon);
   try {
-    await waitFor('system libvirtd to listen', async () => {
-      if (daemon.child.exitCode !== null) throw new Error(`libvirtd exited: ${daemon.output()}`);
-      if (!existsSync(socket)) return false;
-      await execFileP('virsh', ['-c', uri, 'version']);
-      return true;
-    }, 30_000, 200);
+    await awaitLibvirtd(daemon, socket, uri, 30_000);
   } catch (err) {
     await stop();
     throw err;

@@ -41,6 +41,36 @@ export async function processesMentioning(marker: string): Promise<number[]> {
   return found;
 }
 
+/**
+ * Waits until libvirtd `d` answers on `uri` (its socket `socket` exists and `virsh version`
+ * works); throws with the daemon's output if it exits first.
+ */
+export async function awaitLibvirtd(d: Daemon, socket: string, uri: string, timeoutMs: number): Promise<void> {
+  await waitFor('libvirtd to listen', async () => {
+    if (d.child.exitCode !== null) throw new Error(`libvirtd exited: ${d.output()}`);
+    if (!existsSync(socket)) return false;
+    await execFileP('virsh', ['-c', uri, 'version']);
+    return true;
+  }, timeoutMs, 100);
+}
+
+/**
+ * Stops libvirtd (if started), kills by PID the processes it left behind (qemu: their
+ * command lines mention `dir`, where its state lives) and removes `dir`.
+ */
+export async function stopLibvirtdIn(dir: string, daemon?: Daemon): Promise<void> {
+  await daemon?.stop(5000);
+  for (const pid of await processesMentioning(dir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    await waitFor(`process ${pid} to exit`, () => !pidAlive(pid), 10_000);
+  }
+  await removeDir(dir);
+}
+
 export async function startLibvirtd(): Promise<PrivateLibvirtd> {
   const libvirtd = requireBinary('libvirtd');
   requireBinary('qemu-system-x86_64');
@@ -67,17 +97,7 @@ export async function startLibvirtd(): Promise<PrivateLibvirtd> {
       },
     });
     try {
-      await waitFor(
-        'libvirtd to listen',
-        async () => {
-          if (d.child.exitCode !== null) throw new Error(`libvirtd exited: ${d.output()}`);
-          if (!existsSync(socket)) return false;
-          await execFileP('virsh', ['-c', uri, 'version']);
-          return true;
-        },
-        20_000,
-        100,
-      );
+      await awaitLibvirtd(d, socket, uri, 20_000);
     } catch (err) {
       await d.stop(2000);
       throw err;
@@ -85,18 +105,7 @@ export async function startLibvirtd(): Promise<PrivateLibvirtd> {
     return d;
   };
   let daemon: Daemon | undefined;
-  const stop = async (): Promise<void> => {
-    await daemon?.stop(5000);
-    for (const pid of await processesMentioning(dir)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-      await waitFor(`process ${pid} to exit`, () => !pidAlive(pid), 10_000);
-    }
-    await removeDir(dir);
-  };
+  const stop = (): Promise<void> => stopLibvirtdIn(dir, daemon);
   try {
     daemon = await launch();
   } catch (err) {

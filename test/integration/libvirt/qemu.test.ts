@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { connectLibvirt, findQemuPid, type LibvirtNodeConnection } from '../../../providers/libvirt/index.js';
 import type { MachineObservation, MachineSpec } from '../../../providers/machine.js';
 import { startLibvirtd, processesMentioning, type PrivateLibvirtd } from '../../harness/libvirtd.js';
+import { startSshd } from '../../harness/sshd.js';
 import { execFileP, pidAlive, requireBinary, startDaemon, waitFor } from '../../harness/process.js';
 
 let daemon: PrivateLibvirtd | undefined;
@@ -295,5 +296,36 @@ describe('libvirt provider on a real libvirtd (qemu:///session, TCG)', () => {
     await m.delete(s);
     await waitFor('the qemu process to exit', () => !pidAlive(obs.pid!), 10_000);
     assert.deepEqual(await readdir(poolDir), ['tiny.qcow2']);
+  });
+
+  it('manages a remote node over qemu+ssh:// (a local sshd): the seed streams over SSH, qemu runs, delete leaves nothing', async () => {
+    const sshd = await startSshd();
+    const socket = new URL(daemon!.uri).searchParams.get('socket') ?? '';
+    // libvirt's ssh transport: `ssh -p PORT -i KEY ... nc -U SOCKET` on the "remote" host.
+    const uri = `qemu+ssh://${sshd.user}@127.0.0.1:${sshd.port}/session?socket=${socket}&proxy=netcat&keyfile=${sshd.privateKeyPath}&no_verify=1&no_tty=1`;
+    const remote = connectLibvirt({ uri, imagePool: POOL });
+    const s = spec({ name: 'remote' });
+    try {
+      assert.ok(['qemu', 'kvm'].includes(await remote.domainType()));
+      const m = remote.machines();
+      await m.create(s);
+      const obs = await waitFor('the remote domain to run', async () => {
+        const o = await m.observe(s);
+        return o.state === 'running' ? o : undefined;
+      }, 30_000, 200);
+      assert.equal(obs.providerID, `libvirt://${s.uid}`);
+      assert.equal(obs.pid, undefined, 'no PID for a remote node');
+      assert.equal((await processesMentioning(s.uid)).length, 1, 'one qemu process runs the domain');
+      const listing = (await execFileP('xorriso', ['-indev', join(poolDir, `${s.uid}-seed.iso`), '-find', '/', '-type', 'f'], {})).stdout;
+      for (const f of ['meta-data', 'user-data']) assert.match(listing, new RegExp(`'/${f}'`), 'the seed was uploaded over ssh');
+      await m.delete(s);
+      await waitFor('the qemu process to exit', async () => (await processesMentioning(s.uid)).length === 0, 10_000);
+      assert.equal((await m.observe(s)).exists, false);
+      assert.deepEqual(await readdir(poolDir), ['tiny.qcow2']);
+      assert.match(sshd.output(), /Accepted publickey/, 'the connection went through the sshd');
+    } finally {
+      await remote.close();
+      await sshd.stop();
+    }
   });
 });

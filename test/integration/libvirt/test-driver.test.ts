@@ -53,10 +53,10 @@ let seq = 0;
 const open: LibvirtNodeConnection[] = [];
 
 /** A connection to a fresh private sim node. */
-async function freshNode(): Promise<LibvirtNodeConnection> {
+async function freshNode(domainType?: string): Promise<LibvirtNodeConnection> {
   const file = join(dir, `node-${++seq}.xml`);
   await writeFile(file, simNodeXml());
-  const conn = connectLibvirt({ uri: `test://${file}` });
+  const conn = connectLibvirt({ uri: `test://${file}`, ...(domainType ? { domainType } : {}) });
   open.push(conn);
   return conn;
 }
@@ -292,6 +292,19 @@ describe('libvirt provider on the test driver', () => {
     await assertRejects(m.create(spec), 'ImageNotFound', false, /windows-95/);
     assert.deepEqual(await domainUuids(conn), []);
     assert.deepEqual(await volumes(conn), before);
+  });
+
+  it('a cloud-init seed that cannot be written fails the create (SeedUploadFailed) and leaves nothing behind', async () => {
+    // Domain type `qemu` on the test driver: the provider treats the node as one whose guests
+    // boot, and the driver really cannot upload (libvirt: "not supported by the connection driver").
+    const conn = await freshNode('qemu');
+    const m = conn.machines();
+    const before = await volumes(conn);
+    const spec = machineSpec();
+    const err = await assertRejects(m.create(spec), 'SeedUploadFailed', false, /cloud-init seed .*not supported/);
+    assert.match(err.message, new RegExp(`volume ${spec.uid}-seed\\.iso of pool default`));
+    assert.deepEqual(await domainUuids(conn), [], 'no domain was defined');
+    assert.deepEqual(await volumes(conn), before, 'the boot clone, data disk and seed volumes were rolled back');
   });
 
   it('a machine without image gets no boot disk', async () => {
