@@ -138,8 +138,8 @@ async function finished(name: string, timeoutMs = 120_000): Promise<Deployment> 
   }, timeoutMs, 200);
 }
 
-async function push(project: string): Promise<string> {
-  const { stdout } = await execFileP(process.execPath, [stratusBin(), 'push', project, '--kubeconfig', serve!.kubeconfig]);
+async function push(project: string, ...extra: string[]): Promise<string> {
+  const { stdout } = await execFileP(process.execPath, [stratusBin(), 'push', project, '--kubeconfig', serve!.kubeconfig, ...extra]);
   const m = /deployment (\S+) created/.exec(stdout);
   assert.ok(m, `push output: ${stdout}`);
   return m[1]!;
@@ -248,6 +248,18 @@ test('v1 served, v2 pushed, v3 rolled back automatically, v4 prunes v1, restart 
   assert.equal(log.split('\n').filter((l) => l === 'configure v5').length, 1, log);
   assert.equal(log.split('\n').filter((l) => l === 'build v5').length, 1, log);
   assert.equal(log.split('\n').filter((l) => l === 'activate v5').length, 1, log);
+
+  // v6 lives on another branch: `stratus push --ref` deploys it, resolved to its commit
+  const c6 = await remote!.commit(app('v6'), 'v6 hotfix', 'hotfix');
+  const d6 = await finished(await push('shop', '--ref', 'hotfix'));
+  assert.equal(d6.status?.resolvedCommit ?? d6.spec.commit, c6, 'the Deployment is pinned to the branch head');
+  assert.equal(d6.status?.phase, 'Succeeded', JSON.stringify(d6.status, null, 1));
+  assert.equal(await served(), 'v6');
+  // A ref the remote lacks is the Deployment's failure (the controller resolves refs), named in its status
+  const bad = await finished(await push('shop', '--ref', 'no-such-branch'));
+  assert.equal(bad.status?.phase, 'Failed', JSON.stringify(bad.status, null, 1));
+  assert.match(JSON.stringify(bad.status), /no-such-branch/);
+  assert.equal(await served(), 'v6', 'v6 keeps serving');
 });
 
 /** Runs the real `git` client; resolves with its exit code and everything it printed. */
