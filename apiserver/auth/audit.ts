@@ -5,9 +5,14 @@
  * name, response code. Request and response bodies and headers are never recorded, so no
  * secret, token or signature reaches it. When the file passes `maxBytes` it is rotated to
  * `audit.log.1` (older ones shift up to `audit.log.<keep>`, the oldest is dropped).
+ *
+ * A write that fails (the disk is full) never takes the server down: the records are dropped
+ * and counted, one warning says so, and the file is reopened for the next record — so
+ * auditing resumes by itself when space comes back.
  */
 import { createWriteStream, existsSync, openSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
+import { log } from '../../runtime/log.js';
 import type { RequestAttributes } from './requestinfo.js';
 import type { UserInfo } from './user.js';
 
@@ -29,6 +34,11 @@ export class AuditLog {
   readonly path: string;
   private stream: WriteStream;
   private size: number;
+  /** Records lost since the last write failure (the stream is reopened on the next record). */
+  private dropped = 0;
+  private broken = false;
+  /** The outage was logged (once; cleared when a write succeeds again). */
+  private warned = false;
 
   constructor(
     dir: string,
@@ -42,7 +52,31 @@ export class AuditLog {
 
   /** Opened synchronously, so the file exists before the first write (and the next rotation). */
   private open(): WriteStream {
-    return createWriteStream(this.path, { fd: openSync(this.path, 'a', 0o600) });
+    const stream = createWriteStream(this.path, { fd: openSync(this.path, 'a', 0o600) });
+    stream.on('error', (err) => {
+      if (stream !== this.stream) return; // a rotated-away stream: its failed writes are counted by their callbacks
+      if (!this.warned) log.warn({ component: 'audit', file: this.path, err: err.message }, 'cannot write the audit log: records are dropped until a write succeeds');
+      this.warned = true;
+      this.broken = true;
+    });
+    return stream;
+  }
+
+  /** Records lost to failed writes since the last one that succeeded. */
+  get droppedRecords(): number {
+    return this.dropped;
+  }
+
+  /** After a failed write: a fresh stream (the failed one is destroyed); false while even that fails. */
+  private reopen(): boolean {
+    try {
+      this.stream = this.open();
+      this.size = existsSync(this.path) ? statSync(this.path).size : 0;
+      this.broken = false;
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   record(user: UserInfo, a: RequestAttributes, code: number): void {
@@ -64,9 +98,23 @@ export class AuditLog {
       code,
     };
     const line = JSON.stringify(r) + '\n';
+    if (this.broken && !this.reopen()) {
+      this.dropped++;
+      return;
+    }
     if (this.size + line.length > this.maxBytes && this.size > 0) this.rotate();
     this.size += Buffer.byteLength(line);
-    this.stream.write(line);
+    this.stream.write(line, (err) => {
+      if (err) {
+        this.dropped++;
+        this.broken = true;
+      }
+      else if (this.warned) {
+        log.warn({ component: 'audit', file: this.path, dropped: this.dropped }, 'the audit log is writable again');
+        this.dropped = 0;
+        this.warned = false;
+      }
+    });
   }
 
   /** Renames while the old stream still holds its descriptor; it finishes into the renamed file. */
@@ -81,6 +129,7 @@ export class AuditLog {
   }
 
   close(): Promise<void> {
+    if (this.stream.destroyed) return Promise.resolve();
     return new Promise((resolve) => this.stream.end(() => resolve()));
   }
 }

@@ -21,6 +21,8 @@ export interface StratusServeOptions {
   env?: Record<string, string>;
   /** Serve with this certificate and key instead of one from the server's own CA. */
   tls?: { certFile: string; keyFile: string };
+  /** Keep the data here (a directory the test owns, e.g. on a small filesystem) instead of a fresh temp dir. */
+  dataDir?: string;
   /** Receives everything the server prints (stdout and stderr), unbounded, as it comes. */
   onOutput?: (chunk: string) => void;
 }
@@ -48,7 +50,7 @@ export interface StratusServe {
 
 export async function startStratusServe(options: StratusServeOptions = {}): Promise<StratusServe> {
   const root = await tempDir('serve');
-  const dataDir = join(root, 'data');
+  const dataDir = options.dataDir ?? join(root, 'data');
   const port = await freePort();
   const url = `https://127.0.0.1:${port}`;
   const args = [
