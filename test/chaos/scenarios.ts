@@ -59,6 +59,9 @@ export interface ScenarioReport {
   violations: string[];
 }
 
+/** Start-up (and restart after SIGKILL) of `stratus serve` on a loaded 2-core machine can take a while. */
+const READY_MS = 120_000;
+
 const round = (n: number, d = 1): number => Number(n.toFixed(d));
 
 function ledgerFigures(name: string, l: Ledger): Record<string, unknown> {
@@ -159,7 +162,7 @@ export async function processFaults(profile: ChaosProfile): Promise<ScenarioRepo
     engine = await startDockerd({ certs });
     const image = await importBusybox(engine);
     const legacyPort = await freePort();
-    serve = await startStratusServe({ args: ['--legacy-listen', `127.0.0.1:${legacyPort}`, '--legacy-anonymous', 'clementine'] });
+    serve = await startStratusServe({ readyTimeoutMs: READY_MS, args: ['--legacy-listen', `127.0.0.1:${legacyPort}`, '--legacy-anonymous', 'clementine'] });
     const s = serve;
     const post = async (path: string, body: unknown): Promise<void> => {
       const r = await s.fetch(`${s.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -318,7 +321,7 @@ export async function diskFull(_profile: ChaosProfile): Promise<ScenarioReport> 
   const unmount = await mountSmallFilesystem(fs, 24);
   let serve: StratusServe | undefined;
   try {
-    serve = await startStratusServe({ dataDir: join(fs, 'data') });
+    serve = await startStratusServe({ readyTimeoutMs: READY_MS, dataDir: join(fs, 'data') });
     const s = serve;
     const ledger = new Ledger();
     const cm = `/api/v1/namespaces/${NAMESPACE}/configmaps`;
@@ -344,6 +347,7 @@ export async function diskFull(_profile: ChaosProfile): Promise<ScenarioReport> 
         const r = await create(name);
         out = ledger.classify(`create ${name}`, r.status, r.text);
         if (r.status >= 500 || r.status === 507) refusals.set(r.status, r.text.slice(0, 300));
+        else if (r.status !== 201) violations.push(`disk full: a valid create was answered ${r.status}: ${r.text.slice(0, 200)}`);
       } catch (err) {
         out = ledger.classify(`create ${name}`, err as Error);
         violations.push(`disk full: create ${name} got no answer (${(err as Error).message}): the server must answer, not drop the connection`);
@@ -427,7 +431,7 @@ export async function etcdMembers(profile: ChaosProfile): Promise<ScenarioReport
   try {
     cluster = await startEtcdCluster(3);
     const c = cluster;
-    serve = await startStratusServe({ etcdServers: c.endpoints });
+    serve = await startStratusServe({ readyTimeoutMs: READY_MS, etcdServers: c.endpoints });
     // 5xx answers outside the quorum loss (and a grace for the election after each fault)
     const outside: string[] = [];
     let quorumLost = false;

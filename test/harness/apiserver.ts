@@ -21,6 +21,8 @@ export interface StratusServeOptions {
   env?: Record<string, string>;
   /** Serve with this certificate and key instead of one from the server's own CA. */
   tls?: { certFile: string; keyFile: string };
+  /** How long start-up (and each restart) may take before it counts as failed (default 30 s). */
+  readyTimeoutMs?: number;
   /** Keep the data here (a directory the test owns, e.g. on a small filesystem) instead of a fresh temp dir. */
   dataDir?: string;
   /** Receives everything the server prints (stdout and stderr), unbounded, as it comes. */
@@ -103,7 +105,7 @@ export async function startStratusServe(options: StratusServeOptions = {}): Prom
             if (!d.output().includes('serving the Kubernetes API at')) return false;
             return (await probe(`${url}/readyz`)) === 200;
           },
-          30_000,
+          options.readyTimeoutMs ?? 30_000,
           50,
         ),
       ]);
