@@ -1,6 +1,6 @@
 /**
- * How long and how hard each chaos run is. `short` runs inside `make test` (about 3 minutes
- * on a loaded 2-core machine); `full` is `make chaos` (its soak compressed from the 30
+ * How long and how hard each chaos run is. `short` runs inside `make test` (about 4–5 minutes
+ * on a 2-core machine at load ≈ 20); `full` is `make chaos` (its soak compressed from the 30
  * minutes an operator would run to CHAOS_SOAK_SECONDS, 10 minutes by default).
  * CHAOS_SEED replays a fault schedule.
  */
@@ -17,8 +17,8 @@ export function shortProfile(): ChaosProfile {
   return {
     name: 'short',
     seed: seed(),
-    soakSeconds: num('CHAOS_SOAK_SECONDS', 30),
-    faultSeconds: num('CHAOS_FAULT_SECONDS', 40),
+    soakSeconds: num('CHAOS_SOAK_SECONDS', 20),
+    faultSeconds: num('CHAOS_FAULT_SECONDS', 30),
     faultGapMs: [3000, 7000],
     writers: 4,
     watchers: 2,

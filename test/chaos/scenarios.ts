@@ -232,7 +232,8 @@ export async function processFaults(profile: ChaosProfile): Promise<ScenarioRepo
     const kinds = ['SIGKILL stratus serve', 'SIGSTOP stratus serve', 'SIGKILL stratus controller', 'SIGSTOP stratus controller'];
     const faultEnd = Date.now() + profile.faultSeconds * 1000;
     const [gapMin, gapMax] = profile.faultGapMs;
-    for (let n = 0; Date.now() < faultEnd; n++) {
+    // until the time is up and every kind has been injected at least once
+    for (let n = 0; Date.now() < faultEnd || kinds.length > 0; n++) {
       await sleep(gapMin + random() * (gapMax - gapMin));
       // every kind once, in a random order, then random kinds
       const kind = n < kinds.length ? kinds.splice(Math.floor(random() * kinds.length), 1)[0]! : ['SIGKILL stratus serve', 'SIGSTOP stratus serve', 'SIGKILL stratus controller', 'SIGSTOP stratus controller'][Math.floor(random() * 4)]!;
@@ -267,7 +268,8 @@ export async function processFaults(profile: ChaosProfile): Promise<ScenarioRepo
     const expected = new Map<string, string>();
     const instanceLedgers = workloads.map((w) => w.instances);
     const converged = await waitFor('every Instance to converge', async () => {
-      const items = (await listJson<InstanceView>(s, `/apis/compute.stratus.dev/v1alpha1/namespaces/${NAMESPACE}/instances`)).filter((i) => !i.metadata.name.startsWith('warm-'));
+      // the warm-up's Instances too: they hold containers on the same engine
+      const items = await listJson<InstanceView>(s, `/apis/compute.stratus.dev/v1alpha1/namespaces/${NAMESPACE}/instances`);
       const pending = items.filter((i) => {
         if (i.metadata.deletionTimestamp) return true;
         const want = i.spec.powerState === 'Stopped' ? 'stopped' : 'running';
