@@ -233,10 +233,10 @@ export async function processFaults(profile: ChaosProfile): Promise<ScenarioRepo
     const faultEnd = Date.now() + profile.faultSeconds * 1000;
     const [gapMin, gapMax] = profile.faultGapMs;
     // until the time is up and every kind has been injected at least once
-    for (let n = 0; Date.now() < faultEnd || kinds.length > 0; n++) {
+    while (Date.now() < faultEnd || kinds.length > 0) {
       await sleep(gapMin + random() * (gapMax - gapMin));
       // every kind once, in a random order, then random kinds
-      const kind = n < kinds.length ? kinds.splice(Math.floor(random() * kinds.length), 1)[0]! : ['SIGKILL stratus serve', 'SIGSTOP stratus serve', 'SIGKILL stratus controller', 'SIGSTOP stratus controller'][Math.floor(random() * 4)]!;
+      const kind = kinds.length > 0 ? kinds.splice(Math.floor(random() * kinds.length), 1)[0]! : ['SIGKILL stratus serve', 'SIGSTOP stratus serve', 'SIGKILL stratus controller', 'SIGSTOP stratus controller'][Math.floor(random() * 4)]!;
       const record: FaultRecord = { atSeconds: at(), fault: kind };
       const t0 = Date.now();
       if (kind === 'SIGKILL stratus serve') {
