@@ -37,12 +37,13 @@ export npm_config_fund := false
 DATA_DIR ?= ./data
 TEST_FILES = $(shell find dist/test -name '*.test.js' | sort)
 
-.PHONY: help deps deps-apt deps-npm build run test test-guest test-unit lint bench clean generate image
+.PHONY: help deps deps-apt deps-npm build run test test-guest test-unit lint bench chaos clean generate image
 
 help:
 	@echo "make run    install what is missing, build, start stratus (standalone, SQLite, sim node)"
 	@echo "make test   install what is missing, lint, run the whole suite"
 	@echo "make bench  run the benchmarks (results in bench/results/)"
+	@echo "make chaos  inject faults under load and check invariants (report in bench/results/chaos-*.json)"
 	@echo "make image  build the Debian 12 cloud image (cached by recipe hash) and print its path"
 	@echo "make deps | deps-apt | deps-npm | build | lint | clean"
 
@@ -96,6 +97,12 @@ image: deps build
 
 bench: deps build
 	node dist/bench/run.js
+
+# The chaos suite's full profile (test/chaos/): kills, stops, a full disk, etcd member loss, a
+# soak (CHAOS_SOAK_SECONDS, 600 by default); CHAOS_SCENARIOS and CHAOS_SEED pick and replay.
+# `make test` runs its short profile (test/chaos/chaos.test.ts).
+chaos: deps build
+	node dist/test/chaos/run.js
 
 clean:
 	rm -rf dist

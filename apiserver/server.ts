@@ -10,6 +10,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { isIP, type AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { log } from '../runtime/log.js';
 import { instrumentStore, openStore, type Store } from './storage/index.js';
@@ -207,6 +208,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     server.requestTimeout = 0;
     server.headersTimeout = 60_000;
     server.keepAliveTimeout = 65_000;
+    server.on('secureConnection', allowWholeResponsesBuffered);
     server.on('clientError', (_err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else socket.destroy();
@@ -284,6 +286,24 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 }
 
 /** The answer to a request that arrives while the server drains: retry elsewhere or later. */
+/**
+ * Lets a connection buffer a whole response before it counts as backed up. Node's HTTP server
+ * pauses a connection's parser when a request arrives while the previous response has not
+ * drained (`write()` returned false: more than the 16 KiB high-water mark queued); over TLS the
+ * parser reads straight from the TLS stream, whose already-decrypted records keep coming, so the
+ * paused parser fails with `HPE_PAUSED`, the connection is reset and the request in progress is
+ * lost (seen as ECONNRESET, a 400, or "aborted" logged as a 500 — about a third of sequential
+ * 200 KB creates on one keep-alive connection on a busy server). Responses are written whole
+ * (`end(text)`), so a larger mark buffers nothing more; it only keeps that pause from happening.
+ */
+function allowWholeResponsesBuffered(socket: TLSSocket): void {
+  const state = (socket as unknown as { _writableState?: { highWaterMark: number } })._writableState;
+  if (state) state.highWaterMark = Math.max(state.highWaterMark, RESPONSE_BUFFER_BYTES);
+}
+
+/** Past the largest request body (3 MiB) and most LISTs. */
+const RESPONSE_BUFFER_BYTES = 64 * 1024 * 1024;
+
 function refuseWhileDraining(res: ServerResponse): void {
   const body = JSON.stringify(serviceUnavailable('the API server is shutting down').toStatus());
   res.writeHead(503, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Connection: 'close', 'Retry-After': '1' });

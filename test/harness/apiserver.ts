@@ -22,6 +22,10 @@ export interface StratusServeOptions {
   env?: Record<string, string>;
   /** Serve with this certificate and key instead of one from the server's own CA. */
   tls?: { certFile: string; keyFile: string };
+  /** How long start-up (and each restart) may take before it counts as failed (default 30 s). */
+  readyTimeoutMs?: number;
+  /** Keep the data here (a directory the test owns, e.g. on a small filesystem) instead of a fresh temp dir. */
+  dataDir?: string;
   /** Receives everything the server prints (stdout and stderr), unbounded, as it comes. */
   onOutput?: (chunk: string) => void;
 }
@@ -49,7 +53,7 @@ export interface StratusServe {
 
 export async function startStratusServe(options: StratusServeOptions = {}): Promise<StratusServe> {
   const root = await tempDir('serve');
-  const dataDir = join(root, 'data');
+  const dataDir = options.dataDir ?? join(root, 'data');
   const port = await freePort();
   const url = `https://127.0.0.1:${port}`;
   const args = [
@@ -105,7 +109,7 @@ export async function startStratusServe(options: StratusServeOptions = {}): Prom
             if (!d.output().includes('serving the Kubernetes API at')) return false;
             return (await probe(`${url}/readyz`)) === 200;
           },
-          30_000,
+          options.readyTimeoutMs ?? 30_000,
           50,
         ),
       ]);

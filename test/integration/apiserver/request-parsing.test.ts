@@ -8,9 +8,11 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { startApiServer, type ApiServer } from '../../../apiserver/server.js';
-import { kubeFetch, type KubeFetch } from '../../harness/kubefetch.js';
+import { once } from 'node:events';
+import { connect as tlsConnect } from 'node:tls';
+import { kubeconfigCredentials, kubeFetch, type KubeFetch } from '../../harness/kubefetch.js';
 import { repoRoot } from '../../harness/paths.js';
-import { removeDir, tempDir } from '../../harness/process.js';
+import { removeDir, tempDir, waitFor } from '../../harness/process.js';
 
 type Obj = Record<string, unknown> & { metadata: Record<string, unknown> };
 
@@ -122,5 +124,33 @@ describe('request parsing', () => {
     assert.equal(ok.status, 200);
     assert.equal(ok.body.status, 'Success');
     assert.ok(!(await exists('target')));
+  });
+
+  it('a request that arrives while the previous large response is still being written is served, not reset (HPE_PAUSED)', async () => {
+    // A LIST of 11 MB: more than the kernel's socket buffers hold while the client is not reading.
+    for (let i = 0; i < 4; i++) assert.equal((await send('POST', cms, { metadata: { name: `large-${i}` }, data: { v: 'x'.repeat(2_800_000) } })).status, 201);
+    const { ca, cert, key } = kubeconfigCredentials(server.kubeconfigPath);
+    const url = new URL(server.url);
+    const socket = tlsConnect({ host: url.hostname, port: Number(url.port), ca, cert, key, servername: 'localhost' });
+    await once(socket, 'secureConnect');
+    let received = Buffer.alloc(0);
+    socket.on('data', (b: Buffer) => (received = Buffer.concat([received, b])));
+    socket.write(`GET ${cms} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await waitFor('the first bytes of the large response', () => received.length > 0, 10_000, 5);
+    // Stop reading, so the server's write backs up; then send a create with a 200 KB body.
+    socket.pause();
+    await new Promise((r) => setTimeout(r, 200));
+    const body = JSON.stringify({ metadata: { name: 'after-large' }, data: { v: 'y'.repeat(200_000) } });
+    socket.write(`POST ${cms} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    await new Promise((r) => setTimeout(r, 200));
+    socket.resume();
+    const closed = once(socket, 'close');
+    await waitFor('both responses', () => /HTTP\/1\.1 201/.test(received.toString('latin1')) || socket.destroyed, 30_000, 10);
+    socket.end();
+    await closed;
+    const text = received.toString('latin1');
+    assert.match(text, /^HTTP\/1\.1 200/, 'the GET is answered');
+    assert.match(text, /HTTP\/1\.1 201 Created/, 'the create that arrived meanwhile is answered 201, not reset');
+    assert.ok(await exists('after-large'));
   });
 });

@@ -4,11 +4,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuditLog } from '../../../apiserver/auth/audit.js';
 import { requestInfo } from '../../../apiserver/auth/requestinfo.js';
-import { removeDir, tempDir } from '../../harness/process.js';
+import { removeDir, tempDir, waitFor } from '../../harness/process.js';
 
 test('records JSON lines and rotates by size, keeping the newest files', async () => {
   const dir = await tempDir('audit');
@@ -38,6 +38,31 @@ test('records JSON lines and rotates by size, keeping the newest files', async (
       assert.ok(Buffer.byteLength(text) <= 2000, `${f} is within the size bound`);
       for (const line of text.trim().split('\n')) assert.equal((JSON.parse(line) as { code: number }).code, 403);
     }
+  } finally {
+    await removeDir(dir);
+  }
+});
+
+test('a full disk drops audit records instead of crashing the server, and auditing resumes when writes succeed again', async () => {
+  const dir = await tempDir('audit-full');
+  try {
+    // /dev/full answers every write with ENOSPC, as a full filesystem does
+    symlinkSync('/dev/full', join(dir, 'audit.log'));
+    const log = new AuditLog(dir);
+    const user = { username: 'alice', groups: ['system:authenticated'] };
+    const a = requestInfo('POST', new URL('https://x/api/v1/namespaces/default/configmaps'));
+    for (let i = 0; i < 5; i++) {
+      log.record(user, a, 201);
+      // the failed write's 'error' (unhandled, it ended the process) fires before this resolves
+      await waitFor('the write to fail', () => log.droppedRecords === i + 1, 5000, 5);
+    }
+    // space comes back
+    unlinkSync(join(dir, 'audit.log'));
+    log.record(user, a, 201);
+    await log.close();
+    const lines = readFileSync(join(dir, 'audit.log'), 'utf8').trim().split('\n');
+    assert.equal(lines.length, 1);
+    assert.equal((JSON.parse(lines[0]!) as { code: number }).code, 201);
   } finally {
     await removeDir(dir);
   }
