@@ -39,7 +39,7 @@ import type { NodeConnections, SecretReader } from './connections.js';
 import { releaseMode } from './pipeline/stages.js';
 import { bundlePath, readGuestFile, releaseIdFor, runRelease, type ReleaseGuest, type ReleasePlan, type ReleaseResult, type StageReport } from './pipeline/engine.js';
 import { fetchArtifact, resolveRef, type ArtifactStore, type GitMirrors } from './pipeline/source.js';
-import { mailOutcome } from './pipeline/notify.js';
+import { mailOutcome } from './deployment-mail.js';
 
 export const PROJECT_LABEL = 'apps.stratus.dev/project';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { LocalChannel } from '../../../providers/guest/local.js';
 import { runRelease, type ReleasePlan, type ReleaseResult } from '../../../controllers/pipeline/engine.js';
-import { mailOutcome, outcomeRecipients } from '../../../controllers/pipeline/notify.js';
+import { mailOutcome, outcomeRecipients } from '../../../controllers/deployment-mail.js';
 import { INITIATOR_ANNOTATION } from '../../../apiserver/initiator.js';
 import type { Deployment, Project } from '../../../crds/types.js';
 import { execFileP, removeDir, tempDir } from '../../harness/process.js';

@@ -8,11 +8,11 @@
  * The SMTP settings come from the Secret of `notify.mail.smtpSecretRef` (see controllers/mail.ts);
  * errors thrown from here never carry the SMTP password.
  */
-import { INITIATOR_ANNOTATION } from '../../apiserver/initiator.js';
-import type { Deployment, Project } from '../../crds/types.js';
-import type { SecretReader } from '../connections.js';
-import { sendMail, smtpSettings } from '../mail.js';
-import type { ReleaseResult } from './engine.js';
+import { INITIATOR_ANNOTATION } from '../apiserver/initiator.js';
+import type { Deployment, Project } from '../crds/types.js';
+import type { SecretReader } from './connections.js';
+import { sendMail, smtpSettings } from './mail.js';
+import type { ReleaseResult } from './pipeline/engine.js';
 
 export interface OutcomeMailDeps {
   secrets: SecretReader;
