@@ -14,7 +14,8 @@
  *
  * At the end: `status.phase`, `failedStage`, the `Ready` condition, an Event, the Project's
  * `currentRelease` and `releases` (newest first, at most keepReleases), a JSON POST to
- * `notify.webhook` (at least once: it is sent before the final status is written), and for
+ * `notify.webhook` and a mail to `notify.mail.to` and the Deployment's initiator (at least once:
+ * both are sent before the final status is written), and for
  * a `staging` (`cooking`) or `full` Project the release bundle kept by the control plane (`status.artifact`).
  */
 import { existsSync } from 'node:fs';
@@ -38,6 +39,7 @@ import type { NodeConnections, SecretReader } from './connections.js';
 import { releaseMode } from './pipeline/stages.js';
 import { bundlePath, readGuestFile, releaseIdFor, runRelease, type ReleaseGuest, type ReleasePlan, type ReleaseResult, type StageReport } from './pipeline/engine.js';
 import { fetchArtifact, resolveRef, type ArtifactStore, type GitMirrors } from './pipeline/source.js';
+import { mailOutcome } from './deployment-mail.js';
 
 export const PROJECT_LABEL = 'apps.stratus.dev/project';
 
@@ -63,6 +65,8 @@ export interface DeploymentReconcilerDeps {
   waitPollMs?: number;
   /** The API server's push remotes (`DATA_DIR/git`), for `source.push` Projects and pushed pillars. */
   gitDir?: string;
+  /** A stratus user's address (the User's spec.email), for mail to a Deployment's initiator. */
+  userEmail?: (user: string) => Promise<string | undefined>;
 }
 
 type Status = NonNullable<Deployment['status']>;
@@ -302,8 +306,16 @@ export class DeploymentReconciler implements Reconciler {
     return out;
   }
 
-  /** POSTs the outcome to the Project's webhook; a failure is an Event, never a failed deployment. */
+  /** POSTs the outcome to the Project's webhook and mails it; a failure is an Event, never a failed deployment. */
   private async notify(dep: Deployment, project: Project, result: ReleaseResult, releaseID: string, commit: string | undefined, ctx: ReconcileContext): Promise<void> {
+    try {
+      const to = await mailOutcome(this.d, project, dep, { releaseID, result, ...(commit ? { commit } : {}) });
+      if (to.length > 0) ctx.log.info({ to }, 'outcome mailed');
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      ctx.log.warn({ err: message }, 'mail notification failed');
+      this.d.recorder.warning(dep, 'NotifyFailed', `mail: ${message}`);
+    }
     const url = project.spec.notify?.webhook;
     if (!url) return;
     const body = {

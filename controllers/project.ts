@@ -20,7 +20,7 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { ComputeNode, Deployment, Instance, Project } from '../crds/types.js';
+import type { ComputeNode, Deployment, Instance, Project, User } from '../crds/types.js';
 import { apiVersionOf, objectKey, splitKey, type ResourceClient } from '../runtime/client.js';
 import type { Informer } from '../runtime/informer.js';
 import type { Manager } from '../runtime/manager.js';
@@ -233,6 +233,7 @@ export function registerProjectControllers(mgr: Manager, s: ProjectControllerSet
   const deployments = mgr.resource<Deployment>(Resources.deployments);
   const projectCache = mgr.informer<Project>(Resources.projects);
   const deploymentCache = mgr.informer<Deployment>(Resources.deployments);
+  const users = mgr.resource<User>(Resources.users);
 
   mgr
     .addController(
@@ -265,6 +266,8 @@ export function registerProjectControllers(mgr: Manager, s: ProjectControllerSet
     artifacts: new ArtifactStore(join(workDir, 'artifacts')),
     workDir,
     ...(s.gitDir ? { gitDir: s.gitDir } : {}),
+    // mail to a Deployment's initiator: the User's spec.email (none when the User is unknown)
+    userEmail: async (name) => (await users.get(undefined, name).catch(() => undefined))?.spec.email,
     recorder: mgr.eventRecorder<DeploymentEventReason>('deployment-controller'),
     ...((s.guestRoot ?? process.env.STRATUS_GUEST_ROOT) ? { guestRoot: s.guestRoot ?? process.env.STRATUS_GUEST_ROOT } : {}),
   });

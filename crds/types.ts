@@ -1530,13 +1530,36 @@ export interface ProjectSpec {
     timeoutSeconds?: number;
   };
   /**
-   * Where the notification stage reports every deployment's outcome.
+   * Where the notification stage reports every deployment's outcome (a webhook, mail, or both).
    */
   notify?: {
     /**
      * URL that receives a JSON POST.
      */
-    webhook: string;
+    webhook?: string;
+    /**
+     * Mail with the outcome and the stage list, sent to `to` (the sysadmins) and to the Deployment's initiator (the `apps.stratus.dev/initiator` annotation the API server sets, mapped to the User's spec.email), through the SMTP server of smtpSecretRef.
+     */
+    mail?: {
+      /**
+       * Addresses that receive every outcome (sysadmins, a bot).
+       *
+       * @maxItems 32
+       */
+      to?: string[];
+      /**
+       * Secret in the Project's namespace with the SMTP settings: host, port (default 587, or 465 with tls=true), from, and optionally username, password, tls ("true" for implicit TLS; otherwise STARTTLS when the server offers it).
+       */
+      smtpSecretRef: {
+        name: string;
+      };
+      /**
+       * Also mail the user who created the Deployment.
+       *
+       * Default: true (set by the API server when absent).
+       */
+      initiator?: boolean;
+    };
   };
   /**
    * Hosts outside stratus (no Instance) the project is also released onto over SSH, with the key of sshSecretRef (and its known_hosts entry, when the Secret has one; else the first host key seen is pinned).

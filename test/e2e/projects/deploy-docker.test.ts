@@ -355,6 +355,7 @@ test('git push to deploy: token as the basic password, RBAC, the pillar, stages 
   assert.equal((await inGuest('cat /srv/projects/pushed/data/greeting')).out, 'hello-from-the-pillar\n', 'the pillar reached the stages');
   const deps = (await client.resource<Deployment>(Resources.deployments).list('default')).filter((d) => d.spec.project === 'pushed');
   assert.equal(deps.length, 1);
+  assert.equal(deps[0]!.metadata?.annotations?.['apps.stratus.dev/initiator'], 'pusher', 'the API server recorded who pushed (the mail goes to them)');
   assert.ok(!JSON.stringify(deps[0]).includes('hello-from-the-pillar'), 'the pillar is not in the Deployment');
   assert.ok(!JSON.stringify(await projects.get('default', 'pushed')).includes('hello-from-the-pillar'), 'nor in the Project');
 
