@@ -26,6 +26,7 @@ import type { ComputeNode, Deployment, Instance, Project } from '../crds/types.j
 import { KubeClient } from '../runtime/client.js';
 import { Resources } from '../controllers/resources.js';
 import { deploymentFor, deploymentName } from '../controllers/project.js';
+import { pushSpec } from './push.js';
 import { guestLoginUser } from '../providers/libvirt/guest-user.js';
 
 export interface CorpusEndpoint {
@@ -425,11 +426,7 @@ ENDPOINT is a nickname of that file; ENV_UUID a ComputeNode's name or uid.`,
         if (!project) throw new Error(`no project "${name}" in namespace ${ns}`);
         if (!(await client.resource<Instance>(Resources.instances).get(ns, guest))) throw new Error(`no guest "${guest}" in namespace ${ns}`);
         if (!project.spec.guests?.includes(guest)) project = await projects.mergePatch(ns, name, { spec: { guests: [...(project.spec.guests ?? []), guest] } });
-        const git = project.spec.source.git ?? (project.spec.source.push ? { ref: project.spec.source.push.ref } : undefined);
-        let spec: Omit<Deployment['spec'], 'project'>;
-        if (git) spec = /^[0-9a-f]{40}$/.test(opts.ref ?? '') ? { commit: opts.ref! } : { ref: opts.ref ?? git.ref ?? 'main' };
-        else if (project.spec.source.artifact && opts.ref === undefined) spec = { artifact: project.spec.source.artifact };
-        else throw new Error(`project "${name}" deploys an artifact: --ref does not apply`);
+        const spec = pushSpec(project, opts.ref);
         const deployments = client.resource<Deployment>(Resources.deployments);
         const created = await deployments.create(deploymentFor(project, deploymentName(name, 'push'), spec));
         progress(ctx, `deployment ${created.metadata?.name} created (${spec.commit ?? spec.ref ?? spec.artifact})`);

@@ -9,7 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
@@ -19,7 +19,6 @@ import { Resources } from '../../controllers/resources.js';
 import { startStratusServe, type StratusServe } from '../harness/apiserver.js';
 import { removeDir, tempDir } from '../harness/process.js';
 import { stratusBin } from '../harness/paths.js';
-import { readFileSync } from 'node:fs';
 import { stratus } from './legacy/helpers.js';
 
 const execFileP = promisify(execFile);
