@@ -63,6 +63,8 @@ export function readCorpusConfig(path: string): Record<string, CorpusEndpoint> {
       if (typeof e[k] !== 'string') throw new Error(`${path}: endpoint "${nick}": ${k} must be a string`);
     }
     const ep = e as CorpusEndpoint;
+    // paths may start with ~/ as in the document's ~/.makinastates.conf
+    for (const k of ['ca', 'kubeconfig'] as const) if (ep[k]?.startsWith('~/')) ep[k] = join(homedir(), ep[k].slice(2));
     if (!ep.kubeconfig && (!ep.url || !ep.password)) throw new Error(`${path}: endpoint "${nick}" needs url and password (an AccessToken), or kubeconfig`);
     if (ep.url && !/^https:\/\//.test(ep.url)) throw new Error(`${path}: endpoint "${nick}": url must be an https:// URL of the stratus API server`);
     out[nick] = ep;
