@@ -19,6 +19,7 @@ import { registerProxy } from './proxy.js';
 import { registerPush } from './push.js';
 import { registerImage } from './image.js';
 import { registerGuest } from './guest.js';
+import { registerCorpus } from './corpus.js';
 
 const program = new Command('stratus')
   .description('A declarative control plane for small and mid-sized clouds.')
@@ -48,6 +49,7 @@ registerPush(program);
 registerImage(program);
 registerGuest(program);
 registerS3(program);
+registerCorpus(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -13,6 +13,15 @@ import { Resources } from '../controllers/resources.js';
 import { deploymentFor, deploymentName } from '../controllers/project.js';
 import { DEFAULT_KUBECONFIG } from './token.js';
 
+/** What a push of `project` deploys: `ref` (a branch, tag or 40-hex commit), else its own ref or artifact. */
+export function pushSpec(project: Project, ref: string | undefined): Omit<Deployment['spec'], 'project'> {
+  // a pushed Project redeploys a ref of its own remote
+  const git = project.spec.source.git ?? (project.spec.source.push ? { ref: project.spec.source.push.ref } : undefined);
+  if (git) return /^[0-9a-f]{40}$/.test(ref ?? '') ? { commit: ref! } : { ref: ref ?? git.ref ?? 'main' };
+  if (project.spec.source.artifact && ref === undefined) return { artifact: project.spec.source.artifact };
+  throw new Error(`Project "${project.metadata?.name}" deploys an artifact: --ref does not apply`);
+}
+
 export function registerPush(program: Command): void {
   program
     .command('push')
@@ -27,13 +36,7 @@ export function registerPush(program: Command): void {
         const namespace = String(raw.namespace);
         const project = await client.resource<Project>(Resources.projects).get(namespace, name);
         if (!project) throw new Error(`Project "${name}" does not exist in namespace ${namespace}`);
-        // a pushed Project redeploys a ref of its own remote
-        const git = project.spec.source.git ?? (project.spec.source.push ? { ref: project.spec.source.push.ref } : undefined);
-        const ref = raw.ref === undefined ? undefined : String(raw.ref);
-        let spec: Omit<Deployment['spec'], 'project'>;
-        if (git) spec = /^[0-9a-f]{40}$/.test(ref ?? '') ? { commit: ref! } : { ref: ref ?? git.ref ?? 'main' };
-        else if (project.spec.source.artifact && ref === undefined) spec = { artifact: project.spec.source.artifact };
-        else throw new Error(`Project "${name}" deploys an artifact: --ref does not apply`);
+        const spec = pushSpec(project, raw.ref === undefined ? undefined : String(raw.ref));
         const created = await client.resource<Deployment>(Resources.deployments).create(deploymentFor(project, deploymentName(name, 'push'), spec));
         process.stdout.write(`deployment ${created.metadata?.name} created (${spec.commit ?? spec.ref ?? spec.artifact})\n`);
       } finally {
