@@ -171,7 +171,7 @@ describe('web console in Chromium', () => {
     await shot('overview');
   });
 
-  it('creates an Instance from the form and shows it reach running, then stopped, without a reload', async () => {
+  it('creates an Instance from the form and shows it reach running, restarted, then stopped, without a reload', async () => {
     const page = browser!.page;
     await page.click('a[data-kind=instances]');
     await page.click('a:has-text("Create Instance")');
@@ -189,6 +189,21 @@ describe('web console in Chromium', () => {
     await shot('instance-running');
     const created = await client.resource<Instance>(Resources.instances).get('default', 'web1');
     assert.deepEqual(created?.spec.nodeSelector, { 'stratus.dev/simulated': 'true' });
+
+    // Restart: the page stops the Instance, waits for `stopped`, and starts it again.
+    const seen: string[] = [];
+    const watch = (async () => {
+      for (let i = 0; i < 600 && !(seen.includes('stopped') && seen.at(-1) === 'running'); i++) {
+        const s = (await client.resource<Instance>(Resources.instances).get('default', 'web1'))?.status?.state ?? '';
+        if (s !== seen.at(-1)) seen.push(s);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    await page.click('button:has-text("Restart")');
+    await watch;
+    assert.ok(seen.includes('stopped') && seen.at(-1) === 'running', `restart went through stopped back to running: ${seen.join(' → ')}`);
+    await stateBadge().filter({ hasText: /^running$/ }).waitFor({ timeout: 30_000 });
+    assert.equal((await client.resource<Instance>(Resources.instances).get('default', 'web1'))?.spec.powerState, 'Running');
 
     await page.click('button:has-text("Stop")');
     await stateBadge().filter({ hasText: /^stopped$/ }).waitFor({ timeout: 30_000 });
@@ -283,7 +298,7 @@ describe('web console in Chromium', () => {
     await remote!.commit(app('v1', false), 'v1');
     await page.goto(`${serve!.url}/ui/#/new/projects/yaml`);
     await page.locator('#yaml-new').fill(
-      `apiVersion: apps.stratus.dev/v1alpha1\nkind: Project\nmetadata:\n  name: shop\n  namespace: default\nspec:\n  source:\n    git: {url: "${remote!.url}", ref: main}\n  mode: cooking\n  guests: [web]\n  keepReleases: 2\n`,
+      `apiVersion: apps.stratus.dev/v1alpha1\nkind: Project\nmetadata:\n  name: shop\n  namespace: default\nspec:\n  source:\n    git: {url: "${remote!.url}", ref: main}\n  mode: full\n  guests: [web]\n  keepReleases: 2\n`,
     );
     await page.click('button:has-text("Create")');
     await page.waitForURL(/#\/k\/projects\/default\/shop$/);
@@ -325,7 +340,7 @@ describe('web console in Chromium', () => {
     await page.click('table.list a:has-text("web1")');
     await stateBadge().waitFor();
     await page.locator('tr[data-condition=Ready]').waitFor();
-    assert.equal(await page.locator('.actions button, .actions a').count(), 0, 'no Stop, Start or Delete for a viewer');
+    assert.equal(await page.locator('.actions button, .actions a').count(), 0, 'no Stop, Start, Restart or Delete for a viewer');
     assert.equal(await page.locator('#yaml-text').isEditable(), false, 'the YAML is read-only');
     await page.goto(`${serve!.url}/ui/#/k/instances/default/web1/delete`);
     await page.click('button:has-text("Delete web1")');

@@ -41,11 +41,30 @@ function Actions({ kind, obj, rules }: { kind: Kind; obj: KubeObject; rules: Rul
   return html`<div class="actions">
     ${kind.kind === 'Instance' && canPatch && power === 'Running' ? html`<button type="button" disabled=${busy} onClick=${() => run(() => patch({ spec: { powerState: 'Stopped' } }))}>Stop</button>` : null}
     ${kind.kind === 'Instance' && canPatch && power === 'Stopped' ? html`<button type="button" disabled=${busy} onClick=${() => run(() => patch({ spec: { powerState: 'Running' } }))}>Start</button>` : null}
+    ${kind.kind === 'Instance' && canPatch && power === 'Running' ? html`<button type="button" disabled=${busy} onClick=${() => run(() => restart(kind, ns, name, patch))}>Restart</button>` : null}
     ${kind.kind === 'ElasticIP' && canPatch ? html`<${MoveElasticIP} obj=${obj} run=${run} patch=${patch} />` : null}
     ${kind.kind === 'Project' && allows(rules, 'create', 'apps.stratus.dev', 'deployments') ? html`<button type="button" disabled=${busy} onClick=${() => run(() => pushProject(obj))}>Push (deploy now)</button>` : null}
     ${canDelete ? html`<a class="button danger" href=${`${detailHref(kind, ns, name)}/delete`}>Delete</a>` : null}
     <${ErrorBanner} error=${error} />
   </div>`;
+}
+
+/**
+ * Restart = stop, wait until the controller reports `stopped` (a graceful guest shutdown),
+ * then start — the same two writes a user makes with kubectl, so the server sees nothing new.
+ * Closing the page in between leaves the Instance stopped, as its spec then says.
+ */
+async function restart(kind: Kind, ns: string, name: string, patch: (b: unknown) => Promise<unknown>): Promise<void> {
+  await patch({ spec: { powerState: 'Stopped' } });
+  const deadline = Date.now() + 5 * 60_000;
+  for (;;) {
+    const o = await request<KubeObject>('GET', objectPath(kind, ns, name));
+    const status = o.status as { state?: string } | undefined;
+    if (status?.state === 'stopped' || status?.state === 'failed') break;
+    if (Date.now() > deadline) throw new Error(`${name} did not stop within 5 minutes; it was not started again`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  await patch({ spec: { powerState: 'Running' } });
 }
 
 function MoveElasticIP({ obj, run, patch }: { obj: KubeObject; run: (f: () => Promise<unknown>) => Promise<void>; patch: (b: unknown) => Promise<unknown> }) {
