@@ -79,6 +79,7 @@ async function deleteConfigsWith(conn: GceNodeConnection, instance: string, addr
 export interface GceElasticIPCarrier extends ElasticIPCarrier<GceNodeConnection> {
   /** The static address of ElasticIP `uid`, reserved when missing. */
   reserve(conn: GceNodeConnection, spec: ComputeNodeSpec, uid: string, signal: AbortSignal): Promise<string>;
+  reserved(conn: GceNodeConnection, spec: ComputeNodeSpec, uid: string, signal: AbortSignal): Promise<string | undefined>;
   release(conn: GceNodeConnection, spec: ComputeNodeSpec, uid: string, signal: AbortSignal): Promise<void>;
 }
 
@@ -99,6 +100,11 @@ export const gceElasticIPs: GceElasticIPCarrier = {
     }
     if (!found?.address) throw new ReconcileError('AddressNotReserved', `GCE reserved no address ${name} in ${region}`);
     return found.address;
+  },
+
+  async reserved(conn, spec, uid) {
+    const found = await conn.api.getAddress(regionOfZone(settingsOf(spec).zone), addressName(uid));
+    return found?.address ?? undefined;
   },
 
   async observe(conn, spec, uid, want: ElasticIPBinding | undefined) {
