@@ -214,7 +214,8 @@ class BoundAddress implements ExternalClient<ElasticIP, ElasticIPObservation, Ev
     }
     // While deleting, "exists" means: anything is left, in a pool or on a node.
     if (this.desire.deleting && out.programmed.length > 0) out.exists = true;
-    if (held && eip.spec?.address && eip.spec?.address !== held.address) out.upToDate = false;
+    // A cloud address (no pool) is whatever the cloud reserved: spec.address does not apply.
+    if (held?.pool && eip.spec?.address && eip.spec?.address !== held.address) out.upToDate = false;
     return out;
   }
 
