@@ -12,6 +12,10 @@
  * reconcile is cut short (SIGKILL mid-move), the next observe finds what is programmed and
  * converges to one binding.
  *
+ * On a node whose carrier has `reserve` (GCE) the address comes from the cloud (a static
+ * address named after the ElasticIP's uid), not from a pool: `spec.poolRef` and
+ * `spec.address` do not apply there, and `status.pool` stays empty.
+ *
  * Pools: `spec.poolRef`, else the pool the address already came from, else every pool
  * whose `nodeSelector` matches the bound Instance's node (by name; the first with a free
  * address). Without `spec.address` the lowest free address is taken; with it, that one
@@ -143,7 +147,9 @@ class ElasticIPKind implements ManagedKind<ElasticIP, ElasticIPObservation, Even
     const nodeName = live?.status?.nodeName ?? live?.spec.nodeName;
     const node = nodeName ? this.d.nodeCache.get(nodeName) : undefined;
 
-    const pools = this.poolsFor(eip, node);
+    // A cloud node (GCE) gives the address itself: no pool is involved.
+    const cloud = Boolean(node && this.d.connections.providers.find(node.spec.provider)?.capabilities.elasticIPs?.reserve);
+    const pools = cloud ? this.knownPools(eip) : this.poolsFor(eip, node, places);
     if (!wanted) return { pools };
     if (!live) return { pools, waiting: { reason: 'InstanceNotFound', message: `Instance "${wanted}" does not exist; the address stays allocated, unbound` } };
     if (!node) return { pools, instance: live, waiting: { reason: 'InstanceNotScheduled', message: `Instance "${wanted}" has no node yet` } };
@@ -154,12 +160,12 @@ class ElasticIPKind implements ManagedKind<ElasticIP, ElasticIPObservation, Even
     if ('unavailable' in at) throw new ReconcileError('NoElasticIPSettings', `ComputeNode "${nodeName}": ${at.unavailable}`, false);
     const place = places.find((p) => p.location === at.location) ?? { location: at.location, node, carrier };
     const pool = pools[0] ? this.d.poolCache.get(pools[0]) : undefined;
-    if (pool && !selects(pool, node)) throw new ReconcileError('NodeNotInPool', `AddressPool "${pools[0]}" is not carried by ComputeNode "${nodeName}" (its nodeSelector does not match)`, false);
+    if (pool && !cloud && !selects(pool, node)) throw new ReconcileError('NodeNotInPool', `AddressPool "${pools[0]}" is not carried by ComputeNode "${nodeName}" (its nodeSelector does not match)`, false);
     return { pools, instance: live, place };
   }
 
   /** Candidate pools: the named one, the one already used, else those selecting `node`. */
-  private poolsFor(eip: ElasticIP, node: ComputeNode | undefined): string[] {
+  private poolsFor(eip: ElasticIP, node: ComputeNode | undefined, places: Place[]): string[] {
     if (eip.spec?.poolRef?.name) return [eip.spec?.poolRef.name];
     if (eip.status?.pool && this.d.poolCache.get(eip.status.pool)) return [eip.status.pool];
     const pools = this.d.poolCache
@@ -167,6 +173,8 @@ class ElasticIPKind implements ManagedKind<ElasticIP, ElasticIPObservation, Even
       .filter((p) => !p.metadata?.deletionTimestamp && (!node || selects(p, node)))
       .map((p) => p.metadata?.name ?? '')
       .sort();
+    // An unbound ElasticIP may hold a cloud address (found by `held`).
+    if (pools.length === 0 && !node && places.some((p) => p.carrier.reserve)) return [];
     if (pools.length === 0) {
       throw new ReconcileError('NoAddressPool', node ? `no AddressPool selects ComputeNode "${node.metadata?.name ?? ''}"` : 'no AddressPool exists');
     }
@@ -191,7 +199,7 @@ class BoundAddress implements ExternalClient<ElasticIP, ElasticIPObservation, Ev
 
   async observe(eip: ElasticIP, call: CallContext<Event>): Promise<ElasticIPObservation> {
     const uid = eip.metadata?.uid ?? '';
-    const held = await this.held(uid);
+    const held = await this.held(uid, call.signal);
     const out: ElasticIPObservation = { exists: held !== undefined, upToDate: true, programmed: [], ...(held ?? {}) };
     const binding = held ? this.binding(eip, held.address) : undefined;
     const places = [...this.places];
@@ -206,7 +214,8 @@ class BoundAddress implements ExternalClient<ElasticIP, ElasticIPObservation, Ev
     }
     // While deleting, "exists" means: anything is left, in a pool or on a node.
     if (this.desire.deleting && out.programmed.length > 0) out.exists = true;
-    if (held && eip.spec?.address && eip.spec?.address !== held.address) out.upToDate = false;
+    // A cloud address (no pool) is whatever the cloud reserved: spec.address does not apply.
+    if (held?.pool && eip.spec?.address && eip.spec?.address !== held.address) out.upToDate = false;
     return out;
   }
 
@@ -232,7 +241,9 @@ class BoundAddress implements ExternalClient<ElasticIP, ElasticIPObservation, Ev
 
   async deleted(eip: ElasticIP, call: CallContext<Event>): Promise<void> {
     await this.listOn(eip, undefined, eip.status?.address);
-    if (eip.status?.address) call.recorder.normal(eip, 'Released', `${eip.status.address} returned to AddressPool "${eip.status.pool ?? ''}"`);
+    if (eip.status?.address) {
+      call.recorder.normal(eip, 'Released', eip.status.pool ? `${eip.status.address} returned to AddressPool "${eip.status.pool}"` : `${eip.status.address} released to the cloud`);
+    }
   }
 
   async settle(eip: ElasticIP, observed: ElasticIPObservation): Promise<void> {
@@ -272,6 +283,12 @@ class BoundAddress implements ExternalClient<ElasticIP, ElasticIPObservation, Ev
 
   /** Allocates from the first candidate pool with room; the first failure when none has. */
   private async allocate(eip: ElasticIP, call: CallContext<Event>): Promise<string> {
+    const cloud = this.desire.place;
+    if (cloud?.carrier.reserve) {
+      const address = await cloud.carrier.reserve(await this.d.connections.get(cloud.node), cloud.node.spec, eip.metadata?.uid ?? '', call.signal);
+      if (address !== eip.status?.address) call.recorder.normal(eip, 'Allocated', `${address} reserved through ComputeNode "${cloud.node.metadata?.name ?? ''}"`);
+      return address;
+    }
     const holder = { uid: eip.metadata?.uid ?? '', key: objectKey(eip) };
     let first: unknown;
     for (const pool of this.desire.pools) {
@@ -324,12 +341,17 @@ class BoundAddress implements ExternalClient<ElasticIP, ElasticIPObservation, Ev
     };
   }
 
-  /** The address `uid` holds, read fresh from the candidate pools. */
-  private async held(uid: string): Promise<{ address: string; pool: string } | undefined> {
+  /** The address `uid` holds, read fresh from the candidate pools, else from the cloud nodes. */
+  private async held(uid: string, signal: AbortSignal): Promise<{ address: string; pool?: string } | undefined> {
     for (const name of this.desire.pools) {
       const pool = await this.d.pools.get(undefined, name);
       const entry = pool?.status?.allocations?.find((a) => a.uid === uid);
       if (entry) return { address: entry.address, pool: name };
+    }
+    const clouds = [...(this.desire.place ? [this.desire.place] : []), ...this.places].filter((p) => p.carrier.reserved);
+    for (const place of clouds) {
+      const address = await place.carrier.reserved?.(await this.d.connections.get(place.node), place.node.spec, uid, signal);
+      if (address) return { address };
     }
     return undefined;
   }

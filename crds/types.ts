@@ -349,7 +349,7 @@ export interface ComputeNodeSpec {
     netns?: string;
   };
   /**
-   * How this libvirt or Docker node carries ElasticIPs: the host that runs the stratus controller (or the network namespace named here) NATs each bound address to its Instance's private address in a stratus-owned nftables table and holds the address on the uplink. GCE nodes cannot carry ElasticIPs yet.
+   * How this libvirt or Docker node carries ElasticIPs: the host that runs the stratus controller (or the network namespace named here) NATs each bound address to its Instance's private address in a stratus-owned nftables table and holds the address on the uplink. GCE nodes need none: their ElasticIPs are static addresses of the region carried as the VM's access config.
    */
   elasticIP?: {
     /**

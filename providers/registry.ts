@@ -113,6 +113,13 @@ export interface ElasticIPCarrier<C extends NodeConnection = NodeConnection> {
   /** Makes `binding` the only thing programmed for its uid here (replacing a previous target). */
   bind(conn: C, spec: ComputeNodeSpec, binding: ElasticIPBinding, signal: AbortSignal): Promise<void>;
   unbind(conn: C, spec: ComputeNodeSpec, uid: string, signal: AbortSignal): Promise<void>;
+  /**
+   * A cloud's own address for `uid` (GCE: a static address), reserved when missing: the
+   * ElasticIP's address then comes from here, not from an AddressPool.
+   */
+  reserve?(conn: C, spec: ComputeNodeSpec, uid: string, signal: AbortSignal): Promise<string>;
+  /** The cloud address already reserved for `uid`, if any (never reserves). */
+  reserved?(conn: C, spec: ComputeNodeSpec, uid: string, signal: AbortSignal): Promise<string | undefined>;
   /** Gives the address back to the system it came from, when it has one (a cloud's static address). */
   release?(conn: C, spec: ComputeNodeSpec, uid: string, signal: AbortSignal): Promise<void>;
 }
@@ -122,7 +129,7 @@ export interface ProviderCapabilities<C extends NodeConnection = NodeConnection>
   machines: boolean;
   networks?: NodeNetworks<C>;
   networkAttachment?: NetworkAttachment;
-  /** Public addresses carried to machines (ElasticIP): NAT on the host (libvirt, Docker). */
+  /** Public addresses carried to machines (ElasticIP): NAT on the host (libvirt, Docker), a static address as an access config (GCE). */
   elasticIPs?: ElasticIPCarrier<C>;
   guestChannel?: GuestChannelFactory<C>;
   /** `update` grows disks of an existing machine. */

@@ -21,7 +21,7 @@
 import { readFileSync } from 'node:fs';
 import { GoogleAuth, type AuthClient, type JWTInput } from 'google-auth-library';
 import type { protos } from '@google-cloud/compute';
-import { ImagesClient, InstancesClient, MachineTypesClient, RegionsClient, ZoneOperationsClient, ZonesClient } from '@google-cloud/compute/build/src/v1/index.js';
+import { AddressesClient, ImagesClient, InstancesClient, MachineTypesClient, RegionOperationsClient, RegionsClient, ZoneOperationsClient, ZonesClient } from '@google-cloud/compute/build/src/v1/index.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { DEADLINE_EXCEEDED, ReconcileError } from '../../runtime/errors.js';
 import { GceApiError, describeFailure, parseEndpoint, type TransportError } from './http.js';
@@ -31,6 +31,8 @@ export type Image = protos.google.cloud.compute.v1.IImage;
 export type Zone = protos.google.cloud.compute.v1.IZone;
 export type Region = protos.google.cloud.compute.v1.IRegion;
 export type MachineType = protos.google.cloud.compute.v1.IMachineType;
+export type Address = protos.google.cloud.compute.v1.IAddress;
+export type AccessConfig = protos.google.cloud.compute.v1.IAccessConfig;
 
 /** Where Google's client libraries send the JWT-bearer grant of a service-account key. */
 export const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
@@ -55,6 +57,8 @@ interface Clients {
   regions: RegionsClient;
   images: ImagesClient;
   machineTypes: MachineTypesClient;
+  addresses: AddressesClient;
+  regionOperations: RegionOperationsClient;
 }
 
 /** Backoff after a throttled or failed call; shared by every call on the connection. */
@@ -89,7 +93,7 @@ export class ComputeApi {
     const clients = this.clients;
     this.clients = undefined;
     void clients?.then(
-      (c) => Promise.allSettled([c.instances.close(), c.operations.close(), c.zones.close(), c.regions.close(), c.images.close(), c.machineTypes.close()]),
+      (c) => Promise.allSettled([c.instances.close(), c.operations.close(), c.zones.close(), c.regions.close(), c.images.close(), c.machineTypes.close(), c.addresses.close(), c.regionOperations.close()]),
       () => undefined,
     );
   }
@@ -173,6 +177,8 @@ export class ComputeApi {
       regions: new RegionsClient(opts(quick)),
       images: new ImagesClient(opts(quick)),
       machineTypes: new MachineTypesClient(opts(quick)),
+      addresses: new AddressesClient(opts(quick)),
+      regionOperations: new RegionOperationsClient(opts(waiting)),
     };
   }
 
@@ -386,5 +392,54 @@ export class ComputeApi {
 
   async getRegion(region: string): Promise<Region> {
     return this.call(`get region ${region}`, async (c) => (await c.regions.get({ project: this.project, region }, ComputeApi.CALL))[0]);
+  }
+
+  // ----- static addresses and access configs (ElasticIPs) ----------------------------------
+
+  /** addresses.get in `region`; undefined when absent. */
+  async getAddress(region: string, name: string): Promise<Address | undefined> {
+    try {
+      return await this.call(`get address ${name}`, async (c) => (await c.addresses.get({ project: this.project, region, address: name }, ComputeApi.CALL))[0]);
+    } catch (err) {
+      if (err instanceof GceApiError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** addresses.insert: a regional operation (wait with `waitRegionOperation`). */
+  async insertAddress(region: string, body: Address): Promise<Operation> {
+    return this.call(`reserve address ${body.name}`, async (c) => {
+      const [lro, raw] = await c.addresses.insert({ project: this.project, region, addressResource: body }, ComputeApi.CALL);
+      return raw ?? (lro.latestResponse as unknown as Operation);
+    });
+  }
+
+  async deleteAddress(region: string, name: string): Promise<Operation> {
+    return this.call(`release address ${name}`, async (c) => {
+      const [lro, raw] = await c.addresses.delete({ project: this.project, region, address: name }, ComputeApi.CALL);
+      return raw ?? (lro.latestResponse as unknown as Operation);
+    });
+  }
+
+  /** regionOperations.wait: returns when the operation is DONE or the server's deadline passes. */
+  async waitRegionOperation(region: string, name: string): Promise<Operation> {
+    return this.call(`wait for operation ${name}`, async (c) => (await c.regionOperations.wait({ project: this.project, region, operation: name }, ComputeApi.CALL))[0]);
+  }
+
+  async addAccessConfig(instance: string, networkInterface: string, accessConfig: AccessConfig): Promise<Operation> {
+    return this.call(`add an access config to instance ${instance}`, async (c) => {
+      const [lro, raw] = await c.instances.addAccessConfig(
+        { project: this.project, zone: this.zone, instance, networkInterface, accessConfigResource: accessConfig },
+        ComputeApi.CALL,
+      );
+      return raw ?? (lro.latestResponse as unknown as Operation);
+    });
+  }
+
+  async deleteAccessConfig(instance: string, networkInterface: string, accessConfig: string): Promise<Operation> {
+    return this.call(`delete the access config of instance ${instance}`, async (c) => {
+      const [lro, raw] = await c.instances.deleteAccessConfig({ project: this.project, zone: this.zone, instance, networkInterface, accessConfig }, ComputeApi.CALL);
+      return raw ?? (lro.latestResponse as unknown as Operation);
+    });
   }
 }

@@ -27,6 +27,7 @@ import { LABEL_UID, lastSegment } from './spec.js';
 export { ComputeApi, type ComputeApiOptions } from './api.js';
 export { GceApiError, describeFailure, parseEndpoint, retryAfterMs } from './http.js';
 export { GceMachines, type GceMachineOptions } from './machines.js';
+export { ACCESS_CONFIG_NAME, addressName, gceElasticIPs, regionOfZone, type GceElasticIPCarrier } from './addresses.js';
 export { OperationTracker, operationFailure, type TrackedOperation } from './operations.js';
 export {
   LABEL_NAME,
@@ -72,6 +73,8 @@ export interface GceConnectOptions {
 export interface GceNodeConnection extends NodeConnection {
   readonly project: string;
   readonly zone: string;
+  /** The Compute API of this node (the ElasticIP carrier's static addresses and access configs). */
+  readonly api: ComputeApi;
   machines(): GceMachines;
 }
 
@@ -92,6 +95,7 @@ export function connectGce(options: GceConnectOptions): GceNodeConnection {
   return {
     project: options.project,
     zone: options.zone,
+    api,
     /**
      * Capacity is what GCE lets this node run in the region: the CPUS quota's limit minus
      * the vCPUs other workloads of the project use there (the quota's usage less that of this

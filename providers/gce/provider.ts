@@ -6,6 +6,7 @@
 import type { ComputeNodeSpec } from '../../crds/types.js';
 import { ReconcileError } from '../../runtime/errors.js';
 import { missingSection, type ProviderDescriptor } from '../registry.js';
+import { gceElasticIPs } from './addresses.js';
 import { connectGce, type GceNodeConnection } from './index.js';
 
 export interface GceNodeSettings {
@@ -51,6 +52,7 @@ export const gceProvider: ProviderDescriptor<GceNodeSettings, GceNodeConnection>
   },
   capabilities: {
     machines: true,
+    elasticIPs: gceElasticIPs,
     diskResize: false,
     metrics: true,
   },

@@ -6,7 +6,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ComputeNode, Instance } from '../../crds/types.js';
+import type { ComputeNode, ElasticIP, Instance } from '../../crds/types.js';
+import { instanceName } from '../../providers/gce/index.js';
 import { CoreResources, KubeClient, type KubeObject } from '../../runtime/client.js';
 import { Resources } from '../../controllers/resources.js';
 import { startStratusServe, type StratusServe } from '../harness/apiserver.js';
@@ -89,4 +90,38 @@ test('QUOTA_EXCEEDED shows as Synced=False QuotaExceeded and clears when the quo
   }, 90_000, 100);
   await instances().delete('default', 'g2');
   await waitFor('g2 deleted', async () => (await instances().get('default', 'g2')) === undefined, 60_000, 50);
+});
+
+test('an ElasticIP on GCE is a static address: bound as the VM access config, moved, released on delete', async () => {
+  const eips = () => client.resource<ElasticIP>(Resources.elasticIPs);
+  await instances().create(vm('e1'));
+  await instances().create(vm('e2'));
+  const uidOf = async (name: string) =>
+    waitFor(`${name} running`, async () => {
+      const i = await instances().get('default', name);
+      return i?.status?.state === 'running' ? (i.metadata?.uid ?? '') : undefined;
+    }, 60_000, 50);
+  const [u1, u2] = [await uidOf('e1'), await uidOf('e2')];
+  const users = () => [...fake.state.addresses.values()].flatMap((a) => a.users.map((u) => u.split('/').pop()));
+  await eips().create({ apiVersion: 'compute.stratus.dev/v1alpha1', kind: 'ElasticIP', metadata: { name: 'web', namespace: 'default' }, spec: { instanceRef: { name: 'e1' } } });
+  const bound = await waitFor('web bound to e1', async () => {
+    const e = await eips().get('default', 'web');
+    return e?.status?.boundTo === 'e1' && e.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? e : undefined;
+  }, 30_000, 50);
+  const reserved = [...fake.state.addresses.values()];
+  assert.equal(reserved.length, 1, 'one static address reserved');
+  assert.equal(bound.status?.address, reserved[0]?.address, 'status.address is the reserved address');
+  assert.deepEqual(users(), [instanceName(u1)]);
+  await waitFor('e1 lists the address', async () => (await instances().get('default', 'e1'))?.status?.elasticIPs?.includes(bound.status?.address ?? ''), 30_000, 50);
+
+  await eips().mergePatch('default', 'web', { spec: { instanceRef: { name: 'e2' } } });
+  await waitFor('web moved to e2', async () => (await eips().get('default', 'web'))?.status?.boundTo === 'e2', 30_000, 50);
+  assert.deepEqual(users(), [instanceName(u2)]);
+  assert.equal((await eips().get('default', 'web'))?.status?.address, bound.status?.address, 'the address moved with it');
+
+  await eips().delete('default', 'web');
+  await waitFor('web deleted', async () => (await eips().get('default', 'web')) === undefined, 30_000, 50);
+  assert.equal(fake.state.addresses.size, 0, 'the static address was released');
+  for (const n of ['e1', 'e2']) await instances().delete('default', n);
+  for (const n of ['e1', 'e2']) await waitFor(`${n} deleted`, async () => (await instances().get('default', n)) === undefined, 60_000, 50);
 });

@@ -23,7 +23,8 @@
  *
  * Served: instances insert/get/list/aggregatedList/delete/start/stop/resume/setLabels,
  * zoneOperations get/wait, machineTypes list/get, images get/getFromFamily, zones get,
- * regions get. Anything else is a 404 in the same error shape.
+ * regions get, addresses insert/get/list/delete (regional operations; regionOperations
+ * get/wait), instances addAccessConfig/deleteAccessConfig. Anything else is a 404 in the same error shape.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -31,7 +32,7 @@ import { compileFilter, FilterSyntaxError } from './filter.js';
 import { FakeOAuth, OAuthError } from './oauth.js';
 import { API_BASE, ApiError, FakeGceModel, MACHINE_TYPES, invalid, notFound, type FakeGceModelOptions } from './state.js';
 
-export { ApiError, FakeGceModel, MACHINE_TYPES, regionOf, type FakeInstance, type FakeOperation, type FakeImage, type InstanceStatus } from './state.js';
+export { ApiError, FakeGceModel, MACHINE_TYPES, regionOf, type FakeAddress, type FakeInstance, type FakeOperation, type FakeImage, type InstanceStatus } from './state.js';
 
 export interface FakeGceOptions extends Partial<FakeGceModelOptions> {
   /** Port on 127.0.0.1 (default: any free one). */
@@ -72,7 +73,7 @@ export interface InjectedFault {
 
 export interface FakeGceInject {
   /** Sets a regional quota limit; operations that would exceed it end with `QUOTA_EXCEEDED`. */
-  quota(region: string, metric: 'CPUS' | 'INSTANCES', limit: number): void;
+  quota(region: string, metric: 'CPUS' | 'INSTANCES' | 'STATIC_ADDRESSES' | 'IN_USE_ADDRESSES', limit: number): void;
   /** 429 RESOURCE_EXHAUSTED (`rateLimitExceeded`) with `Retry-After`. */
   rateLimit(options: { count?: number; forMs?: number; retryAfterSeconds: number; match?: (r: RecordedRequest) => boolean }): void;
   /** 5xx answers (`backendError`). */
@@ -181,11 +182,11 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
   }
 
   /** zoneOperations.wait: blocks until DONE or the deadline, like the real API (which waits up to 2 minutes). */
-  async function waitFor(zone: string, name: string, res: ServerResponse): Promise<Record<string, unknown>> {
+  async function waitFor(zone: string, name: string, res: ServerResponse, regional = false): Promise<Record<string, unknown>> {
     const deadline = Date.now() + waitDeadlineMs;
     for (;;) {
       model.timeline.settle();
-      const op = model.getOperation(zone, name);
+      const op = regional ? model.getRegionOperation(zone, name) : model.getOperation(zone, name);
       if (op.status === 'DONE' || Date.now() >= deadline || res.destroyed) return model.operationJson(op);
       const due = model.timeline.nextDue();
       const sleep = Math.max(1, Math.min(deadline - Date.now(), due === undefined ? Infinity : due - model.timeline.now()));
@@ -240,6 +241,8 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
           if (e === 'start') return model.operationJson(model.startInstance(zone, d, 'start'));
           if (e === 'resume') return model.operationJson(model.startInstance(zone, d, 'resume'));
           if (e === 'setLabels') return model.operationJson(model.setLabels(zone, d, body));
+          if (e === 'addAccessConfig') return model.operationJson(model.addAccessConfig(zone, d, query.networkInterface, body));
+          if (e === 'deleteAccessConfig') return model.operationJson(model.deleteAccessConfig(zone, d, query.networkInterface, query.accessConfig));
         }
       }
       if (c === 'operations' && d) {
@@ -264,6 +267,28 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
       }
     }
     if (a === 'regions' && b && rest.length === 2 && method === 'GET') return model.regionJson(b);
+    if (a === 'regions' && b && c === 'addresses') {
+      const region = b;
+      if (rest.length === 3 && method === 'GET') {
+        const all = filtered(model.listAddresses(region).map((x) => model.addressJson(x)), query.filter);
+        const page = paginate(all, query, query.filter);
+        return {
+          kind: 'compute#addressList',
+          id: `projects/${project}/regions/${region}/addresses`,
+          ...(page.items.length > 0 ? { items: page.items } : {}),
+          ...(page.nextPageToken ? { nextPageToken: page.nextPageToken } : {}),
+          selfLink: `${model.regionUrl(region)}/addresses`,
+        };
+      }
+      if (rest.length === 3 && method === 'POST') return model.operationJson(model.insertAddress(region, body));
+      if (d && rest.length === 4 && method === 'GET') return model.addressJson(model.getAddress(region, d));
+      if (d && rest.length === 4 && method === 'DELETE') return model.operationJson(model.deleteAddress(region, d));
+    }
+    if (a === 'regions' && b && c === 'operations' && d) {
+      model.requireRegion(b);
+      if (rest.length === 4 && method === 'GET') return model.operationJson(model.getRegionOperation(b, d));
+      if (rest.length === 5 && e === 'wait' && method === 'POST') return waitFor(b, d, res, true);
+    }
     if (a === 'aggregated' && b === 'instances' && rest.length === 2 && method === 'GET') {
       // Pagination runs over the instances of all zones in zone order; each page groups its
       // instances by scope, and zones without instances on the page carry a warning.

@@ -166,6 +166,21 @@ export interface FakeAccessConfig {
   name: string;
   natIP?: string;
   networkTier: string;
+  /** The natIP is a static address of the region (kept across stop/start, not re-allocated). */
+  static?: boolean;
+}
+
+/** A regional static external address (addresses.insert). */
+export interface FakeAddress {
+  id: string;
+  name: string;
+  region: string;
+  address: string;
+  description?: string;
+  networkTier: string;
+  creationTimestamp: string;
+  /** selfLinks of the instances using it (IN_USE when non-empty). */
+  users: string[];
 }
 
 export interface FakeNic {
@@ -217,6 +232,8 @@ export interface FakeOperation {
   id: string;
   name: string;
   zone: string;
+  /** Set for a regional operation (addresses); `zone` is then ''. */
+  region?: string;
   operationType: string;
   targetLink: string;
   targetId: string;
@@ -278,7 +295,8 @@ function lastSegment(ref: string): string {
 export class FakeGceModel {
   readonly timeline = new Timeline();
   readonly instances = new Map<string, FakeInstance>(); // key zone/name
-  readonly operations = new Map<string, FakeOperation>(); // key zone/name
+  readonly operations = new Map<string, FakeOperation>(); // key zone/name (regional: region:<region>/name)
+  readonly addresses = new Map<string, FakeAddress>(); // key region/name
   readonly images: FakeImage[] = [];
   readonly quotas = new Map<string, Map<string, number>>(); // region → metric → limit
   readonly networks: Set<string>;
@@ -295,7 +313,7 @@ export class FakeGceModel {
     for (const zone of options.zones) {
       const region = regionOf(zone);
       if (!this.quotas.has(region)) {
-        this.quotas.set(region, new Map([['CPUS', options.cpusQuota], ['INSTANCES', options.instancesQuota], ['IN_USE_ADDRESSES', 8], ['DISKS_TOTAL_GB', 4096]]));
+        this.quotas.set(region, new Map([['CPUS', options.cpusQuota], ['INSTANCES', options.instancesQuota], ['IN_USE_ADDRESSES', 8], ['STATIC_ADDRESSES', 8], ['DISKS_TOTAL_GB', 4096]]));
       }
     }
     const t = Date.parse('2024-11-12T00:00:00Z');
@@ -428,6 +446,8 @@ export class FakeGceModel {
         return live.length;
       case 'IN_USE_ADDRESSES':
         return live.reduce((n, i) => n + i.networkInterfaces.flatMap((x) => x.accessConfigs).filter((a) => a.natIP).length, 0);
+      case 'STATIC_ADDRESSES':
+        return [...this.addresses.values()].filter((a) => a.region === region).length;
       case 'DISKS_TOTAL_GB':
         return live.reduce((n, i) => n + i.disks.reduce((m, d) => m + d.diskSizeGb, 0), 0);
       default:
@@ -443,9 +463,13 @@ export class FakeGceModel {
 
   /** The operation error GCE reports when starting `cpus` more vCPUs would exceed the quota. */
   private quotaError(zone: string, cpus: number, instances: number): FakeOperationError | undefined {
-    const region = regionOf(zone);
+    return this.regionQuotaError(regionOf(zone), [['CPUS', cpus], ['INSTANCES', instances]]);
+  }
+
+  /** The operation error GCE reports when `need` more of a regional metric would exceed its limit. */
+  private regionQuotaError(region: string, needs: [string, number][]): FakeOperationError | undefined {
     const q = this.quotas.get(region);
-    for (const [metric, need] of [['CPUS', cpus], ['INSTANCES', instances]] as const) {
+    for (const [metric, need] of needs) {
       const limit = q?.get(metric) ?? Infinity;
       if (need > 0 && this.usage(region, metric) + need > limit) {
         return {
@@ -538,6 +562,20 @@ export class FakeGceModel {
     }
   }
 
+  private newRegionOperation(region: string, type: string, targetLink: string, targetId: string): FakeOperation {
+    const op = this.newOperation('', type, targetLink, targetId);
+    this.operations.delete(`/${op.name}`);
+    op.region = region;
+    this.operations.set(`region:${region}/${op.name}`, op);
+    return op;
+  }
+
+  getRegionOperation(region: string, name: string): FakeOperation {
+    const op = this.operations.get(`region:${region}/${name}`);
+    if (!op) throw notFound(`projects/${this.project}/regions/${region}/operations/${name}`);
+    return op;
+  }
+
   getOperation(zone: string, name: string): FakeOperation {
     const op = this.operations.get(`${zone}/${name}`);
     if (!op) throw notFound(`projects/${this.project}/zones/${zone}/operations/${name}`);
@@ -549,7 +587,7 @@ export class FakeGceModel {
       kind: 'compute#operation',
       id: op.id,
       name: op.name,
-      zone: this.zoneUrl(op.zone),
+      ...(op.region ? { region: this.regionUrl(op.region) } : { zone: this.zoneUrl(op.zone) }),
       operationType: op.operationType,
       targetLink: op.targetLink,
       targetId: op.targetId,
@@ -561,7 +599,7 @@ export class FakeGceModel {
       ...(op.endTime ? { endTime: op.endTime } : {}),
       ...(op.error ? { error: { errors: op.error } } : {}),
       ...(op.httpErrorStatusCode ? { httpErrorStatusCode: op.httpErrorStatusCode, httpErrorMessage: op.httpErrorMessage } : {}),
-      selfLink: `${this.zoneUrl(op.zone)}/operations/${op.name}`,
+      selfLink: `${op.region ? this.regionUrl(op.region) : this.zoneUrl(op.zone)}/operations/${op.name}`,
     };
   }
 
@@ -812,7 +850,7 @@ export class FakeGceModel {
         i.status = 'TERMINATED';
         i.lastStopTimestamp = timestamp(at2);
         // Ephemeral external addresses are released when the instance stops.
-        for (const a of i.networkInterfaces.flatMap((n) => n.accessConfigs)) delete a.natIP;
+        for (const a of i.networkInterfaces.flatMap((n) => n.accessConfigs)) if (!a.static) delete a.natIP;
         this.done(op, at2);
       });
     });
@@ -842,7 +880,7 @@ export class FakeGceModel {
         return;
       }
       i.status = 'STAGING';
-      for (const a of i.networkInterfaces.flatMap((n) => n.accessConfigs)) a.natIP = this.allocateExternal();
+      for (const a of i.networkInterfaces.flatMap((n) => n.accessConfigs)) if (!a.static) a.natIP = this.allocateExternal();
       this.timeline.at(at + step, (at2) => {
         if (i.status !== 'STAGING') return this.done(op, at2);
         i.status = 'RUNNING';
@@ -866,6 +904,8 @@ export class FakeGceModel {
       if (i.status !== 'TERMINATED') i.status = 'STOPPING';
       this.timeline.at(at + step, (at2) => {
         if (this.instances.get(key) === i) this.instances.delete(key);
+        // Its static addresses go back to RESERVED.
+        for (const a of this.addresses.values()) a.users = a.users.filter((u) => u !== this.instanceUrl(i));
         this.done(op, at2);
       });
     });
@@ -913,5 +953,179 @@ export class FakeGceModel {
     };
     this.instances.set(`${zone}/${full.name}`, full);
     return full;
+  }
+
+  // ----- static addresses and access configs ------------------------------------------------
+
+  requireRegion(region: string): void {
+    if (!this.quotas.has(region)) throw notFound(`projects/${this.project}/regions/${region}`);
+  }
+
+  addressUrl(a: FakeAddress): string {
+    return `${this.regionUrl(a.region)}/addresses/${a.name}`;
+  }
+
+  getAddress(region: string, name: string): FakeAddress {
+    this.requireRegion(region);
+    const a = this.addresses.get(`${region}/${name}`);
+    if (!a) throw notFound(`projects/${this.project}/regions/${region}/addresses/${name}`);
+    return a;
+  }
+
+  listAddresses(region: string): FakeAddress[] {
+    this.requireRegion(region);
+    return [...this.addresses.values()].filter((a) => a.region === region).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  addressJson(a: FakeAddress): Record<string, unknown> {
+    return {
+      kind: 'compute#address',
+      id: a.id,
+      creationTimestamp: a.creationTimestamp,
+      name: a.name,
+      ...(a.description ? { description: a.description } : {}),
+      address: a.address,
+      status: a.users.length > 0 ? 'IN_USE' : 'RESERVED',
+      region: this.regionUrl(a.region),
+      selfLink: this.addressUrl(a),
+      ...(a.users.length > 0 ? { users: [...a.users] } : {}),
+      networkTier: a.networkTier,
+      labelFingerprint: fingerprint({}),
+      addressType: 'EXTERNAL',
+    };
+  }
+
+  /** addresses.insert: a regional operation; over the STATIC_ADDRESSES quota it ends with QUOTA_EXCEEDED. */
+  insertAddress(region: string, body: Record<string, unknown>): FakeOperation {
+    this.requireRegion(region);
+    const name = body.name;
+    if (typeof name !== 'string' || !NAME.test(name)) {
+      throw invalid('resource.name', name, "Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'");
+    }
+    const key = `${region}/${name}`;
+    if (this.addresses.has(key) || this.reserved.has(key)) {
+      throw new ApiError(409, 'alreadyExists', `The resource 'projects/${this.project}/regions/${region}/addresses/${name}' already exists`);
+    }
+    if (body.addressType !== undefined && body.addressType !== 'EXTERNAL') throw invalid('resource.addressType', body.addressType, 'Only EXTERNAL addresses are supported by this fake.');
+    const tier = typeof body.networkTier === 'string' ? body.networkTier : 'PREMIUM';
+    if (tier !== 'PREMIUM' && tier !== 'STANDARD') throw invalid('resource.networkTier', tier, "Must be one of 'PREMIUM', 'STANDARD'.");
+    const op = this.newRegionOperation(region, 'insert', `${this.regionUrl(region)}/addresses/${name}`, numericId());
+    this.reserved.add(key);
+    const t0 = this.timeline.now();
+    this.timeline.at(t0 + this.stepMs, (at) => {
+      this.running(op, at);
+      this.reserved.delete(key);
+      const quota = this.regionQuotaError(region, [['STATIC_ADDRESSES', 1]]);
+      if (quota) return this.done(op, at, quota);
+      this.addresses.set(key, {
+        id: op.targetId,
+        name,
+        region,
+        address: this.allocateExternal(),
+        ...(typeof body.description === 'string' ? { description: body.description } : {}),
+        networkTier: tier,
+        creationTimestamp: timestamp(at),
+        users: [],
+      });
+      this.done(op, at);
+    });
+    return op;
+  }
+
+  /** addresses.delete: refused while an instance uses the address, as the API does. */
+  deleteAddress(region: string, name: string): FakeOperation {
+    const a = this.getAddress(region, name);
+    if (a.users.length > 0) {
+      throw new ApiError(400, 'resourceInUseByAnotherResource', `The address resource '${this.addressUrl(a).replace(`${API_BASE}/`, '')}' is already being used by '${a.users[0]?.replace(`${API_BASE}/`, '') ?? ''}'`);
+    }
+    const op = this.newRegionOperation(region, 'delete', this.addressUrl(a), a.id);
+    this.timeline.at(this.timeline.now() + this.stepMs, (at) => {
+      if (this.addresses.get(`${region}/${name}`) === a) this.addresses.delete(`${region}/${name}`);
+      this.done(op, at);
+    });
+    return op;
+  }
+
+  private nicOf(i: FakeInstance, networkInterface: string | undefined): FakeNic {
+    if (!networkInterface) throw new ApiError(400, 'required', "Required parameter 'networkInterface' is missing.");
+    const nic = i.networkInterfaces.find((n) => n.name === networkInterface);
+    if (!nic) throw invalid('networkInterface', networkInterface, `The network interface '${networkInterface}' does not exist on instance '${i.name}'.`);
+    return nic;
+  }
+
+  /**
+   * instances.addAccessConfig: one access config per interface (the API's limit); a `natIP`
+   * must be a static address reserved in the instance's region and not used by another
+   * resource (else the operation fails with IP_IN_USE_BY_ANOTHER_RESOURCE); without one an
+   * ephemeral address is taken. Either counts against IN_USE_ADDRESSES.
+   */
+  addAccessConfig(zone: string, name: string, networkInterface: string | undefined, body: Record<string, unknown>): FakeOperation {
+    this.requireZone(zone);
+    const i = this.getInstance(zone, name);
+    const nic = this.nicOf(i, networkInterface);
+    if (body.type !== undefined && body.type !== 'ONE_TO_ONE_NAT') throw invalid('resource.type', body.type, 'Only ONE_TO_ONE_NAT is supported.');
+    if (nic.accessConfigs.length > 0) throw new ApiError(400, 'invalid', 'At most one access config currently supported.');
+    const region = regionOf(zone);
+    let address: FakeAddress | undefined;
+    if (body.natIP !== undefined) {
+      if (typeof body.natIP !== 'string') throw invalid('resource.natIP', body.natIP, 'Must be an IP address.');
+      address = [...this.addresses.values()].find((a) => a.region === region && a.address === body.natIP);
+      if (!address) throw invalid('resource.natIP', body.natIP, `The IP address is not a static address reserved in region '${region}'.`);
+    }
+    const config: FakeAccessConfig = {
+      type: 'ONE_TO_ONE_NAT',
+      name: typeof body.name === 'string' ? body.name : 'External NAT',
+      networkTier: typeof body.networkTier === 'string' ? body.networkTier : (address?.networkTier ?? 'PREMIUM'),
+    };
+    const op = this.newOperation(zone, 'addAccessConfig', this.instanceUrl(i), i.id);
+    this.timeline.at(this.timeline.now() + this.stepMs, (at) => {
+      this.running(op, at);
+      if (nic.accessConfigs.length > 0) return this.done(op, at, { code: 'INVALID_USAGE', message: 'At most one access config currently supported.' });
+      if (address) {
+        if (this.addresses.get(`${region}/${address.name}`) !== address) {
+          return this.done(op, at, { code: 'RESOURCE_NOT_FOUND', message: `The resource '${this.addressUrl(address).replace(`${API_BASE}/`, '')}' was not found` });
+        }
+        if (address.users.some((u) => u !== this.instanceUrl(i))) {
+          return this.done(op, at, { code: 'IP_IN_USE_BY_ANOTHER_RESOURCE', message: `IP '${address.address}' is already being used by another resource.` });
+        }
+      }
+      const running = i.status !== 'TERMINATED' && i.status !== 'SUSPENDED';
+      // A static address already counts while reserved only against STATIC_ADDRESSES; in use it counts against IN_USE_ADDRESSES too.
+      const quota = address || running ? this.regionQuotaError(region, [['IN_USE_ADDRESSES', 1]]) : undefined;
+      if (quota) return this.done(op, at, quota);
+      if (address) {
+        config.natIP = address.address;
+        config.static = true;
+        address.users = [this.instanceUrl(i)];
+      } else if (running) {
+        config.natIP = this.allocateExternal();
+      }
+      nic.accessConfigs.push(config);
+      this.done(op, at);
+    });
+    return op;
+  }
+
+  /** instances.deleteAccessConfig: a static address it carried goes back to RESERVED. */
+  deleteAccessConfig(zone: string, name: string, networkInterface: string | undefined, accessConfig: string | undefined): FakeOperation {
+    this.requireZone(zone);
+    const i = this.getInstance(zone, name);
+    const nic = this.nicOf(i, networkInterface);
+    if (!accessConfig) throw new ApiError(400, 'required', "Required parameter 'accessConfig' is missing.");
+    if (!nic.accessConfigs.some((a) => a.name === accessConfig)) {
+      throw invalid('accessConfig', accessConfig, `The access config '${accessConfig}' does not exist on network interface '${nic.name}'.`);
+    }
+    const op = this.newOperation(zone, 'deleteAccessConfig', this.instanceUrl(i), i.id);
+    this.timeline.at(this.timeline.now() + this.stepMs, (at) => {
+      this.running(op, at);
+      const gone = nic.accessConfigs.filter((a) => a.name === accessConfig);
+      nic.accessConfigs = nic.accessConfigs.filter((a) => a.name !== accessConfig);
+      for (const a of gone) {
+        if (!a.static) continue;
+        for (const addr of this.addresses.values()) if (addr.address === a.natIP) addr.users = addr.users.filter((u) => u !== this.instanceUrl(i));
+      }
+      this.done(op, at);
+    });
+    return op;
   }
 }

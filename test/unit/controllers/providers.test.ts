@@ -25,7 +25,7 @@ describe('ProviderRegistry', () => {
       assert.deepEqual(r.withCapability('networkAttachment').map((p) => p.name), ['docker']);
       assert.deepEqual(r.withCapability('guestChannel').map((p) => p.name), ['docker']);
       assert.deepEqual(r.withCapability('simulatedNode').map((p) => p.name), ['libvirt']);
-      assert.deepEqual(r.withCapability('elasticIPs').map((p) => p.name), ['libvirt', 'docker']);
+      assert.deepEqual(r.withCapability('elasticIPs').map((p) => p.name), ['libvirt', 'docker', 'gce']);
       assert.equal(r.switches?.name, 'ovs');
       assert.deepEqual(r.switchSettingsOf({ provider: 'docker', ovs: {} }), { database: 'unix:/var/run/openvswitch/db.sock' });
       assert.deepEqual(r.switchSettingsOf({ provider: 'docker', ovs: { database: 'tcp:127.0.0.1:1', netns: 'sw' } }), { database: 'tcp:127.0.0.1:1', netns: 'sw' });
