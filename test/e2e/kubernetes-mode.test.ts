@@ -165,7 +165,10 @@ async function certificateKubeconfig(name: string, user: string, groups: string[
 test('stratus controller against stratus serve --no-controllers drives an Instance to running with only the RBAC of manifests/base', async () => {
   const manifestsDir = join(repoRoot(), 'manifests', 'base');
   // The leader-election namespace of the manifests, then exactly the manifests' RBAC.
-  await client.resource(Resources.namespaces).create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'stratus-system' } });
+  // `stratus serve` makes stratus-system itself (the object store's key ConfigMap lives there); a cluster may not have it yet.
+  if (!(await client.resource(Resources.namespaces).get(undefined, 'stratus-system'))) {
+    await client.resource(Resources.namespaces).create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'stratus-system' } });
+  }
   for (const f of ['clusterrole.yaml', 'role-leader-election.yaml', 'clusterrolebinding.yaml']) {
     const r = await kubectl(serve.kubeconfig, join(work, 'cache'), ['apply', '-f', join(manifestsDir, f)]);
     assert.equal(r.code, 0, r.stderr);
