@@ -53,5 +53,7 @@ export const gceProvider: ProviderDescriptor<GceNodeSettings, GceNodeConnection>
     machines: true,
     diskResize: false,
     metrics: true,
+    // Cloud Monitoring's compute.googleapis.com/instance/cpu/usage_time, summed (index.ts).
+    cpuUsage: { cpuSeconds: (conn, uid, signal) => conn.cpuSeconds(uid, signal) },
   },
 };
