@@ -11,12 +11,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { ComputeNode, Instance, InstanceGroup } from '../../crds/types.js';
-import { CoreResources, KubeClient, type KubeObject } from '../../runtime/client.js';
+import type { Instance, InstanceGroup } from '../../crds/types.js';
+import { KubeClient } from '../../runtime/client.js';
 import { Resources } from '../../controllers/resources.js';
 import { connectGce, instanceName, type GceNodeConnection } from '../../providers/gce/index.js';
 import { kubectl as runKubectl, startStratusServe, type StratusServe } from '../harness/apiserver.js';
 import { startFakeGce, type FakeGce } from '../fakes/gce/index.js';
+import { registerGceNode } from '../harness/gce.js';
 import { removeDir, tempDir, waitFor } from '../harness/process.js';
 
 const PROJECT = 'acme-metrics';
@@ -43,16 +44,8 @@ before(async () => {
   fake = await startFakeGce({ project: PROJECT, stepMs: 50, cpuSamplePeriodMs: 500 });
   serve = await startStratusServe({ controllers: true });
   client = KubeClient.fromFile(serve.kubeconfig);
-  await client
-    .resource<KubeObject & { stringData: Record<string, string> }>(CoreResources.secrets)
-    .create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'gce-key', namespace: 'default' }, stringData: { 'key.json': fake.serviceAccountKey } });
-  await client.resource<ComputeNode>(Resources.computeNodes).create({
-    apiVersion: 'compute.stratus.dev/v1alpha1',
-    kind: 'ComputeNode',
-    metadata: { name: 'gce-a' },
-    spec: { provider: 'gce', gce: { project: PROJECT, zone: ZONE, endpoint: fake.endpoint, imageProject: 'debian-cloud', credentialsSecretRef: { name: 'gce-key', namespace: 'default' } }, heartbeatSeconds: 2 },
-  });
-  await waitFor('gce-a Ready', async () => (await client.resource<ComputeNode>(Resources.computeNodes).get(undefined, 'gce-a'))?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'), 30_000);
+  // The service-account key, as a user stores it: a Secret the ComputeNode names.
+  await registerGceNode(client, fake, { project: PROJECT, zone: ZONE, imageProject: 'debian-cloud' });
 });
 
 after(async () => {
