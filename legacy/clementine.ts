@@ -27,13 +27,16 @@
  *
  * Saved image configs are ConfigMaps `clementine-image-<id>` in the caller's namespace (key
  * `config.json`): a config is data, not something a controller reconciles, so a new kind
- * would add nothing (when InstanceGroups exist, `scale` maps onto one). The containers of a
- * saved config carry the label `legacy.stratus.dev/image=<id>`; `scale` creates or deletes
- * Instances until there are N.
+ * would add nothing. The containers of a saved config carry the label
+ * `legacy.stratus.dev/image=<id>`; `scale` maps onto the InstanceGroup `clementine-<id>`
+ * (template from the config, replicas from the request), whose controller creates and deletes
+ * the Instances, so `kubectl get ig` shows it (see `scaleImage`).
  */
-import type { ComputeNode, Instance } from '../crds/types.js';
-import { CoreResources, isAlreadyExists, type KubeClient, type KubeObject } from '../runtime/client.js';
+import { createHash } from 'node:crypto';
+import type { ComputeNode, Instance, InstanceGroup } from '../crds/types.js';
+import { CoreResources, isAlreadyExists, isConflict, type KubeClient, type KubeObject } from '../runtime/client.js';
 import { Resources } from '../controllers/resources.js';
+import { isReady } from '../controllers/instancegroup.js';
 import { badRequest, conflict, field, notFound, parseJsonObject, type Dialect, type JsonObject, type LegacyResponse } from './http.js';
 import { isDnsLabel, LEGACY_API_LABEL, objectName } from './names.js';
 import type { Caller, LegacyApi } from './api.js';
@@ -395,6 +398,8 @@ export const clementineApi: LegacyApi = {
       async handler(r, caller, client) {
         await savedConfig(client, caller.namespace, r.params.id!);
         await client.resource<ConfigMapObject>(CoreResources.configMaps).delete(caller.namespace, `${IMAGE_PREFIX}${r.params.id!}`);
+        // Its containers stay, as they did in clementine: the group goes, orphaning them.
+        await client.resource<InstanceGroup>(Resources.instanceGroups).delete(caller.namespace, imageGroupName(r.params.id!), { propagationPolicy: 'Orphan' });
         return ok(`image ${r.params.id!} deleted`);
       },
     },
@@ -417,14 +422,7 @@ export const clementineApi: LegacyApi = {
         const id = r.params.id!;
         const { config } = await savedConfig(client, caller.namespace, id);
         const count = field.integer(parseJsonObject(await r.body()), 'count', { required: true, min: 0, max: 64 })!;
-        const instances = client.resource<Instance>(Resources.instances);
-        const mine = async (): Promise<Instance[]> => (await dockerInstances(client, caller.namespace)).filter((i) => i.metadata?.labels?.[IMAGE_LABEL] === id && !i.metadata.deletionTimestamp);
-        const current = await mine();
-        if (current.length < count) await schedule(client, caller, config, count - current.length, { [IMAGE_LABEL]: id });
-        // Scaling down removes the newest first.
-        for (const i of current.slice(count).reverse()) await instances.delete(caller.namespace, i.metadata!.name!).catch(() => undefined);
-        const engines = new Map((await dockerEngines(client)).map((e) => [e.metadata!.name!, e]));
-        return ok((await mine()).map((i) => containerView(i, engines)));
+        return ok(await scaleImage(client, caller, id, config, count));
       },
     },
   ],
@@ -440,4 +438,108 @@ async function statusView(client: KubeClient, caller: Caller, node: ComputeNode)
     last_heartbeat: node.status?.lastHeartbeatTime ?? null,
     containers,
   };
+}
+
+/**
+ * The InstanceGroup of saved config `id`: `clementine-<id>` (ids too long for the group's
+ * Instance names, `GROUP-HASH-RANDOM` within 63 characters, are shortened with a hash).
+ */
+export function imageGroupName(id: string): string {
+  const name = `clementine-${id}`;
+  if (name.length <= 46) return name;
+  return `clementine-${id.slice(0, 26).replace(/-+$/, '')}-${createHash('sha256').update(id).digest('hex').slice(0, 8)}`;
+}
+
+/** The InstanceGroup spec that runs `replicas` containers of saved config `id`. */
+function imageGroupSpec(id: string, config: ImageConfig, replicas: number): InstanceGroup['spec'] {
+  const placement = `image-${id}`;
+  return {
+    replicas,
+    selector: { matchLabels: { [LEGACY_API_LABEL]: 'clementine', [IMAGE_LABEL]: id } },
+    template: {
+      metadata: {
+        labels: { [LEGACY_API_LABEL]: 'clementine', [GROUP_LABEL]: placement, [IMAGE_LABEL]: id },
+        annotations: { [CONFIG_ANNOTATION]: JSON.stringify(config) },
+      },
+      spec: instanceSpec(config, placement) as unknown as InstanceGroup['spec']['template']['spec'],
+    },
+  };
+}
+
+/** Creates the group of saved config `id`, or sets its template and replicas; answers the replicas it had (0 when new). */
+async function applyImageGroup(client: KubeClient, namespace: string, id: string, config: ImageConfig, replicas: number): Promise<{ group: InstanceGroup; before: number }> {
+  const groups = client.resource<InstanceGroup>(Resources.instanceGroups);
+  const name = imageGroupName(id);
+  for (let attempt = 0; ; attempt++) {
+    const existing = await groups.get(namespace, name);
+    try {
+      if (!existing) {
+        const group = await groups.create({
+          apiVersion: 'compute.stratus.dev/v1alpha1',
+          kind: 'InstanceGroup',
+          metadata: { name, namespace, labels: { [LEGACY_API_LABEL]: 'clementine', [IMAGE_LABEL]: id } },
+          spec: imageGroupSpec(id, config, replicas),
+        });
+        return { group, before: 0 };
+      }
+      const group = await groups.replace({ ...existing, spec: { ...existing.spec, ...imageGroupSpec(id, config, replicas) } });
+      return { group, before: existing.spec.replicas ?? 1 };
+    } catch (err) {
+      if (attempt < 3 && (isConflict(err) || isAlreadyExists(err))) continue;
+      throw err;
+    }
+  }
+}
+
+/**
+ * `scale`: the containers of saved config `id` become `count`. They are the Instances of the
+ * InstanceGroup `clementine-<id>` (its controller creates and deletes them) plus those started
+ * by name (`run`), which count toward N: the group gets `count - run ones` replicas, and when
+ * `count` is below the run ones the newest of those are deleted. Answers once the group holds
+ * its replicas and each is placed with its container created (at most `PLACEMENT_WAIT_MS`);
+ * when the scheduler cannot place them by then, the group's replicas go back and the answer is
+ * 409 with the scheduler's reason.
+ */
+async function scaleImage(client: KubeClient, caller: Caller, id: string, config: ImageConfig, count: number): Promise<ContainerViewList> {
+  const instances = client.resource<Instance>(Resources.instances);
+  const groupName = imageGroupName(id);
+  const ofImage = async (): Promise<Instance[]> => (await dockerInstances(client, caller.namespace)).filter((i) => i.metadata?.labels?.[IMAGE_LABEL] === id && !i.metadata.deletionTimestamp);
+  const owned = (i: Instance, uid: string): boolean => (i.metadata?.ownerReferences ?? []).some((o) => o.controller && o.kind === 'InstanceGroup' && o.uid === uid);
+  const existingGroup = await client.resource<InstanceGroup>(Resources.instanceGroups).get(caller.namespace, groupName);
+  const byName = (await ofImage()).filter((i) => !existingGroup || !owned(i, existingGroup.metadata!.uid!));
+  const replicas = Math.max(0, count - byName.length);
+  if (replicas > 0) {
+    const engines = (await dockerEngines(client)).filter((e) => !e.spec.unschedulable);
+    const wanted = engineLabels(config.labels ?? []);
+    const eligible = engines.filter((e) => Object.keys(wanted).every((k) => e.metadata?.labels?.[k] !== undefined));
+    if (eligible.length === 0) throw conflict(config.labels?.length ? `no engine has the labels ${config.labels.join(', ')}` : 'no engine to run the container on');
+    if (config.type === 'unique' && count > eligible.length) throw conflict(`a unique config runs at most once per engine: ${eligible.length} engines for ${count} containers`);
+  }
+  const { group, before } = await applyImageGroup(client, caller.namespace, id, config, replicas);
+  // Scaling down removes the newest first.
+  for (const i of byName.slice(count).reverse()) await instances.delete(caller.namespace, i.metadata!.name!).catch(() => undefined);
+  const uid = group.metadata!.uid!;
+  const deadline = Date.now() + PLACEMENT_WAIT_MS;
+  let mine: Instance[] = [];
+  for (;;) {
+    mine = (await ofImage()).filter((i) => owned(i, uid));
+    const settled = mine.length === replicas && mine.every((i) => dockerId(i) || failed(i));
+    if (settled || Date.now() >= deadline) break;
+    await sleep(250);
+  }
+  if (mine.length < replicas || mine.some((i) => !nodeOf(i))) {
+    const unplaced = mine.find((i) => !nodeOf(i));
+    const why = unplaced?.status?.conditions?.find((c) => c.type === 'Scheduled' && c.status === 'False')?.message ?? 'not placed in time';
+    await applyImageGroup(client, caller.namespace, id, config, before).catch(() => undefined);
+    throw conflict(`no engine can run ${config.name}: ${why}`);
+  }
+  const engines = new Map((await dockerEngines(client)).map((e) => [e.metadata!.name!, e]));
+  return (await ofImage()).map((i) => containerView(i, engines));
+}
+
+type ContainerViewList = ReturnType<typeof containerView>[];
+
+/** An Instance its provider refused or that failed: the scale answers it rather than wait. */
+function failed(i: Instance): boolean {
+  return i.status?.state === 'failed' || (!isReady(i) && i.status?.conditions?.some((c) => c.type === 'Synced' && c.status === 'False') === true);
 }

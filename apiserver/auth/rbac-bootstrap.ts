@@ -106,7 +106,7 @@ export function bootstrapClusterRoles(): KubeObject[] {
       ...tenantKinds,
       { apiGroups: ['compute.stratus.dev'], resources: ['networks'], verbs: [...read, ...write] },
       { apiGroups: [''], resources: ['configmaps', 'secrets'], verbs: [...read, ...write] },
-      { apiGroups: ['compute.stratus.dev'], resources: ['instances/status', 'elasticips/status', 'sshkeys/status', 'networks/status'], verbs: read },
+      { apiGroups: ['compute.stratus.dev'], resources: ['instances/status', 'elasticips/status', 'sshkeys/status', 'networks/status', 'instancegroups/status'], verbs: read },
       { apiGroups: ['iam.stratus.dev'], resources: ['quotas'], verbs: read },
       { apiGroups: [''], resources: ['events'], verbs: read },
     ]),

@@ -39,7 +39,23 @@ export const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
 
 type ClientOptions = NonNullable<ConstructorParameters<typeof InstancesClient>[0]>;
 
-const SCOPES = ['https://www.googleapis.com/auth/compute'];
+/** Compute, and Cloud Monitoring's read scope for the autoscaler's CPU metric (`cpuUsagePoints`). */
+const SCOPES = ['https://www.googleapis.com/auth/compute', 'https://www.googleapis.com/auth/monitoring.read'];
+
+/** Where Cloud Monitoring lives when no `endpoint` is given. */
+export const MONITORING_URL = 'https://monitoring.googleapis.com';
+
+/** One DELTA point of `compute.googleapis.com/instance/cpu/usage_time`: vCPU seconds used in `[start, end]` (ms). */
+export interface CpuUsagePoint {
+  start: number;
+  end: number;
+  seconds: number;
+}
+
+interface TimeSeriesList {
+  timeSeries?: { points?: { interval?: { startTime?: string; endTime?: string }; value?: { doubleValue?: number | string; int64Value?: string } }[] }[];
+  nextPageToken?: string;
+}
 
 export interface ComputeApiOptions {
   project: string;
@@ -51,6 +67,8 @@ export interface ComputeApiOptions {
 }
 
 interface Clients {
+  /** The OAuth2 client itself, for the REST calls outside Compute (Cloud Monitoring). */
+  auth: AuthClient;
   instances: InstancesClient;
   operations: ZoneOperationsClient;
   zones: ZonesClient;
@@ -171,6 +189,7 @@ export class ComputeApi {
     // google-gax bundles its own google-auth-library; the AuthClient interface is the same.
     const opts = (authClient: AuthClient): ClientOptions => ({ ...where, authClient: authClient as unknown as ClientOptions['authClient'] });
     return {
+      auth: quick,
       instances: new InstancesClient(opts(quick)),
       operations: new ZoneOperationsClient(opts(waiting)),
       zones: new ZonesClient(opts(quick)),
@@ -297,6 +316,36 @@ export class ComputeApi {
       if (err instanceof GceApiError && err.status === 404) return undefined;
       throw err;
     }
+  }
+
+  /**
+   * Cloud Monitoring `projects.timeSeries.list` of `compute.googleapis.com/instance/cpu/usage_time`
+   * for VM `name` with points ending in `(startMs, endMs]`, every page, oldest first: a plain
+   * REST GET with the connection's OAuth2 client (no Monitoring client library).
+   */
+  async cpuUsagePoints(name: string, startMs: number, endMs: number): Promise<CpuUsagePoint[]> {
+    const base = (this.options.endpoint ?? MONITORING_URL).replace(/\/$/, '');
+    const out: CpuUsagePoint[] = [];
+    let pageToken: string | undefined;
+    do {
+      const params: Record<string, string> = {
+        filter: `metric.type = "compute.googleapis.com/instance/cpu/usage_time" AND resource.type = "gce_instance" AND metric.labels.instance_name = "${name}" AND resource.labels.zone = "${this.zone}"`,
+        'interval.startTime': new Date(startMs).toISOString(),
+        'interval.endTime': new Date(endMs).toISOString(),
+        ...(pageToken ? { pageToken } : {}),
+      };
+      const page = await this.call(`read the CPU usage of instance ${name}`, async (c) => (await c.auth.request<TimeSeriesList>({ url: `${base}/v3/projects/${encodeURIComponent(this.project)}/timeSeries`, method: 'GET', params })).data);
+      for (const ts of page.timeSeries ?? []) {
+        for (const p of ts.points ?? []) {
+          const start = Date.parse(p.interval?.startTime ?? '');
+          const end = Date.parse(p.interval?.endTime ?? '');
+          const seconds = Number(p.value?.doubleValue ?? p.value?.int64Value);
+          if (!Number.isNaN(start) && !Number.isNaN(end) && Number.isFinite(seconds)) out.push({ start, end, seconds });
+        }
+      }
+      pageToken = page.nextPageToken || undefined;
+    } while (pageToken);
+    return out.sort((a, b) => a.end - b.end);
   }
 
   /** instances.list in the zone, every page. */

@@ -22,9 +22,9 @@ import type { NodeConnection, NodeDescription } from '../machine.js';
 import { ComputeApi } from './api.js';
 import { GceMachines } from './machines.js';
 import { OperationTracker } from './operations.js';
-import { LABEL_UID, lastSegment } from './spec.js';
+import { LABEL_UID, instanceName, lastSegment } from './spec.js';
 
-export { ComputeApi, type ComputeApiOptions } from './api.js';
+export { ComputeApi, MONITORING_URL, type ComputeApiOptions, type CpuUsagePoint } from './api.js';
 export { GceApiError, describeFailure, parseEndpoint, retryAfterMs } from './http.js';
 export { GceMachines, type GceMachineOptions } from './machines.js';
 export { ACCESS_CONFIG_NAME, addressName, gceElasticIPs, regionOfZone, type GceElasticIPCarrier } from './addresses.js';
@@ -76,7 +76,20 @@ export interface GceNodeConnection extends NodeConnection {
   /** The Compute API of this node (the ElasticIP carrier's static addresses and access configs). */
   readonly api: ComputeApi;
   machines(): GceMachines;
+  /**
+   * CPU seconds VM `uid` used, summed from Cloud Monitoring's `instance/cpu/usage_time` points
+   * (DELTA, one per 60 s sampling period, published up to ~4 min late): the first call sums the
+   * last `CPU_LOOKBACK_MS`, later ones add the points that ended since, so the count only rises
+   * and the rate between two calls is the VM's (coarse: it moves one period at a time).
+   * Undefined when Monitoring has no point for it yet (not running, or too new).
+   */
+  cpuSeconds(uid: string, signal?: AbortSignal): Promise<number | undefined>;
 }
+
+/** How far back the first CPU reading of a VM looks (Monitoring's latency plus a period). */
+export const CPU_LOOKBACK_MS = 10 * 60_000;
+/** A VM whose CPU was not asked for this long is forgotten. */
+const CPU_FORGET_MS = 60 * 60_000;
 
 export function connectGce(options: GceConnectOptions): GceNodeConnection {
   const api = new ComputeApi({
@@ -92,10 +105,26 @@ export function connectGce(options: GceConnectOptions): GceNodeConnection {
     imageProject: options.imageProject ?? options.project,
     network: options.network ?? 'default',
   });
+  const cpu = new Map<string, { total: number; through: number; asked: number }>();
   return {
     project: options.project,
     zone: options.zone,
     api,
+    async cpuSeconds(uid, signal) {
+      const now = Date.now();
+      for (const [k, v] of cpu) if (now - v.asked > CPU_FORGET_MS) cpu.delete(k);
+      const seen = cpu.get(uid);
+      const points = await api.forCaller(signal, () => api.cpuUsagePoints(instanceName(uid), seen ? seen.through : now - CPU_LOOKBACK_MS, now));
+      const fresh = seen ? points.filter((p) => p.end > seen.through) : points;
+      if (!seen && fresh.length === 0) return undefined;
+      const next = {
+        total: (seen?.total ?? 0) + fresh.reduce((sum, p) => sum + p.seconds, 0),
+        through: Math.max(seen?.through ?? 0, ...fresh.map((p) => p.end)),
+        asked: now,
+      };
+      cpu.set(uid, next);
+      return next.total;
+    },
     /**
      * Capacity is what GCE lets this node run in the region: the CPUS quota's limit minus
      * the vCPUs other workloads of the project use there (the quota's usage less that of this

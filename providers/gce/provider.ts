@@ -55,5 +55,7 @@ export const gceProvider: ProviderDescriptor<GceNodeSettings, GceNodeConnection>
     elasticIPs: gceElasticIPs,
     diskResize: false,
     metrics: true,
+    // Cloud Monitoring's compute.googleapis.com/instance/cpu/usage_time, summed (index.ts).
+    cpuUsage: { cpuSeconds: (conn, uid, signal) => conn.cpuSeconds(uid, signal) },
   },
 };

@@ -6,12 +6,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ComputeNode, ElasticIP, Instance } from '../../crds/types.js';
+import type { ElasticIP, Instance } from '../../crds/types.js';
 import { instanceName } from '../../providers/gce/index.js';
-import { CoreResources, KubeClient, type KubeObject } from '../../runtime/client.js';
+import { KubeClient } from '../../runtime/client.js';
 import { Resources } from '../../controllers/resources.js';
 import { startStratusServe, type StratusServe } from '../harness/apiserver.js';
 import { startFakeGce, type FakeGce } from '../fakes/gce/index.js';
+import { registerGceNode } from '../harness/gce.js';
 import { waitFor } from '../harness/process.js';
 
 let fake: FakeGce;
@@ -24,16 +25,7 @@ before(async () => {
   serve = await startStratusServe({ controllers: true });
   client = KubeClient.fromFile(serve.kubeconfig);
   // The service-account key, as a user stores it: a Secret the ComputeNode names.
-  await client
-    .resource<KubeObject & { stringData: Record<string, string> }>(CoreResources.secrets)
-    .create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'gce-key', namespace: 'default' }, stringData: { 'key.json': fake.serviceAccountKey } });
-  await client.resource<ComputeNode>(Resources.computeNodes).create({
-    apiVersion: 'compute.stratus.dev/v1alpha1',
-    kind: 'ComputeNode',
-    metadata: { name: 'gce-a' },
-    spec: { provider: 'gce', gce: { project: 'acme-prod', zone: 'us-central1-a', endpoint: fake.endpoint, imageProject: 'debian-cloud', credentialsSecretRef: { name: 'gce-key', namespace: 'default' } }, heartbeatSeconds: 2 },
-  });
-  await waitFor('gce-a Ready', async () => (await client.resource<ComputeNode>(Resources.computeNodes).get(undefined, 'gce-a'))?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'), 30_000);
+  await registerGceNode(client, fake, { project: 'acme-prod', imageProject: 'debian-cloud' });
 });
 
 after(async () => {

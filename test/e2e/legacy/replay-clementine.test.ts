@@ -4,7 +4,8 @@
  * the document's boot2docker engine (its address bound to 127.0.0.1) and a local image named
  * `redis:latest`. Run twice: with a token, and without one under `--legacy-insecure`
  * (clementine had no authentication). Then the document's TODO list: every container, an
- * engine's status, saved image configs run by name and scaled to N.
+ * engine's status, saved image configs run by name and scaled to N (an InstanceGroup
+ * `clementine-<id>`, seen through kubectl).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +13,7 @@ import type { ComputeNode, Instance } from '../../../crds/types.js';
 import { CoreResources, KubeClient, type KubeObject } from '../../../runtime/client.js';
 import { Resources } from '../../../controllers/resources.js';
 import { ensureNamespace } from '../../../legacy/namespaces.js';
+import { kubectl } from '../../harness/apiserver.js';
 import { importBusybox, makeCerts, startDockerd, type CertBundle, type Dockerd } from '../../harness/dockerd.js';
 import { freePort, removeDir, tempDir, waitFor } from '../../harness/process.js';
 import { createToken, http, startLegacyServe, type HttpResult, type LegacyServe } from './helpers.js';
@@ -163,6 +165,16 @@ describe('clementine document replayed through the legacy proxy, on a real TLS d
       const insts = (await client.resource<Instance>(Resources.instances).list()).map((i) => `${i.metadata?.name} ${i.status?.state} ${i.status?.message ?? ''} ${JSON.stringify(i.status?.conditions?.map((c) => [c.type, c.status, c.message]))}`);
       throw new Error(`${(err as Error).message}\nengine: ${seen.join('; ')}\ninstances: ${insts.join('\n')}`);
     });
+    // The scale is the InstanceGroup clementine-cache: 2 replicas beside the one run by name.
+    const kcache = await tempDir('clementine-kubectl');
+    const ig = await kubectl(env.serve.kubeconfig, kcache, ['get', 'instancegroup', 'clementine-cache', '-n', 'default', '-o', 'json']);
+    assert.equal(ig.code, 0, ig.stderr);
+    const group = JSON.parse(ig.stdout) as { metadata: { uid: string }; spec: { replicas: number; template: { spec: { image: string } } } };
+    assert.equal(group.spec.replicas, 2);
+    assert.equal(group.spec.template.spec.image, 'redis:latest');
+    const owned = (await client.resource<Instance>(Resources.instances).list('default')).filter((i) => i.metadata?.ownerReferences?.some((o) => o.uid === group.metadata.uid && o.controller));
+    assert.equal(owned.length, 2, 'the group controller made the two other containers');
+    await removeDir(kcache);
     const one = data<Container[]>(await http('POST', `${env.legacy}/apiv1/image/cache/scale`, { body: JSON.stringify({ count: 1 }) }));
     assert.equal(one.length, 1);
     await waitFor('one container left in the engine', async () => (await engine.client.listContainers()).filter((x) => x.Image === 'redis:latest').length === 1, 60_000, 100);

@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import type { ComputeNode } from '../../../crds/types.js';
-import { CoreResources, KubeClient, type KubeObject } from '../../../runtime/client.js';
+import { KubeClient } from '../../../runtime/client.js';
 import { Resources } from '../../../controllers/resources.js';
 import { startFakeGce, type FakeGce } from '../../fakes/gce/index.js';
+import { registerGceNode } from '../../harness/gce.js';
 import { repoRoot } from '../../harness/paths.js';
 import { waitFor } from '../../harness/process.js';
 import { startLegacyServe, type LegacyServe } from './helpers.js';
@@ -35,16 +35,7 @@ describe('Cloud Brain document replayed through the legacy proxy, provider gce o
     env = await startLegacyServe();
     client = KubeClient.fromFile(env.serve.kubeconfig);
     // The service-account key, as a user stores it: a Secret the ComputeNode names.
-    await client
-      .resource<KubeObject & { stringData: Record<string, string> }>(CoreResources.secrets)
-      .create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'gce-key', namespace: 'default' }, stringData: { 'key.json': fake.serviceAccountKey } });
-    await client.resource<ComputeNode>(Resources.computeNodes).create({
-      apiVersion: 'compute.stratus.dev/v1alpha1',
-      kind: 'ComputeNode',
-      metadata: { name: 'gce-a' },
-      spec: { provider: 'gce', gce: { project: 'acme-prod', zone: 'us-central1-a', endpoint: fake.endpoint, credentialsSecretRef: { name: 'gce-key', namespace: 'default' } }, heartbeatSeconds: 2 },
-    });
-    await waitFor('gce-a Ready', async () => (await client.resource<ComputeNode>(Resources.computeNodes).get(undefined, 'gce-a'))?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'), 30_000);
+    await registerGceNode(client, fake, { project: 'acme-prod' });
   });
 
   after(async () => {

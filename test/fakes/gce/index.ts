@@ -24,12 +24,16 @@
  * Served: instances insert/get/list/aggregatedList/delete/start/stop/resume/setLabels,
  * zoneOperations get/wait, machineTypes list/get, images get/getFromFamily, zones get,
  * regions get, addresses insert/get/list/delete (regional operations; regionOperations
- * get/wait), instances addAccessConfig/deleteAccessConfig. Anything else is a 404 in the same error shape.
+ * get/wait), instances addAccessConfig/deleteAccessConfig; and Cloud Monitoring's
+ * `GET /v3/projects/P/timeSeries` for `compute.googleapis.com/instance/cpu/usage_time`
+ * (monitoring.ts: a per-instance load the test sets, `gce.monitoring.setLoad(name, vcpus)`).
+ * Anything else is a 404 in the same error shape.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { compileFilter, FilterSyntaxError } from './filter.js';
 import { FakeOAuth, OAuthError } from './oauth.js';
+import { FakeMonitoring } from './monitoring.js';
 import { API_BASE, ApiError, FakeGceModel, MACHINE_TYPES, invalid, notFound, type FakeGceModelOptions } from './state.js';
 
 export { ApiError, FakeGceModel, MACHINE_TYPES, regionOf, type FakeAddress, type FakeInstance, type FakeOperation, type FakeImage, type InstanceStatus } from './state.js';
@@ -39,6 +43,8 @@ export interface FakeGceOptions extends Partial<FakeGceModelOptions> {
   port?: number;
   /** How long `zoneOperations.wait` blocks before answering with a not-yet-DONE operation. Default 2000 ms (the real API: 2 minutes). */
   waitDeadlineMs?: number;
+  /** Cloud Monitoring's sampling period of `instance/cpu/usage_time`. Default 60000 ms (Google's). */
+  cpuSamplePeriodMs?: number;
 }
 
 export interface RecordedRequest {
@@ -102,6 +108,8 @@ export interface FakeGce {
   serviceAccountKey: string;
   /** The OAuth side: minted-token count, `revokeAll()`, `issueToken()`. */
   oauth: FakeOAuth;
+  /** Cloud Monitoring's `instance/cpu/usage_time` (`GET /v3/projects/P/timeSeries`): `setLoad(name, vcpus)`. */
+  monitoring: FakeMonitoring;
   /** Moves the fake clock forward by `ms` and applies what became due. */
   advance(ms: number): void;
   close(): Promise<void>;
@@ -168,6 +176,7 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
     networks: options.networks ?? ['default'],
   });
   const waitDeadlineMs = options.waitDeadlineMs ?? 2000;
+  const monitoring = new FakeMonitoring(model, options.cpuSamplePeriodMs ?? 60_000);
   const requests: RecordedRequest[] = [];
   let faults: InjectedFault[] = [];
 
@@ -356,8 +365,15 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
         record.body = body;
         const fault = injectedFault(record);
         if (fault) throw fault;
+        monitoring.advance(); // CPU used at the rates that held until now
         model.timeline.settle();
         const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+        if (parts[0] === 'v3' && parts[1] === 'projects' && parts[2] && parts[3] === 'timeSeries' && parts.length === 4 && record.method === 'GET') {
+          const result = monitoring.listTimeSeries(parts[2], query);
+          record.status = 200;
+          send(res, 200, result);
+          return;
+        }
         const bodyObject = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
         const result = await route(record.method, parts, query, bodyObject, res);
         record.status = 200;
@@ -430,7 +446,9 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
     requests,
     serviceAccountKey: oauth.serviceAccountKey(),
     oauth,
+    monitoring,
     advance(ms) {
+      monitoring.advance();
       model.timeline.advance(ms);
       model.timeline.settle();
     },

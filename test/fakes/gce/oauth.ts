@@ -12,6 +12,7 @@ import { ApiError } from './state.js';
 /** The audience Google's token endpoint requires in the assertion. */
 export const GOOGLE_TOKEN_AUDIENCE = 'https://oauth2.googleapis.com/token';
 const GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+// Compute's scopes; Monitoring's read scope is accepted beside one of them (the provider asks for both).
 const COMPUTE_SCOPES = ['https://www.googleapis.com/auth/compute', 'https://www.googleapis.com/auth/cloud-platform'];
 const SKEW_S = 300;
 
