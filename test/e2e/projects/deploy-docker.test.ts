@@ -310,7 +310,11 @@ test('git push to deploy: token as the basic password, RBAC, the pillar, stages 
     metadata: { name: 'pushed', namespace: 'default' },
     spec: { source: { push: { ref: 'main' } }, mode: 'full', environment: 'prod', guests: ['web'], healthCheck: { command: ['test', '-f', 'index.html'], timeoutSeconds: 3 } },
   });
-  const st = await waitFor('push URLs in status', async () => (await projects.get('default', 'pushed'))?.status, 30_000, 200);
+  // status can be written (conditions) before the reconcile that advertises the remotes
+  const st = await waitFor('push URLs in status', async () => {
+    const status = (await projects.get('default', 'pushed'))?.status;
+    return status?.pushURL ? status : undefined;
+  }, 30_000, 200);
   assert.equal(st.pushURL, `${serve!.url}/git/projects/default/pushed/project.git`);
   assert.equal(st.pillarPushURL, `${serve!.url}/git/projects/default/pushed/pillar.git`);
   const ca = join(certDir!, 'api-ca.pem');
