@@ -241,7 +241,12 @@ describe('API server HTTP semantics', () => {
     assert.equal(v2.swagger, '2.0');
     assert.ok(v2.definitions['dev.stratus.compute.v1alpha1.Instance']);
     const proto = await adminFetch(url('/openapi/v2'), { headers: { accept: 'application/com.github.proto-openapi.spec.v2@v1.0+protobuf' } });
-    assert.equal(proto.status, 406);
+    // The protobuf form kubectl 1.27/1.28 ask for (gnostic's Document: field 1 `swagger` = "2.0")
+    assert.equal(proto.status, 200);
+    assert.equal(proto.headers.get('content-type'), 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf');
+    const bytes = Buffer.from(await proto.arrayBuffer());
+    assert.deepEqual([...bytes.subarray(0, 5)], [0x0a, 0x03, 0x32, 0x2e, 0x30]);
+    assert.ok(bytes.includes(Buffer.from('dev.stratus.compute.v1alpha1.Instance')), 'the Instance definition is in it');
     for (const probe of ['/healthz', '/livez', '/readyz']) assert.equal((await adminFetch(url(probe))).status, 200, probe);
   });
 
