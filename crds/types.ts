@@ -1551,6 +1551,9 @@ export interface ProjectSpec {
        * Secret in the Project's namespace with the SMTP settings: host, port (default 587, or 465 with tls=true), from, and optionally username, password, tls ("true" for implicit TLS; otherwise STARTTLS when the server offers it).
        */
       smtpSecretRef: {
+        /**
+         * Name of the Secret.
+         */
         name: string;
       };
       /**
