@@ -19,7 +19,7 @@
  */
 import { ReconcileError } from '../../runtime/errors.js';
 import type { NodeConnection, NodeDescription } from '../machine.js';
-import { ComputeApi } from './api.js';
+import { ComputeApi, type MachineType } from './api.js';
 import { GceMachines } from './machines.js';
 import { OperationTracker } from './operations.js';
 import { LABEL_UID, instanceName, lastSegment } from './spec.js';
@@ -106,6 +106,14 @@ export function connectGce(options: GceConnectOptions): GceNodeConnection {
     network: options.network ?? 'default',
   });
   const cpu = new Map<string, { total: number; through: number; asked: number }>();
+  // A zone's machine types do not change while a node is connected: read them once (a failed
+  // read is forgotten, so the next heartbeat tries again), not on every heartbeat.
+  let machineTypes: Promise<MachineType[]> | undefined;
+  const zoneMachineTypes = (): Promise<MachineType[]> =>
+    (machineTypes ??= api.listMachineTypes().catch((err: unknown) => {
+      machineTypes = undefined;
+      throw err;
+    }));
   return {
     project: options.project,
     zone: options.zone,
@@ -139,7 +147,7 @@ export function connectGce(options: GceConnectOptions): GceNodeConnection {
       if (zone.status && zone.status !== 'UP') {
         throw new ReconcileError('NodeUnreachable', `GCE zone ${options.zone} is ${zone.status}`);
       }
-      const [region, owned, types] = await Promise.all([api.getRegion(lastSegment(zone.region)), api.listInstances(`labels.${LABEL_UID}:*`), api.listMachineTypes()]);
+      const [region, owned, types] = await Promise.all([api.getRegion(lastSegment(zone.region)), api.listInstances(`labels.${LABEL_UID}:*`), zoneMachineTypes()]);
       const quota = region.quotas?.find((q) => q.metric === 'CPUS');
       const byName = new Map(types.map((t) => [t.name ?? '', t]));
       // Stopped (TERMINATED) VMs hold no vCPU quota.
