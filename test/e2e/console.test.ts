@@ -19,12 +19,12 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import type { ComputeNode, Deployment, Instance } from '../../crds/types.js';
-import { KubeClient, CoreResources, type KubeObject } from '../../runtime/client.js';
+import type { Deployment, Instance } from '../../crds/types.js';
+import { KubeClient, type KubeObject } from '../../runtime/client.js';
 import { Resources } from '../../controllers/resources.js';
 import { kubectl, startStratusServe, type StratusServe } from '../harness/apiserver.js';
 import { startChromium, type Browser } from '../harness/chromium.js';
-import { importBusybox, makeCerts, startDockerd, type Dockerd } from '../harness/dockerd.js';
+import { importBusybox, makeCerts, registerDockerNode, startDockerd, type Dockerd } from '../harness/dockerd.js';
 import { startGitRemote, type GitRemote } from '../harness/gitrepo.js';
 import { repoRoot } from '../harness/paths.js';
 import { removeDir, tempDir, waitFor } from '../harness/process.js';
@@ -102,18 +102,7 @@ describe('web console in Chromium', () => {
     remote = await startGitRemote();
     serve = await startStratusServe({ controllers: true, args: ['--sim-node'], env: { STRATUS_PROJECTS_DIR: join(dir, 'projects'), STRATUS_PROJECT_POLL_MS: '600000' } });
     client = KubeClient.fromFile(serve.kubeconfig);
-    await client.resource<KubeObject & { stringData: Record<string, string> }>(CoreResources.secrets).create({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'engine-tls', namespace: 'default' },
-      stringData: { 'ca.pem': certs.ca, 'cert.pem': certs.cert, 'key.pem': certs.key },
-    });
-    await client.resource<ComputeNode>(Resources.computeNodes).create({
-      apiVersion: 'compute.stratus.dev/v1alpha1',
-      kind: 'ComputeNode',
-      metadata: { name: 'engine-1' },
-      spec: { provider: 'docker', docker: { address: engine.address, tlsSecretRef: { name: 'engine-tls', namespace: 'default' } }, capacityOverride: { cpus: 4, memoryMiB: 4096 } },
-    });
+    await registerDockerNode(client, engine, certs, { capacity: { cpus: 4, memoryMiB: 4096 } });
     tokens.ops = await userToken('ops', ['--group', 'admins']);
     await admin(['create', 'clusterrolebinding', 'admins', '--clusterrole=cluster-admin', '--group=admins']);
     tokens.viewer = await userToken('viewer', ['--namespace', 'team-v']);

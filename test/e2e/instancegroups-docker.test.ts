@@ -17,11 +17,11 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import type { ComputeNode, Instance, InstanceGroup } from '../../crds/types.js';
-import { KubeClient, CoreResources, type KubeObject } from '../../runtime/client.js';
+import type { Instance, InstanceGroup } from '../../crds/types.js';
+import { KubeClient } from '../../runtime/client.js';
 import { Resources } from '../../controllers/resources.js';
 import { kubectl as runKubectl, startStratusServe, type KubectlResult, type StratusServe } from '../harness/apiserver.js';
-import { importBusybox, makeCerts, startDockerd, type CertBundle, type Dockerd } from '../harness/dockerd.js';
+import { importBusybox, makeCerts, registerDockerNode, startDockerd, type CertBundle, type Dockerd } from '../harness/dockerd.js';
 import { removeDir, requireBinary, tempDir, waitFor } from '../harness/process.js';
 
 const execFileP = promisify(execFile);
@@ -62,14 +62,7 @@ before(async () => {
   image = await importBusybox(engine);
   serve = await startStratusServe({ controllers: true });
   client = KubeClient.fromFile(serve.kubeconfig);
-  const secrets = client.resource<KubeObject & { stringData: Record<string, string> }>(CoreResources.secrets);
-  await secrets.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'engine-tls', namespace: 'default' }, stringData: { 'ca.pem': certs.ca, 'cert.pem': certs.cert, 'key.pem': certs.key } });
-  await client.resource<ComputeNode>(Resources.computeNodes).create({
-    apiVersion: 'compute.stratus.dev/v1alpha1',
-    kind: 'ComputeNode',
-    metadata: { name: 'engine-1' },
-    spec: { provider: 'docker', docker: { address: engine.address, tlsSecretRef: { name: 'engine-tls', namespace: 'default' } }, capacityOverride: { cpus: 64, memoryMiB: 65536 }, heartbeatSeconds: 1 },
-  });
+  await registerDockerNode(client, engine, certs, { capacity: { cpus: 64, memoryMiB: 65536 }, heartbeatSeconds: 1 });
   await kubectlOk(['wait', '--for=condition=Ready', 'computenode/engine-1', '--timeout=30s']);
 });
 

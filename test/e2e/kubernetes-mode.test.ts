@@ -22,7 +22,7 @@ import { simNodeUri } from '../../providers/libvirt/index.js';
 import { startStratusServe, kubectl, type StratusServe } from '../harness/apiserver.js';
 import { execFileP, removeDir, requireBinary, startDaemon, tempDir, waitFor, type Daemon } from '../harness/process.js';
 import { kubeconfigCredentials } from '../harness/kubefetch.js';
-import { makeCerts, startDockerd, type Dockerd } from '../harness/dockerd.js';
+import { makeCerts, registerDockerNode, startDockerd, type Dockerd } from '../harness/dockerd.js';
 import { startFakeGce, type FakeGce } from '../fakes/gce/index.js';
 import { CoreResources } from '../../runtime/client.js';
 import { repoRoot, stratusBin } from '../harness/paths.js';
@@ -188,14 +188,8 @@ test('stratus controller against stratus serve --no-controllers drives an Instan
   engine = await startDockerd({ certs });
   gce = await startFakeGce({ project: 'acme-prod', stepMs: 50 });
   const secrets = client.resource<KubeObject & { stringData: Record<string, string> }>(CoreResources.secrets);
-  await secrets.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'engine-tls', namespace: 'default' }, stringData: { 'ca.pem': certs.ca, 'cert.pem': certs.cert, 'key.pem': certs.key } });
   await secrets.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'gce-key', namespace: 'default' }, stringData: { 'not-a-key': 'x' } });
-  await client.resource<ComputeNode>(Resources.computeNodes).create({
-    apiVersion: 'compute.stratus.dev/v1alpha1',
-    kind: 'ComputeNode',
-    metadata: { name: 'engine' },
-    spec: { provider: 'docker', docker: { address: engine.address, tlsSecretRef: { name: 'engine-tls', namespace: 'default' } }, heartbeatSeconds: 1 },
-  });
+  await registerDockerNode(client, engine, certs, { name: 'engine', heartbeatSeconds: 1 });
   await client.resource<ComputeNode>(Resources.computeNodes).create({
     apiVersion: 'compute.stratus.dev/v1alpha1',
     kind: 'ComputeNode',

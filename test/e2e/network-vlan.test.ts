@@ -9,11 +9,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { ComputeNode, Instance, Network } from '../../crds/types.js';
-import { KubeClient, CoreResources, type KubeObject } from '../../runtime/client.js';
+import { KubeClient } from '../../runtime/client.js';
 import { Resources } from '../../controllers/resources.js';
 import { startStratusServe, type StratusServe } from '../harness/apiserver.js';
 import { startOvs, type OvsInstance } from '../harness/ovs.js';
-import { importBusybox, makeCerts, startDockerd, type Dockerd } from '../harness/dockerd.js';
+import { importBusybox, makeCerts, registerDockerNode, startDockerd, type Dockerd } from '../harness/dockerd.js';
 import { removeDir, tempDir, waitFor } from '../harness/process.js';
 
 let serve: StratusServe | undefined;
@@ -31,23 +31,7 @@ before(async () => {
   image = await importBusybox(engine);
   serve = await startStratusServe({ controllers: true });
   client = KubeClient.fromFile(serve.kubeconfig);
-  await client.resource<KubeObject & { stringData: Record<string, string> }>(CoreResources.secrets).create({
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name: 'engine-tls', namespace: 'default' },
-    stringData: { 'ca.pem': certs.ca, 'cert.pem': certs.cert, 'key.pem': certs.key },
-  });
-  await client.resource<ComputeNode>(Resources.computeNodes).create({
-    apiVersion: 'compute.stratus.dev/v1alpha1',
-    kind: 'ComputeNode',
-    metadata: { name: 'engine-1' },
-    spec: {
-      provider: 'docker',
-      docker: { address: engine.address, tlsSecretRef: { name: 'engine-tls', namespace: 'default' } },
-      ovs: { database: ovs.dbSocket, netns: ovs.netns },
-      capacityOverride: { cpus: 16, memoryMiB: 16384 },
-    },
-  });
+  await registerDockerNode(client, engine, certs, { ovs: { database: ovs.dbSocket, netns: ovs.netns }, capacity: { cpus: 16, memoryMiB: 16384 } });
 });
 
 after(async () => {

@@ -15,6 +15,9 @@ import { readFileSync, rmSync } from 'node:fs';
 import { mkdir, readFile, readdir, symlink, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
+import type { ComputeNode } from '../../crds/types.js';
+import { Resources } from '../../controllers/resources.js';
+import { CoreResources, type KubeClient, type KubeObject } from '../../runtime/client.js';
 import { execFileP, freePort, pidAlive, removeDir, requireBinary, startDaemon, tempDir, waitFor } from './process.js';
 
 export interface CertBundle {
@@ -385,4 +388,35 @@ export async function importBusybox(engine: Pick<Dockerd, 'client'>, options: { 
     });
   });
   return ref;
+}
+
+/**
+ * Registers `engine` with a stratus API as a Docker ComputeNode, the way an operator does:
+ * a Secret holding the client certificate bundle, then the ComputeNode naming it.
+ */
+export async function registerDockerNode(
+  client: KubeClient,
+  engine: Pick<Dockerd, 'address'>,
+  certs: Pick<CertBundle, 'ca' | 'cert' | 'key'>,
+  options: { name?: string; secret?: string; capacity?: { cpus: number; memoryMiB: number }; heartbeatSeconds?: number; ovs?: { database: string; netns?: string } } = {},
+): Promise<ComputeNode> {
+  const secret = options.secret ?? 'engine-tls';
+  await client.resource<KubeObject & { stringData: Record<string, string> }>(CoreResources.secrets).create({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: secret, namespace: 'default' },
+    stringData: { 'ca.pem': certs.ca, 'cert.pem': certs.cert, 'key.pem': certs.key },
+  });
+  return client.resource<ComputeNode>(Resources.computeNodes).create({
+    apiVersion: 'compute.stratus.dev/v1alpha1',
+    kind: 'ComputeNode',
+    metadata: { name: options.name ?? 'engine-1' },
+    spec: {
+      provider: 'docker',
+      docker: { address: engine.address, tlsSecretRef: { name: secret, namespace: 'default' } },
+      ...(options.ovs ? { ovs: options.ovs } : {}),
+      ...(options.capacity ? { capacityOverride: options.capacity } : {}),
+      ...(options.heartbeatSeconds ? { heartbeatSeconds: options.heartbeatSeconds } : {}),
+    },
+  });
 }

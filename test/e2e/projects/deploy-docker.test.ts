@@ -20,7 +20,7 @@ import type { ComputeNode, Deployment, Instance, Project } from '../../../crds/t
 import { KubeClient, CoreResources, type KubeObject } from '../../../runtime/client.js';
 import { Resources } from '../../../controllers/resources.js';
 import { startStratusServe, type StratusServe } from '../../harness/apiserver.js';
-import { importBusybox, makeCerts, startDockerd, type Dockerd } from '../../harness/dockerd.js';
+import { importBusybox, makeCerts, registerDockerNode, startDockerd, type Dockerd } from '../../harness/dockerd.js';
 import { startGitRemote, type GitRemote } from '../../harness/gitrepo.js';
 import { stratusBin } from '../../harness/paths.js';
 import { removeDir, tempDir, waitFor } from '../../harness/process.js';
@@ -56,18 +56,7 @@ before(async () => {
   webhookURL = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/hook`;
   serve = await startStratusServe({ controllers: true, env: { STRATUS_PROJECTS_DIR: join(certDir, 'projects'), STRATUS_PROJECT_POLL_MS: '600000' } });
   client = KubeClient.fromFile(serve.kubeconfig);
-  await client.resource<KubeObject & { stringData: Record<string, string> }>(CoreResources.secrets).create({
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name: 'engine-tls', namespace: 'default' },
-    stringData: { 'ca.pem': certs.ca, 'cert.pem': certs.cert, 'key.pem': certs.key },
-  });
-  await client.resource<ComputeNode>(Resources.computeNodes).create({
-    apiVersion: 'compute.stratus.dev/v1alpha1',
-    kind: 'ComputeNode',
-    metadata: { name: 'engine-1' },
-    spec: { provider: 'docker', docker: { address: engine.address, tlsSecretRef: { name: 'engine-tls', namespace: 'default' } }, capacityOverride: { cpus: 16, memoryMiB: 16384 } },
-  });
+  await registerDockerNode(client, engine, certs, { capacity: { cpus: 16, memoryMiB: 16384 } });
 });
 
 after(async () => {
