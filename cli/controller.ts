@@ -14,11 +14,9 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
-import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../runtime/client.js';
-import { Manager } from '../runtime/manager.js';
+import type { Manager } from '../runtime/manager.js';
 import { log } from '../runtime/log.js';
-import { registerControllers } from '../controllers/index.js';
 
 export interface ControllerManagerOptions {
   client: KubeClient;
@@ -37,6 +35,8 @@ export interface RunningControllers {
 
 /** Builds the manager with every stratus controller and starts it. */
 export async function startControllerManager(opts: ControllerManagerOptions): Promise<RunningControllers> {
+  // Loaded here, not at the top: every other `stratus` command would pay for them.
+  const [{ Manager }, { registerControllers }] = await Promise.all([import('../runtime/manager.js'), import('../controllers/index.js')]);
   const mgr = new Manager({
     client: opts.client,
     metricsListen: opts.metricsListen,
@@ -60,9 +60,11 @@ export async function startControllerManager(opts: ControllerManagerOptions): Pr
 }
 
 /** The API client from `--in-cluster` or `--kubeconfig`; one of them is required. */
-function controllerClient(raw: Record<string, unknown>): KubeClient {
+async function controllerClient(raw: Record<string, unknown>): Promise<KubeClient> {
   const options = { userAgent: 'stratus-controller' };
   if (raw.inCluster === true) {
+    // client-node knows the in-cluster layout (token file, CA, KUBERNETES_SERVICE_HOST).
+    const { KubeConfig } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
     kc.loadFromCluster();
     return KubeClient.fromKubeConfig(kc, options);
@@ -86,7 +88,7 @@ export function registerController(program: Command): void {
     .option('--metrics-listen <host:port>', 'serve /metrics, /healthz and /readyz here')
     .action(async (raw: Record<string, unknown>) => {
       const running = await startControllerManager({
-        client: controllerClient(raw),
+        client: await controllerClient(raw),
         leaderElect: raw.leaderElect === true,
         leaseNamespace: String(raw.leaseNamespace),
         leaseName: String(raw.leaseName),

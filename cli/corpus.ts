@@ -20,7 +20,6 @@ import { readFileSync, existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { KubeConfig } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import type { ComputeNode, Deployment, Instance, Project } from '../crds/types.js';
 import { KubeClient } from '../runtime/client.js';
@@ -74,19 +73,13 @@ export function readCorpusConfig(path: string): Record<string, CorpusEndpoint> {
 
 /** A client for one endpoint; the token's user is checked against `id` (SelfSubjectReview). */
 export async function endpointClient(nick: string, ep: CorpusEndpoint): Promise<KubeClient> {
-  const kc = new KubeConfig();
+  let client: KubeClient;
   if (ep.kubeconfig && !ep.url) {
-    kc.loadFromFile(ep.kubeconfig);
+    client = KubeClient.fromFile(ep.kubeconfig);
   } else {
     const ca = ep.ca === undefined ? undefined : ep.ca.includes('-----BEGIN') ? ep.ca : readFileSync(ep.ca, 'utf8');
-    kc.loadFromOptions({
-      clusters: [{ name: nick, server: ep.url!, ...(ca ? { caData: Buffer.from(ca).toString('base64') } : {}), skipTLSVerify: false }],
-      users: [{ name: ep.id ?? nick, token: ep.password }],
-      contexts: [{ name: nick, cluster: nick, user: ep.id ?? nick }],
-      currentContext: nick,
-    });
+    client = KubeClient.fromCredentials({ server: ep.url!, ...(ca ? { ca } : {}), ...(ep.password ? { token: ep.password } : {}) });
   }
-  const client = KubeClient.fromKubeConfig(kc);
   if (ep.id && ep.password) {
     try {
       const review = (await client.request({

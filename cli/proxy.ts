@@ -9,7 +9,6 @@
 import type { Command } from 'commander';
 import { KubeClient } from '../runtime/client.js';
 import { log } from '../runtime/log.js';
-import { INSECURE_ANONYMOUS_APIS, parseAnonymousApis, startLegacyProxy } from '../legacy/proxy.js';
 import { DEFAULT_KUBECONFIG } from './token.js';
 
 export function registerProxy(program: Command): void {
@@ -21,6 +20,7 @@ export function registerProxy(program: Command): void {
     .option('--legacy-anonymous <apis>', 'legacy APIs (comma-separated) that admit callers without credentials as system:anonymous')
     .option('--legacy-insecure', 'deprecated: the same as --legacy-anonymous datacentred,clementine', false)
     .action(async (raw: Record<string, unknown>) => {
+      const { INSECURE_ANONYMOUS_APIS, parseAnonymousApis, startLegacyProxy } = await import('../legacy/proxy.js');
       const anonymous = [
         ...new Set([...(typeof raw.legacyAnonymous === 'string' ? parseAnonymousApis(raw.legacyAnonymous) : []), ...(raw.legacyInsecure === true ? INSECURE_ANONYMOUS_APIS : [])]),
       ];

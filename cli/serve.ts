@@ -12,9 +12,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { startApiServer, type ApiServer } from '../apiserver/server.js';
+import type { ApiServer } from '../apiserver/server.js';
 import { log } from '../runtime/log.js';
-import { parseAnonymousApis } from '../legacy/proxy.js';
 
 export interface ServeOptions {
   dataDir: string;
@@ -100,6 +99,8 @@ export function registerServe(program: Command): void {
     .option('--s3-listen <host:port>', 'address of the S3-compatible object store ("off" disables)', '127.0.0.1:9000')
     .option('--s3-domain <domain>', 'virtual-host-style S3 requests address BUCKET.DOMAIN', 'localhost')
     .action(async (raw: Record<string, unknown>) => {
+      // The server's modules load here, not at the top: every other `stratus` command would pay for them.
+      const { parseAnonymousApis } = await import('../legacy/proxy.js');
       const options: ServeOptions = {
         dataDir: String(raw.dataDir),
         listen: String(raw.listen),
@@ -144,6 +145,7 @@ function ldapOptions(raw: Record<string, unknown>): Pick<ServeOptions, 'ldap'> {
 }
 
 export async function serve(options: ServeOptions): Promise<void> {
+  const { startApiServer } = await import('../apiserver/server.js');
   const server = await startApiServer({
     dataDir: options.dataDir,
     listen: options.listen,

@@ -3,9 +3,9 @@
  * kinds alike), raw JSON in and out, errors as `ApiError` with the HTTP code and the
  * `Status` reason.
  *
- * Authentication, TLS and exec/token plugins come from `@kubernetes/client-node`'s
- * `KubeConfig` (`applyToHTTPSOptions`), so it works against a real cluster and stratus's
- * own API server alike. The requests themselves go out through `node:http(s)` with one
+ * Authentication, TLS and exec/token plugins come from the kubeconfig (`kubeconfig.ts`:
+ * static credentials applied directly, every other form through `@kubernetes/client-node`'s
+ * `KubeConfig`), so it works against a real cluster and stratus's own API server alike. The requests themselves go out through `node:http(s)` with one
  * keep-alive agent per client, because the generated client-node APIs cannot address a
  * resource generically (`CustomObjectsApi` has no core group, `KubernetesObjectApi` has no
  * `/status`), turn timestamps into `Date`s and drop unknown fields, and send JSON-patch
@@ -18,7 +18,8 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { accessFromKubeConfig, loadKubeconfigFile, staticAccess, type ClusterAccess, type StaticAccess } from './kubeconfig.js';
 
 import type { ObjectMeta } from '../crds/types.js';
 
@@ -166,7 +167,8 @@ export class KubeClient {
   private readonly usesProxy: boolean;
 
   private constructor(
-    readonly kubeConfig: KubeConfig,
+    /** The server and the credentials every request carries. */
+    readonly access: ClusterAccess,
     readonly requestTimeoutMs = 30_000,
     /** Sent as `User-Agent`, so the API server's request log tells clients apart. */
     readonly userAgent = DEFAULT_USER_AGENT,
@@ -175,26 +177,29 @@ export class KubeClient {
     /** The client whose connection pool this one shares (an impersonating view of it). */
     private readonly pool?: KubeClient,
   ) {
-    const cluster = kubeConfig.getCurrentCluster();
-    if (!cluster) throw new Error('kubeconfig has no current cluster');
-    this.server = cluster.server.replace(/\/+$/, '');
+    this.server = access.server;
     this.isHttps = this.server.startsWith('https:');
-    this.usesProxy = Boolean(cluster.proxyUrl);
+    this.usesProxy = access.viaProxy;
   }
 
+  /** The current context of kubeconfig file `path`. */
   static fromFile(path: string, opts: ClientOptions = {}): KubeClient {
-    const kc = new KubeConfig();
-    kc.loadFromFile(path);
-    return new KubeClient(kc, opts.requestTimeoutMs, opts.userAgent);
+    return new KubeClient(loadKubeconfigFile(path), opts.requestTimeoutMs, opts.userAgent);
   }
 
+  /** The current context of a client-node `KubeConfig` (in-cluster config, exec plugins, ...). */
   static fromKubeConfig(kc: KubeConfig, opts: ClientOptions = {}): KubeClient {
-    return new KubeClient(kc, opts.requestTimeoutMs, opts.userAgent);
+    return new KubeClient(accessFromKubeConfig(kc), opts.requestTimeoutMs, opts.userAgent);
+  }
+
+  /** A server and static credentials (a bearer token, a client certificate, ...). */
+  static fromCredentials(credentials: StaticAccess, opts: ClientOptions = {}): KubeClient {
+    return new KubeClient(staticAccess(credentials), opts.requestTimeoutMs, opts.userAgent);
   }
 
   /** A client on the same kubeconfig whose plain requests give up after `ms` (leases). */
   withRequestTimeout(ms: number): KubeClient {
-    return new KubeClient(this.kubeConfig, ms, this.userAgent, this.impersonation);
+    return new KubeClient(this.access, ms, this.userAgent, this.impersonation);
   }
 
   /**
@@ -202,7 +207,7 @@ export class KubeClient {
    * client's connections, so one per request costs nothing. Closing it closes nothing.
    */
   impersonating(who: Impersonation): KubeClient {
-    return new KubeClient(this.kubeConfig, this.requestTimeoutMs, this.userAgent, who, this.pool ?? this);
+    return new KubeClient(this.access, this.requestTimeoutMs, this.userAgent, who, this.pool ?? this);
   }
 
   resource<T extends KubeObject = KubeObject>(ref: ResourceRef): ResourceClient<T> {
@@ -291,14 +296,7 @@ export class KubeClient {
 
   private async open(spec: RequestSpec, timeoutMs: number): Promise<{ req: http.ClientRequest; res: http.IncomingMessage }> {
     const opts: https.RequestOptions = { headers: {} };
-    try {
-      await this.kubeConfig.applyToHTTPSOptions(opts);
-    } catch (err) {
-      // client-node refuses http:// unless insecure-skip-tls-verify is set; it fails while
-      // building its agent, after the auth headers are in `opts`. kubectl accepts plain
-      // http (there is no TLS to skip), and so do we: our own agent is used anyway.
-      if (this.isHttps || !(err instanceof Error && /HTTP protocol is not allowed/.test(err.message))) throw err;
-    }
+    await this.access.apply(opts);
     const url = new URL(this.server + spec.path);
     for (const [k, v] of Object.entries(spec.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: http.OutgoingHttpHeaders = { ...(opts.headers as http.OutgoingHttpHeaders), accept: 'application/json', 'user-agent': this.userAgent };

@@ -8,10 +8,9 @@
  * (git refuses the ref update and `git push` exits non-zero).
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Deployment, Project } from '../../crds/types.js';
 import { KubeClient } from '../../runtime/client.js';
 import { Resources } from '../../controllers/resources.js';
@@ -47,14 +46,7 @@ function archive(commit: string, file: string): Promise<void> {
 }
 
 function client(): KubeClient {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'stratus', server: env('STRATUS_API_URL'), caFile: env('STRATUS_API_CA'), skipTLSVerify: false }],
-    users: [{ name: 'pusher', token: env('STRATUS_API_TOKEN') }],
-    contexts: [{ name: 'push', cluster: 'stratus', user: 'pusher' }],
-    currentContext: 'push',
-  });
-  return KubeClient.fromKubeConfig(kc, { userAgent: 'stratus-git-hook' });
+  return KubeClient.fromCredentials({ server: env('STRATUS_API_URL'), ca: readFileSync(env('STRATUS_API_CA')), token: env('STRATUS_API_TOKEN') }, { userAgent: 'stratus-git-hook' });
 }
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;

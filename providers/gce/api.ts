@@ -19,9 +19,9 @@
  * also loads the `v1beta` and `v1small` surfaces (30 MB of generated code, ~5 s at start-up).
  */
 import { readFileSync } from 'node:fs';
-import { GoogleAuth, type AuthClient, type JWTInput } from 'google-auth-library';
+import type { AuthClient, JWTInput } from 'google-auth-library';
 import type { protos } from '@google-cloud/compute';
-import { AddressesClient, ImagesClient, InstancesClient, MachineTypesClient, RegionOperationsClient, RegionsClient, ZoneOperationsClient, ZonesClient } from '@google-cloud/compute/build/src/v1/index.js';
+import type { AddressesClient, ImagesClient, InstancesClient, MachineTypesClient, RegionOperationsClient, RegionsClient, ZoneOperationsClient, ZonesClient } from '@google-cloud/compute/build/src/v1/index.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { DEADLINE_EXCEEDED, ReconcileError } from '../../runtime/errors.js';
 import { GceApiError, describeFailure, parseEndpoint, type TransportError } from './http.js';
@@ -144,6 +144,9 @@ export class ComputeApi {
    * is redirected to the key's own `token_uri` (a private or test OAuth endpoint).
    */
   private async authClient(timeoutMs: number): Promise<AuthClient> {
+    // Loaded on a GCE node's first connection: the Google libraries cost about a second of
+    // CPU to load, which every `stratus` command and every node kind would otherwise pay.
+    const { GoogleAuth } = await import('google-auth-library');
     let client: AuthClient;
     const key = this.keyJson();
     let tokenUri: string | undefined;
@@ -184,6 +187,7 @@ export class ComputeApi {
   }
 
   private async build(): Promise<Clients> {
+    const { AddressesClient, ImagesClient, InstancesClient, MachineTypesClient, RegionOperationsClient, RegionsClient, ZoneOperationsClient, ZonesClient } = await import('@google-cloud/compute/build/src/v1/index.js');
     const [quick, waiting] = await Promise.all([this.authClient(this.options.requestTimeoutMs), this.authClient(this.options.waitTimeoutMs)]);
     const where = this.options.endpoint ? parseEndpoint(this.options.endpoint) : {};
     // google-gax bundles its own google-auth-library; the AuthClient interface is the same.

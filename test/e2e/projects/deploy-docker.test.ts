@@ -306,9 +306,7 @@ test('git push to deploy: token as the basic password, RBAC, the pillar, stages 
   }, 30_000, 200);
   assert.equal(st.pushURL, `${serve!.url}/git/projects/default/pushed/project.git`);
   assert.equal(st.pillarPushURL, `${serve!.url}/git/projects/default/pushed/pillar.git`);
-  const ca = join(certDir!, 'api-ca.pem');
-  const { writeFile } = await import('node:fs/promises');
-  await writeFile(ca, Buffer.from(client.kubeConfig.getCurrentCluster()!.caData!, 'base64'));
+  const ca = join(serve!.dataDir, 'pki', 'ca.crt');
   const withToken = (u: string, t: string): string => u.replace('https://', `https://anyone:${t}@`);
   const code = join(certDir!, 'push-code');
   const pillar = join(certDir!, 'push-pillar');

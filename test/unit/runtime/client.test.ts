@@ -167,6 +167,41 @@ describe('KubeClient over TLS with a client certificate (as against a real clust
     client.close();
   });
 
+  test('reads certificate-authority, client-certificate and client-key files relative to the kubeconfig, as kubectl does', async () => {
+    const path = join(dir, 'kubeconfig-files');
+    writeFileSync(
+      path,
+      `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: ${api.url}\n    certificate-authority: ca.crt\nusers:\n- name: u\n  user:\n    client-certificate: client.crt\n    client-key: ${join(dir, 'client.key')}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n`,
+    );
+    const client = KubeClient.fromFile(path);
+    await client.resource(CoreResources.configMaps).list('a');
+    assert.equal(api.lastAuth.clientCN, 'stratus-admin');
+    client.close();
+  });
+
+  test('an exec credential plugin (a form only client-node knows) supplies the token', async () => {
+    const plugin = join(dir, 'exec-plugin.sh');
+    // This server also asks for a client certificate: the plugin hands out both.
+    const credential = { apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: 'from-exec', clientCertificateData: readFileSync(join(dir, 'client.crt'), 'utf8'), clientKeyData: readFileSync(join(dir, 'client.key'), 'utf8') } };
+    writeFileSync(join(dir, 'exec-credential.json'), JSON.stringify(credential));
+    writeFileSync(plugin, `#!/bin/sh\nexec cat ${join(dir, 'exec-credential.json')}\n`, { mode: 0o755 });
+    const path = join(dir, 'kubeconfig-exec');
+    writeFileSync(
+      path,
+      `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: ${api.url}\n    certificate-authority-data: ${b64('ca.crt')}\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: ${plugin}\n      interactiveMode: Never\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n`,
+    );
+    const client = KubeClient.fromFile(path);
+    await client.resource(CoreResources.configMaps).list('a');
+    assert.equal(api.lastAuth.authorization, 'Bearer from-exec');
+    client.close();
+  });
+
+  test('a kubeconfig whose current context names no cluster is refused with a clear error', () => {
+    const path = join(dir, 'kubeconfig-nocontext');
+    writeFileSync(path, `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: '${api.url}'}\ncontexts: []\ncurrent-context: missing\n`);
+    assert.throws(() => KubeClient.fromFile(path), /kubeconfig has no current cluster/);
+  });
+
   test('refuses a server whose certificate the kubeconfig CA did not sign', async () => {
     const path = join(dir, 'kubeconfig-wrong-ca');
     writeFileSync(
