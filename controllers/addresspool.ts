@@ -13,10 +13,11 @@
  * between the ledger write and the ElasticIP's status write) returns the address it already
  * holds. `release` of an absent entry is success.
  */
-import type { AddressPool } from '../crds/types.js';
+import type { AddressPool, ElasticIP } from '../crds/types.js';
 import { isConflict, type ResourceClient } from '../runtime/client.js';
 import type { Informer } from '../runtime/informer.js';
-import type { Reconciler, ReconcileResult } from '../runtime/controller.js';
+import type { ReconcileContext, Reconciler, ReconcileResult } from '../runtime/controller.js';
+import type { EventRecorder } from '../runtime/events.js';
 import { reportStatus } from '../runtime/status.js';
 import { sleep } from '../runtime/basics.js';
 import { ReconcileError } from '../runtime/errors.js';
@@ -189,17 +190,52 @@ function withLedger(pool: AddressPool, ledger: Allocation[]): NonNullable<Addres
   return { ...(pool.status ?? {}), allocations: sorted, allocated: sorted.length, free: Math.max(0, size - inside) };
 }
 
+export type AddressPoolEventReason = 'LeakReleased';
+
+export interface AddressPoolDeps {
+  pools: ResourceClient<AddressPool>;
+  poolCache: Informer<AddressPool>;
+  /** Read live (not from a cache) by the leak repair. */
+  elasticIPs: ResourceClient<ElasticIP>;
+  recorder: EventRecorder<AddressPoolEventReason>;
+  /** How often each pool's ledger is checked for leaks. Default 60 s. */
+  repairIntervalMs?: number;
+}
+
 /**
- * AddressPoolReconciler: status only. Checks the CIDRs, recounts `allocated`/`free` from the
- * ledger (a shrunk pool keeps its entries until they are released), and reports `Ready`.
- * The ledger itself is written only by the `AddressAllocator`.
+ * AddressPoolReconciler: checks the CIDRs, recounts `allocated`/`free` from the ledger (a
+ * shrunk pool keeps its entries until they are released), and reports `Ready`.
+ *
+ * It also repairs the ledger, as kube-apiserver's Service IP repair loop does: an entry
+ * whose ElasticIP no longer exists (deleted with its finalizer stripped, or a store restored
+ * from a backup) would hold its address forever, so once per `repairIntervalMs` the pool's
+ * entries are compared with a live LIST of ElasticIPs and the orphans are released (Event
+ * `LeakReleased`). The ledger is read before the LIST, and an ElasticIP exists before any
+ * entry is written for it, so an entry of a live ElasticIP is never taken for a leak. Every
+ * other change of the ledger is the `AddressAllocator`'s.
  */
 export class AddressPoolReconciler implements Reconciler {
-  constructor(private readonly d: { pools: ResourceClient<AddressPool>; poolCache: Informer<AddressPool> }) {}
+  private readonly allocator: AddressAllocator;
+  /** When each pool's ledger was last checked for leaks. */
+  private readonly repaired = new Map<string, number>();
 
-  async reconcile(key: string): Promise<ReconcileResult | void> {
+  constructor(private readonly d: AddressPoolDeps) {
+    this.allocator = new AddressAllocator(d.pools);
+  }
+
+  async reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> {
     const pool = this.d.poolCache.get(key);
-    if (!pool) return;
+    if (!pool) {
+      this.repaired.delete(key);
+      return;
+    }
+    const interval = this.d.repairIntervalMs ?? 60_000;
+    const since = performance.now() - (this.repaired.get(key) ?? -Infinity);
+    if (since >= interval) {
+      this.repaired.set(key, performance.now());
+      // The ledger changed under `pool`: its own watch event brings the fresh one to count.
+      if ((await this.releaseLeaks(pool, ctx.signal)) > 0) return;
+    }
     const cidrs = pool.spec?.cidrs ?? [];
     let size: number;
     try {
@@ -232,5 +268,22 @@ export class AddressPoolReconciler implements Reconciler {
         s.free = free;
       },
     );
+    return { requeueAfterMs: Math.max(0, interval - (performance.now() - (this.repaired.get(key) ?? 0))) };
+  }
+
+  /** Releases the entries of `pool`'s ledger whose ElasticIP no longer exists; how many. */
+  private async releaseLeaks(pool: AddressPool, signal: AbortSignal): Promise<number> {
+    const ledger = pool.status?.allocations ?? [];
+    if (ledger.length === 0) return 0;
+    let released = 0;
+    const live = new Set((await this.d.elasticIPs.listWithVersion(undefined, {}, signal)).items.map((e) => e.metadata?.uid));
+    for (const entry of ledger) {
+      if (live.has(entry.uid)) continue;
+      const freed = await this.allocator.release(pool.metadata?.name ?? '', entry.uid, signal);
+      if (!freed) continue;
+      released++;
+      this.d.recorder.warning(pool, 'LeakReleased', `released ${freed}: ElasticIP ${entry.elasticIP ?? entry.uid} (uid ${entry.uid}) no longer exists`);
+    }
+    return released;
   }
 }

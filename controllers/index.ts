@@ -26,7 +26,7 @@ import { registerDNSControllers, type EmbeddedDNS } from './dns.js';
 import { InstanceGroupAutoscaler, type AutoscalerEventReason } from './autoscaler.js';
 import { controllingGroup, groupKeyOf, InstanceGroupReconciler, INSTANCES_BY_GROUP, type InstanceGroupEventReason } from './instancegroup.js';
 import { ElasticIPReconciler, type ElasticIPEventReason } from './elasticip.js';
-import { AddressPoolReconciler } from './addresspool.js';
+import { AddressPoolReconciler, type AddressPoolEventReason } from './addresspool.js';
 
 export interface ControllerSettings {
   /** Steady-state drift check of Instances. Default 30 s. */
@@ -39,6 +39,8 @@ export interface ControllerSettings {
   networkPollMs?: number;
   /** Drift check of ElasticIP bindings (a flushed NAT rule comes back). Default 30 s. */
   elasticIPPollMs?: number;
+  /** How often each AddressPool's ledger is checked for entries whose ElasticIP is gone. Default 60 s. */
+  addressPoolRepairMs?: number;
   /** Instance reconciles in flight at once. Default 8. */
   instanceConcurrency?: number;
   /** Where the Project controllers keep Git mirrors, artifacts and keys (see controllers/project.ts). */
@@ -213,7 +215,14 @@ export function registerControllers(mgr: Manager, settings: ControllerSettings =
       recorder: mgr.eventRecorder<AutoscalerEventReason>('instancegroup-autoscaler'),
     }),
   );
-  registerElasticIPController(mgr, { instances, instanceCache, nodeCache, connections, ...(settings.elasticIPPollMs !== undefined ? { pollIntervalMs: settings.elasticIPPollMs } : {}) });
+  registerElasticIPController(mgr, {
+    instances,
+    instanceCache,
+    nodeCache,
+    connections,
+    ...(settings.elasticIPPollMs !== undefined ? { pollIntervalMs: settings.elasticIPPollMs } : {}),
+    ...(settings.addressPoolRepairMs !== undefined ? { poolRepairMs: settings.addressPoolRepairMs } : {}),
+  });
 
   registerIdentityControllers(mgr, instanceCache);
 
@@ -284,7 +293,7 @@ export function registerIdentityControllers(mgr: Manager, instanceCache: Informe
  */
 function registerElasticIPController(
   mgr: Manager,
-  d: { instances: ResourceClient<Instance>; instanceCache: Informer<Instance>; nodeCache: Informer<ComputeNode>; connections: NodeConnections; pollIntervalMs?: number },
+  d: { instances: ResourceClient<Instance>; instanceCache: Informer<Instance>; nodeCache: Informer<ComputeNode>; connections: NodeConnections; pollIntervalMs?: number; poolRepairMs?: number },
 ): void {
   const elasticIPCache = mgr.informer<ElasticIP>(Resources.elasticIPs);
   const poolCache = mgr.informer<AddressPool>(Resources.addressPools);
@@ -313,5 +322,15 @@ function registerElasticIPController(
     .watches(d.instanceCache, (i) => elasticIPCache.byIndex(Indexes.elasticIPsByInstance, objectKey(i)).map((e) => objectKey(e)))
     .watches(poolCache, () => elasticIPCache.list().filter((e) => !e.status?.address).map((e) => objectKey(e)))
     .watches(d.nodeCache, (n) => (nodeSettingsChanged(n) ? elasticIPCache.keys() : []));
-  mgr.addController({ name: 'addresspool', concurrency: 1 }, poolCache, new AddressPoolReconciler({ pools: mgr.resource<AddressPool>(Resources.addressPools), poolCache }));
+  mgr.addController(
+    { name: 'addresspool', concurrency: 1 },
+    poolCache,
+    new AddressPoolReconciler({
+      pools: mgr.resource<AddressPool>(Resources.addressPools),
+      poolCache,
+      elasticIPs: mgr.resource<ElasticIP>(Resources.elasticIPs),
+      recorder: mgr.eventRecorder<AddressPoolEventReason>('addresspool-controller'),
+      ...(d.poolRepairMs !== undefined ? { repairIntervalMs: d.poolRepairMs } : {}),
+    }),
+  );
 }

@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AddressPool, ElasticIP } from '../../../crds/types.js';
-import { KubeClient } from '../../../runtime/client.js';
+import { CoreResources, KubeClient, type KubeObject } from '../../../runtime/client.js';
 import { Manager } from '../../../runtime/manager.js';
 import { AddressAllocator } from '../../../controllers/addresspool.js';
 import { registerControllers, type ControllerResources } from '../../../controllers/index.js';
@@ -67,7 +67,7 @@ test('50 concurrent allocations by 5 allocators (as 5 processes would) from a /2
 
 test('ElasticIPs created at once through the controller never share an address; the 15th and later wait with the reason, and get a released one', async () => {
   mgr = new Manager({ client: KubeClient.fromFile(serve.kubeconfig) });
-  held = registerControllers(mgr, { heartbeatMs: 1000 });
+  held = registerControllers(mgr, { heartbeatMs: 1000, addressPoolRepairMs: 500 });
   await mgr.start();
   await pools().create(pool('small', ['203.0.113.0/28']));
   await Promise.all(Array.from({ length: 50 }, (_, i) => eips().create(eip(`ip-${String(i).padStart(2, '0')}`, { poolRef: { name: 'small' } }))));
@@ -109,4 +109,32 @@ test('a claimed address is that one; a claim of a held address is AddressInUse',
   assert.match(condition(b, 'Synced')?.message ?? '', /192\.0\.2\.5 is held by ElasticIP default\/claim-a/);
   await eips().create(eip('claim-c', { poolRef: { name: 'claims' } }));
   await waitFor('claim-c gets the lowest free', async () => (await eips().get('default', 'claim-c'))?.status?.address === '192.0.2.1', 20_000, 100);
+});
+
+test('a ledger entry whose ElasticIP is gone (its finalizer stripped) is released by the repair pass; live entries stay', async () => {
+  await pools().create(pool('repair', ['192.0.2.64/29']));
+  await eips().create(eip('kept', { poolRef: { name: 'repair' } }));
+  await eips().create(eip('forced', { poolRef: { name: 'repair' } }));
+  await waitFor('both allocated', async () => (await eips().list('default')).filter((e) => ['kept', 'forced'].includes(e.metadata!.name!) && e.status?.address).length === 2, 20_000, 100);
+  const forced = (await eips().get('default', 'forced'))!;
+  const held = forced.status!.address!;
+  // Stop the controller from releasing it the normal way: strip the finalizer, then delete —
+  // what `kubectl patch --type=merge -p '{"metadata":{"finalizers":null}}'` does to a stuck object.
+  await eips().mergePatch('default', 'forced', { metadata: { finalizers: null } });
+  await eips().delete('default', 'forced');
+  const repaired = await waitFor('the orphaned entry released', async () => {
+    const p = await pools().get(undefined, 'repair');
+    const ledger = p?.status?.allocations ?? [];
+    return ledger.length === 1 ? p : undefined;
+  }, 20_000, 100);
+  const kept = (await eips().get('default', 'kept'))!;
+  assert.deepEqual(repaired.status?.allocations?.map((a) => [a.uid, a.address]), [[kept.metadata!.uid, kept.status!.address]]);
+  assert.equal(repaired.status?.allocated, 1);
+  const events = await client.resource<{ reason?: string; message?: string; involvedObject?: { name?: string } } & KubeObject>(CoreResources.events).list('default');
+  const leak = events.find((e) => e.reason === 'LeakReleased' && e.involvedObject?.name === 'repair');
+  assert.ok(leak, 'a LeakReleased Event on the pool');
+  assert.match(leak.message ?? '', new RegExp(`released ${held.replace(/\./g, '\\.')}: ElasticIP default/forced`));
+  // The freed address is handed out again.
+  await eips().create(eip('next', { poolRef: { name: 'repair' } }));
+  await waitFor('next gets the freed address', async () => (await eips().get('default', 'next'))?.status?.address === held, 20_000, 100);
 });
