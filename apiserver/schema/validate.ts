@@ -365,15 +365,32 @@ function pruneWalk(s: JSONSchemaProps, v: Json, path: string, keepEnvelope: bool
 // ---------------------------------------------------------------------------------------------
 
 const cache = new WeakMap<JSONSchemaProps, CompiledSchema>();
+/**
+ * The same schema arrives as several objects: a CRD written at start-up is applied from the
+ * write and again from its watch event, and every update re-validates its defaults. Equal
+ * content shares one compiled schema (most recently used first, at most `CONTENT_CACHE_SIZE`,
+ * so a server that sees new schemas for months does not keep them all).
+ */
+const byContent = new Map<string, CompiledSchema>();
+const CONTENT_CACHE_SIZE = 256;
 
 /**
- * Compiles once per schema object; later calls with the same object return the cached result.
+ * Compiles once per schema object and once per schema content (while it is among the last
+ * `CONTENT_CACHE_SIZE` used); later calls return the cached result.
  * Throws when ajv cannot compile the schema (e.g. a pattern that is not a valid regular
  * expression): run `crdErrors` first.
  */
 export function compileSchema(openAPIV3Schema: JSONSchemaProps): CompiledSchema {
   const hit = cache.get(openAPIV3Schema);
   if (hit) return hit;
+  const content = JSON.stringify(openAPIV3Schema);
+  const same = byContent.get(content);
+  if (same) {
+    byContent.delete(content);
+    byContent.set(content, same);
+    cache.set(openAPIV3Schema, same);
+    return same;
+  }
   const schema = openAPIV3Schema;
   // Compiled eagerly so a schema ajv cannot take fails where it is registered, not on first use.
   const translated = toAjvSchema(schema);
@@ -409,5 +426,7 @@ export function compileSchema(openAPIV3Schema: JSONSchemaProps): CompiledSchema 
     },
   };
   cache.set(openAPIV3Schema, compiled);
+  byContent.set(content, compiled);
+  if (byContent.size > CONTENT_CACHE_SIZE) byContent.delete(byContent.keys().next().value as string);
   return compiled;
 }

@@ -77,6 +77,15 @@ describe('compileSchema: validation in the Kubernetes dialect', () => {
     assert.equal(compileSchema(s), compileSchema(s));
   });
 
+  test('equal schemas in different objects (a CRD from its write and from its watch event) share one compiled schema', () => {
+    const a = withSpec({ type: 'object', properties: { n: { type: 'integer', minimum: 3 } } });
+    const b = structuredClone(a);
+    assert.notEqual(a, b);
+    assert.equal(compileSchema(a), compileSchema(b));
+    assert.notEqual(compileSchema(withSpec({ type: 'object', properties: { n: { type: 'integer', minimum: 4 } } })), compileSchema(a));
+    assert.equal(compileSchema(b).validate({ spec: { n: 2 } })[0]?.field, 'spec.n');
+  });
+
   test('a schema ajv cannot compile fails at compile time, not on first use', () => {
     assert.throws(() => compileSchema(withSpec({ type: 'string', pattern: '^[a-z' })));
   });
