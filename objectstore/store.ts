@@ -19,9 +19,10 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { copyFile, open, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { PassThrough, Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import Database from 'better-sqlite3';
+import type { Checksum } from './chunked.js';
 
 /** One file holding a contiguous part of an object's bytes. */
 export interface Segment {
@@ -73,6 +74,19 @@ export interface Received {
   md5: Buffer;
   /** Hex SHA-256 of the bytes, or '' when not asked for. */
   sha256: string;
+  /** The additional checksum asked for (`x-amz-checksum-*`, base64), or ''. */
+  checksum: string;
+}
+
+export interface ReceiveOptions {
+  /** At most this many bytes (after `decode`), else `TooLarge`. */
+  limit?: number;
+  /** Compute the SHA-256 (SigV4's signed payload hash). Default true. */
+  sha256?: boolean;
+  /** Turns the body into the object's bytes first (aws-chunked framing). */
+  decode?: Transform;
+  /** An additional checksum to compute over the object's bytes. */
+  checksum?: Checksum;
 }
 
 /** A write refused while streaming (size limit); the temp file is already gone. */
@@ -84,7 +98,7 @@ export class TooLarge extends Error {
 
 const WRITE_HIGH_WATER = 1 << 20;
 
-/** Counts bytes and hashes them (MD5 for the ETag, SHA-256 for SigV4's payload hash). */
+/** Counts bytes and hashes them (MD5 for the ETag, SHA-256 for SigV4's payload hash, any x-amz-checksum). */
 class Digests extends Transform {
   size = 0;
   readonly md5: Hash = createHash('md5');
@@ -93,6 +107,7 @@ class Digests extends Transform {
   constructor(
     private readonly limit: number,
     withSha256: boolean,
+    readonly checksum: Checksum | undefined,
   ) {
     super({ highWaterMark: WRITE_HIGH_WATER });
     this.sha256 = withSha256 ? createHash('sha256') : undefined;
@@ -105,6 +120,7 @@ class Digests extends Transform {
     }
     this.md5.update(chunk);
     this.sha256?.update(chunk);
+    this.checksum?.update(chunk);
     cb(null, chunk);
   }
 }
@@ -197,14 +213,20 @@ export class ObjectStore {
    * Streams `body` into a new data file (at most `limit` bytes, else `TooLarge`), fsynced and
    * renamed into `data/` — not yet referenced by any object: `put`/`putPart` do that.
    */
-  async receive(body: Readable, limit = Number.MAX_SAFE_INTEGER, withSha256 = true): Promise<Received> {
+  async receive(body: Readable, opts: ReceiveOptions = {}): Promise<Received> {
     const id = randomBytes(16).toString('hex');
     const tmp = join(this.tmpDir, id);
-    const digests = new Digests(limit, withSha256);
+    const digests = new Digests(opts.limit ?? Number.MAX_SAFE_INTEGER, opts.sha256 ?? true, opts.checksum);
+    const first = opts.decode ?? digests;
     try {
+      // the body is fed, not part of the pipeline: a refusal half-way (a bad chunk signature, a
+      // quota) leaves the request readable, so it can still be answered instead of reset
+      feed(body, first);
       // flush: fsync before close, so the rename below publishes bytes that are on disk
-      await pipeline(body, digests, createWriteStream(tmp, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: WRITE_HIGH_WATER }));
-      return { ...(await this.publish(id)), size: digests.size, md5: digests.md5.digest(), sha256: digests.sha256?.digest('hex') ?? '' };
+      const out = createWriteStream(tmp, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: WRITE_HIGH_WATER });
+      await (opts.decode ? pipeline(opts.decode, digests, out) : pipeline(digests, out));
+      const checksum = opts.checksum ? await opts.checksum.digest() : '';
+      return { ...(await this.publish(id)), size: digests.size, md5: digests.md5.digest(), sha256: digests.sha256?.digest('hex') ?? '', checksum };
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
@@ -237,7 +259,7 @@ export class ObjectStore {
       } finally {
         await fh.close();
       }
-      return { ...(await this.publish(id)), size: src.size, md5: Buffer.from(src.etag, 'hex'), sha256: '' };
+      return { ...(await this.publish(id)), size: src.size, md5: Buffer.from(src.etag, 'hex'), sha256: '', checksum: '' };
     }
     return this.receive(this.read(src));
   }
@@ -419,6 +441,24 @@ interface RawObject {
 
 function objectOf(r: RawObject): ObjectRow {
   return { ...r, headers: JSON.parse(r.headers) as Record<string, string>, segments: JSON.parse(r.segments) as Segment[] };
+}
+
+/** Pipes `src` into `dst`; an error or early close of `src` fails `dst`, an error of `dst` only unpipes. */
+function feed(src: Readable, dst: Writable): void {
+  const onError = (err: Error): void => {
+    dst.destroy(err);
+  };
+  const onClose = (): void => {
+    if (!src.readableEnded) dst.destroy(Object.assign(new Error('the body ended early'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+  };
+  src.on('error', onError);
+  src.once('close', onClose);
+  dst.once('close', () => {
+    src.off('error', onError);
+    src.off('close', onClose);
+    src.unpipe(dst);
+  });
+  src.pipe(dst);
 }
 
 async function syncDir(dir: string): Promise<void> {
