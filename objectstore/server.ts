@@ -320,8 +320,9 @@ class S3Endpoint {
 
   /** Reserves `bytes` (and `objects`) against the namespace's Quotas; the returned release undoes it. */
   private reserve(namespace: string, bytes: number, objects: number): { release(): void; limit: number } {
-    const quotas = this.quotas.list().filter((q) => q.metadata?.namespace === namespace);
-    const used = this.store.namespaceUsage(namespace);
+    const quotas = this.quotas.list().filter((q) => q.metadata?.namespace === namespace && (q.spec.hard.bucketBytes !== undefined || q.spec.hard.bucketObjects !== undefined));
+    // summing a namespace's objects costs a scan of them: only when a Quota bounds them
+    const used = quotas.length > 0 ? this.store.namespaceUsage(namespace) : { bytes: 0, objects: 0 };
     const r = this.reserved.get(namespace) ?? { bytes: 0, objects: 0 };
     let limit = Number.MAX_SAFE_INTEGER;
     for (const q of quotas) {
