@@ -345,6 +345,16 @@ describe('S3 object store (aws, s3cmd, @aws-sdk/client-s3)', () => {
     await s3.send(new CompleteMultipartUploadCommand({ Bucket: 'alice-stream', Key: 'parts', UploadId: up.UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: e1 }, { PartNumber: 2, ETag: e2 }] } }));
     assert.ok((await body('parts')).equals(Buffer.concat([p1, bytes])), 'the streamed parts make the object');
 
+    // a checksum header (what the aws CLI sends over plain HTTP) is checked too
+    const crcOf = (text: string): string => {
+      const c = Buffer.alloc(4);
+      c.writeUInt32BE(zlibCrc32(text));
+      return c.toString('base64');
+    };
+    const good = await s3.send(new PutObjectCommand({ Bucket: 'alice-stream', Key: 'header-sum', Body: 'abc', ChecksumCRC32: crcOf('abc') }));
+    assert.equal(good.ChecksumCRC32, crcOf('abc'));
+    assert.equal(await s3Code(s3.send(new PutObjectCommand({ Bucket: 'alice-stream', Key: 'bad-header-sum', Body: 'abc', ChecksumCRC32: crcOf('abd') }))), 'BadDigest');
+
     // raw HTTP: the framing signed with @smithy/signature-v4 (the SDKs' signer), then tampered with
     class Sha256 extends Hash {
       constructor(secret?: ConstructorParameters<typeof Hash>[1]) {
