@@ -32,7 +32,8 @@ import type { UserInfo } from '../apiserver/auth/user.js';
 import { parseListen } from '../legacy/proxy.js';
 import { S3Error } from './errors.js';
 import { errorXml, parseComplete, parseDelete, xmlDocument } from './xml.js';
-import { rawQuery, signedRequest } from './sigv4.js';
+import { rawQuery, signedRequest, type SignedRequest } from './sigv4.js';
+import { AwsChunkedDecoder, CHECKSUM_ALGORITHMS, Checksum, checksumAlgorithmOf } from './chunked.js';
 import { ObjectStore, TooLarge, multipartEtag, type ObjectRow } from './store.js';
 import { BucketSync } from './buckets.js';
 import { ACCESS_KEY_LABEL, CREDENTIALS_NAMESPACE, credentialOf, decryptSecret, loadCredentialKey, publishCredentialKey, type SecretObject } from './credentials.js';
@@ -198,7 +199,13 @@ class S3Endpoint {
     const method = req.method ?? 'GET';
     const q = t.query;
     const has = (k: string): boolean => q[k] !== undefined;
-    const ctx: Ctx = { req, res, t, caller, payloadSha256: signed.payloadSha256 };
+    const ctx: Ctx = { req, res, t, caller, payloadSha256: signed.payloadSha256, signed };
+    if (isAwsChunked(req) !== (signed.streaming !== undefined)) {
+      throw new S3Error('InvalidRequest', 'Content-Encoding: aws-chunked goes with x-amz-content-sha256 STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER] or STREAMING-UNSIGNED-PAYLOAD-TRAILER, and only with them');
+    }
+    if (signed.streaming && !(method === 'PUT' && t.key !== '' && !req.headers['x-amz-copy-source'])) {
+      throw new S3Error('InvalidRequest', 'an aws-chunked body is accepted only by PutObject and UploadPart');
+    }
     if (t.bucket === '') {
       if (method === 'GET') return this.listBuckets(ctx);
       throw new S3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.');
@@ -313,8 +320,9 @@ class S3Endpoint {
 
   /** Reserves `bytes` (and `objects`) against the namespace's Quotas; the returned release undoes it. */
   private reserve(namespace: string, bytes: number, objects: number): { release(): void; limit: number } {
-    const quotas = this.quotas.list().filter((q) => q.metadata?.namespace === namespace);
-    const used = this.store.namespaceUsage(namespace);
+    const quotas = this.quotas.list().filter((q) => q.metadata?.namespace === namespace && (q.spec.hard.bucketBytes !== undefined || q.spec.hard.bucketObjects !== undefined));
+    // summing a namespace's objects costs a scan of them: only when a Quota bounds them
+    const used = quotas.length > 0 ? this.store.namespaceUsage(namespace) : { bytes: 0, objects: 0 };
     const r = this.reserved.get(namespace) ?? { bytes: 0, objects: 0 };
     let limit = Number.MAX_SAFE_INTEGER;
     for (const q of quotas) {
@@ -491,7 +499,8 @@ class S3Endpoint {
 
   // ---- objects ----
 
-  private async putObject({ req, res, t, caller, payloadSha256 }: Ctx): Promise<void> {
+  private async putObject(ctx: Ctx): Promise<void> {
+    const { req, res, t, caller } = ctx;
     const b = this.bucketOf(t.bucket);
     await this.authorize(caller, 'create', b);
     const length = contentLength(req);
@@ -499,24 +508,30 @@ class S3Endpoint {
     const isNew = this.store.get(t.bucket, t.key) === undefined;
     const quota = this.reserve(ns, length ?? 0, isNew ? 1 : 0);
     try {
-      const data = await this.receiveChecked(req, length, Math.min(quota.limit, MAX_PUT_SIZE), payloadSha256, 'EntityTooLarge');
+      const data = await this.receiveChecked(ctx, length, Math.min(quota.limit, MAX_PUT_SIZE));
       const etag = data.md5.toString('hex');
       await this.store.put(t.bucket, t.key, { file: data.file, size: data.size, etag }, storedHeaders(req));
       this.buckets.touch(ns, t.bucket);
-      res.writeHead(200, { ETag: `"${etag}"`, 'Content-Length': 0 });
+      res.writeHead(200, { ETag: `"${etag}"`, ...data.checksumHeader, 'Content-Length': 0 });
       res.end();
     } finally {
       quota.release();
     }
   }
 
-  /** Streams the body to disk and checks its length, Content-MD5 and signed SHA-256. */
-  private async receiveChecked(req: IncomingMessage, length: number | undefined, limit: number, sha256: string | undefined, tooLarge: 'EntityTooLarge' | 'QuotaExceeded') {
-    if (length !== undefined && length > limit) throw new S3Error(limit < MAX_PUT_SIZE ? 'QuotaExceeded' : tooLarge, `the upload of ${length} bytes is larger than the ${limit} bytes allowed`);
+  /**
+   * Streams the body to disk (decoding aws-chunked framing, checking each chunk signature) and
+   * checks its length, Content-MD5, signed SHA-256 and `x-amz-checksum-*` (header or trailer).
+   */
+  private async receiveChecked({ req, signed, payloadSha256: sha256 }: Ctx, length: number | undefined, limit: number) {
+    if (length !== undefined && length > limit) throw new S3Error(limit < MAX_PUT_SIZE ? 'QuotaExceeded' : 'EntityTooLarge', `the upload of ${length} bytes is larger than the ${limit} bytes allowed`);
+    const checksum = requestedChecksum(req, signed.streaming?.trailer === true);
+    const decode = signed.streaming ? new AwsChunkedDecoder({ ...(signed.streaming.signed ? { signer: signed.chunkSigner() } : {}), trailer: signed.streaming.trailer }) : undefined;
     let data;
     try {
-      data = await this.store.receive(req, length ?? limit, sha256 !== undefined);
+      data = await this.store.receive(req, { limit: length ?? limit, sha256: sha256 !== undefined, ...(decode ? { decode } : {}), ...(checksum ? { checksum: checksum.sum } : {}) });
     } catch (err) {
+      if (err instanceof S3Error) throw err;
       if (err instanceof TooLarge) throw new S3Error('QuotaExceeded', err.message);
       if ((err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' || (err as NodeJS.ErrnoException).code === 'ECONNRESET') throw new S3Error('IncompleteBody', 'the request body ended early');
       throw err;
@@ -528,12 +543,12 @@ class S3Endpoint {
           ? new S3Error('XAmzContentSHA256Mismatch', "The provided 'x-amz-content-sha256' header does not match what was computed.")
           : typeof req.headers['content-md5'] === 'string' && req.headers['content-md5'] !== data.md5.toString('base64')
             ? new S3Error('BadDigest', 'The Content-MD5 you specified did not match what we received.')
-            : undefined;
+            : checksumProblem(checksum, decode, data.checksum);
     if (problem) {
       await this.store.discard(data.file);
       throw problem;
     }
-    return data;
+    return { ...data, checksumHeader: checksum ? { [checksum.sum.header]: data.checksum } : {} };
   }
 
   private async getObject({ req, res, t, caller }: Ctx, head: boolean): Promise<void> {
@@ -646,7 +661,8 @@ class S3Endpoint {
     return u;
   }
 
-  private async uploadPart({ req, res, t, caller, payloadSha256 }: Ctx): Promise<void> {
+  private async uploadPart(ctx: Ctx): Promise<void> {
+    const { req, res, t, caller } = ctx;
     const b = this.bucketOf(t.bucket);
     await this.authorize(caller, 'create', b);
     const u = this.uploadOf(t);
@@ -657,10 +673,10 @@ class S3Endpoint {
     const ns = b.metadata!.namespace!;
     const quota = this.reserve(ns, length ?? 0, 0);
     try {
-      const data = await this.receiveChecked(req, length, Math.min(quota.limit, MAX_PUT_SIZE), payloadSha256, 'EntityTooLarge');
+      const data = await this.receiveChecked(ctx, length, Math.min(quota.limit, MAX_PUT_SIZE));
       const etag = data.md5.toString('hex');
       if (!(await this.store.putPart(u.id, number, { file: data.file, size: data.size, etag }))) throw new S3Error('NoSuchUpload', 'The specified upload does not exist.', { UploadId: u.id });
-      res.writeHead(200, { ETag: `"${etag}"`, 'Content-Length': 0 });
+      res.writeHead(200, { ETag: `"${etag}"`, ...data.checksumHeader, 'Content-Length': 0 });
       res.end();
     } finally {
       quota.release();
@@ -733,6 +749,34 @@ interface Ctx {
   t: Target;
   caller: Caller;
   payloadSha256: string | undefined;
+  signed: SignedRequest;
+}
+
+/**
+ * The `x-amz-checksum-ALG` the client asks to be checked: a header's value, or a trailer
+ * named by `x-amz-trailer` (only with an aws-chunked body with trailers).
+ */
+function requestedChecksum(req: IncomingMessage, trailers: boolean): { sum: Checksum; value?: string } | undefined {
+  const declared = req.headers['x-amz-trailer'];
+  if (typeof declared === 'string') {
+    if (!trailers) throw new S3Error('InvalidRequest', 'x-amz-trailer needs an aws-chunked body with trailers (x-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER or STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER)');
+    const alg = checksumAlgorithmOf(declared);
+    if (!alg) throw new S3Error('InvalidRequest', `x-amz-trailer ${JSON.stringify(declared)} is not one of ${CHECKSUM_ALGORITHMS.map((a) => `x-amz-checksum-${a}`).join(', ')}`);
+    return { sum: new Checksum(alg) };
+  }
+  for (const alg of CHECKSUM_ALGORITHMS) {
+    const v = req.headers[`x-amz-checksum-${alg}`];
+    if (typeof v === 'string') return { sum: new Checksum(alg), value: v };
+  }
+  return undefined;
+}
+
+function checksumProblem(checksum: { sum: Checksum; value?: string } | undefined, decode: AwsChunkedDecoder | undefined, computed: string): S3Error | undefined {
+  if (!checksum) return undefined;
+  const sent = checksum.value ?? decode?.trailers[checksum.sum.header];
+  if (sent === undefined) return new S3Error('InvalidRequest', `the trailer ${checksum.sum.header} named by x-amz-trailer was not sent`);
+  if (sent !== computed) return new S3Error('BadDigest', `The ${checksum.sum.algorithm.toUpperCase()} you specified did not match the calculated checksum.`);
+  return undefined;
 }
 
 /** Query parameters of a presigned GET that set response headers. */
@@ -781,7 +825,15 @@ function validBucketName(n: string): boolean {
   return /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(n) && !n.includes('..') && !/^\d+\.\d+\.\d+\.\d+$/.test(n);
 }
 
+/** The object's length: Content-Length, or `x-amz-decoded-content-length` of an aws-chunked body. */
 function contentLength(req: IncomingMessage): number | undefined {
+  if (isAwsChunked(req)) {
+    const d = req.headers['x-amz-decoded-content-length'];
+    if (d === undefined) throw new S3Error('MissingContentLength', 'An aws-chunked body needs the x-amz-decoded-content-length header.');
+    const n = Number(d);
+    if (!Number.isInteger(n) || n < 0) throw new S3Error('InvalidArgument', 'x-amz-decoded-content-length must be a non-negative integer');
+    return n;
+  }
   const v = req.headers['content-length'];
   if (v === undefined) {
     if (req.headers['transfer-encoding']) return undefined;
@@ -792,11 +844,21 @@ function contentLength(req: IncomingMessage): number | undefined {
   return n;
 }
 
+function isAwsChunked(req: IncomingMessage): boolean {
+  return String(req.headers['content-encoding'] ?? '').split(',').some((e) => e.trim().toLowerCase() === 'aws-chunked');
+}
+
 function storedHeaders(req: IncomingMessage): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(req.headers)) {
     if (v === undefined) continue;
     if (STORED_HEADERS.includes(k) || k.startsWith('x-amz-meta-')) out[k] = Array.isArray(v) ? v.join(',') : v;
+  }
+  // aws-chunked is the request's framing, not the object's encoding
+  if (out['content-encoding'] !== undefined) {
+    const kept = out['content-encoding'].split(',').map((e) => e.trim()).filter((e) => e !== '' && e.toLowerCase() !== 'aws-chunked');
+    if (kept.length > 0) out['content-encoding'] = kept.join(',');
+    else delete out['content-encoding'];
   }
   out['content-type'] ??= 'binary/octet-stream';
   return out;

@@ -7,8 +7,12 @@
  *
  * The payload: a header request names its hash in `x-amz-content-sha256` (hex SHA-256, or
  * `UNSIGNED-PAYLOAD`); a hex hash is checked against the body as it streams in
- * (`payloadSha256` below, compared by the caller once the body is on disk). A presigned
- * request's payload is always `UNSIGNED-PAYLOAD`.
+ * (`payloadSha256` below, compared by the caller once the body is on disk). Or the body is
+ * `aws-chunked` (`streaming` below; chunked.ts decodes it): `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`
+ * (every chunk signed, chained on this request's signature: `chunkSigner`),
+ * `STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER` (the same with a signed trailer) or
+ * `STREAMING-UNSIGNED-PAYLOAD-TRAILER`. A presigned request's payload is always
+ * `UNSIGNED-PAYLOAD`.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -16,6 +20,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { Hash } from '@smithy/hash-node';
 import type { HttpRequest } from '@smithy/types';
 import { S3Error } from './errors.js';
+import type { ChunkSigner } from './chunked.js';
 
 /** How far a request's `X-Amz-Date` may be from now (S3's 15 minutes). */
 const MAX_SKEW_MS = 15 * 60_000;
@@ -25,9 +30,20 @@ export interface SignedRequest {
   accessKeyId: string;
   /** The hex SHA-256 the body must have, when the client signed one. */
   payloadSha256?: string;
+  /** An `aws-chunked` body: whether its chunks are signed and whether trailers follow. */
+  streaming?: { signed: boolean; trailer: boolean };
   /** The secret was found and the signature verified. */
   verify(secretAccessKey: string): Promise<boolean>;
+  /** After a successful `verify`: the signer of this request's chunk and trailer signatures. */
+  chunkSigner(): ChunkSigner;
 }
+
+/** `x-amz-content-sha256` values of an aws-chunked body. */
+const STREAMING: Record<string, { signed: boolean; trailer: boolean }> = {
+  'STREAMING-AWS4-HMAC-SHA256-PAYLOAD': { signed: true, trailer: false },
+  'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER': { signed: true, trailer: true },
+  'STREAMING-UNSIGNED-PAYLOAD-TRAILER': { signed: false, trailer: true },
+};
 
 class Sha256 extends Hash {
   constructor(secret?: Parameters<typeof Hash.prototype.update>[0]) {
@@ -108,18 +124,33 @@ export function signedRequest(req: IncomingMessage, now = Date.now()): SignedReq
     if (!claims.signedHeaders.includes('host')) throw new S3Error('AuthorizationHeaderMalformed', 'the host header must be signed');
     const contentSha = header(req, 'x-amz-content-sha256');
     if (contentSha === undefined) throw new S3Error('InvalidRequest', 'missing required header for this request: x-amz-content-sha256');
-    if (contentSha !== 'UNSIGNED-PAYLOAD' && !/^[0-9a-f]{64}$/.test(contentSha)) {
-      throw new S3Error('NotImplemented', `x-amz-content-sha256 ${JSON.stringify(contentSha)} is not supported: send the payload's SHA-256 or UNSIGNED-PAYLOAD`);
+    const streaming = STREAMING[contentSha];
+    if (contentSha !== 'UNSIGNED-PAYLOAD' && !streaming && !/^[0-9a-f]{64}$/.test(contentSha)) {
+      throw new S3Error('NotImplemented', `x-amz-content-sha256 ${JSON.stringify(contentSha)} is not supported: send the payload's SHA-256, UNSIGNED-PAYLOAD or an aws-chunked body (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER], STREAMING-UNSIGNED-PAYLOAD-TRAILER)`);
     }
+    let signer: SignatureV4 | undefined;
     return {
       accessKeyId: claims.accessKeyId,
-      ...(contentSha !== 'UNSIGNED-PAYLOAD' ? { payloadSha256: contentSha } : {}),
+      ...(contentSha !== 'UNSIGNED-PAYLOAD' && !streaming ? { payloadSha256: contentSha } : {}),
+      ...(streaming ? { streaming } : {}),
       verify: async (secret) => {
         const request: HttpRequest = { method: req.method ?? 'GET', protocol: 'http:', hostname: 'localhost', path, query, headers: signedHeadersOf(req, claims.signedHeaders) };
-        const signer = signerFor(claims, secret);
-        const signed = await signer.sign(request, { signingDate: date, signableHeaders: new Set(claims.signedHeaders) });
+        const s = signerFor(claims, secret);
+        const signed = await s.sign(request, { signingDate: date, signableHeaders: new Set(claims.signedHeaders) });
         const got = /Signature=([0-9a-f]+)/.exec(String(signed.headers.authorization ?? ''))?.[1] ?? '';
-        return sameHex(got, claims.signature);
+        if (!sameHex(got, claims.signature)) return false;
+        signer = s;
+        return true;
+      },
+      chunkSigner: () => {
+        const s = signer;
+        if (!s) throw new Error('chunkSigner() before a successful verify()');
+        return {
+          seed: claims.signature,
+          date: dateHeader!,
+          scope: `${claims.date}/${claims.region}/${claims.service}/aws4_request`,
+          sign: (stringToSign) => s.sign(stringToSign, { signingDate: date }),
+        };
       },
     };
   }
@@ -160,6 +191,9 @@ export function signedRequest(req: IncomingMessage, now = Date.now()): SignedReq
         unhoistableHeaders: new Set(claims.signedHeaders),
       });
       return sameHex(String(signed.query?.['X-Amz-Signature'] ?? ''), claims.signature);
+    },
+    chunkSigner: () => {
+      throw new S3Error('InvalidRequest', 'a presigned request cannot have an aws-chunked body');
     },
   };
 }

@@ -8,10 +8,14 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { Readable } from 'node:stream';
 import { lookup as dnsLookup } from 'node:dns';
 import { Agent } from 'node:http';
-import { readdirSync, writeFileSync, readFileSync, mkdirSync, truncateSync, openSync, writeSync, closeSync } from 'node:fs';
+import { readdirSync, writeFileSync, readFileSync, mkdirSync, truncateSync, openSync, writeSync, closeSync, createReadStream } from 'node:fs';
 import { join } from 'node:path';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import {
   S3Client,
   PutObjectCommand,
@@ -21,6 +25,7 @@ import {
   CopyObjectCommand,
   DeleteObjectsCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
   UploadPartCommand,
   CompleteMultipartUploadCommand,
   CreateBucketCommand,
@@ -30,6 +35,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { Hash } from '@smithy/hash-node';
 import type { Bucket, Quota } from '../../crds/types.js';
 import { CoreResources, KubeClient } from '../../runtime/client.js';
 import type { SecretObject } from '../../objectstore/credentials.js';
@@ -56,10 +63,10 @@ describe('S3 object store (aws, s3cmd, @aws-sdk/client-s3)', () => {
   const sdk = (keys: Keys, extra: Record<string, unknown> = {}): S3Client =>
     new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: keys, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED', maxAttempts: 1, ...extra });
 
-  const awsCli = async (keys: Keys, args: string[]): Promise<string> => {
+  const awsCli = async (keys: Keys, args: string[], url = endpoint): Promise<string> => {
     const config = join(dir, 'aws-config');
     try {
-      const { stdout } = await execFileP(aws, ['--endpoint-url', endpoint, ...args], {
+      const { stdout } = await execFileP(aws, ['--endpoint-url', url, ...args], {
         env: { PATH: process.env.PATH, HOME: dir, AWS_PAGER: '', AWS_CONFIG_FILE: config, AWS_SHARED_CREDENTIALS_FILE: join(dir, 'none'), AWS_ACCESS_KEY_ID: keys.accessKeyId, AWS_SECRET_ACCESS_KEY: keys.secretAccessKey, AWS_DEFAULT_REGION: 'us-east-1' },
         maxBuffer: 16 << 20,
       });
@@ -306,6 +313,156 @@ describe('S3 object store (aws, s3cmd, @aws-sdk/client-s3)', () => {
     assert.equal(await s3Code(s3.send(new PutObjectCommand({ Bucket: 'alice-sdk', Key: 'no-longer-fits', Body: Buffer.alloc(200) }))), 'QuotaExceeded');
     assert.equal(await s3Code(s3.send(new HeadObjectCommand({ Bucket: 'alice-sdk', Key: 'too-big' }))), 'NotFound');
     await client.resource<Quota>(Resources.quotas).delete('alice', 'storage');
+  });
+
+  it('aws-chunked uploads: the AWS SDK streaming with checksum trailers, signed chunks, and tampered ones refused', async () => {
+    const s3 = sdk(alice, { requestChecksumCalculation: 'WHEN_SUPPORTED' });
+    const framing: string[] = [];
+    s3.middlewareStack.add(
+      (next) => async (args) => {
+        framing.push(String((args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256']));
+        return next(args);
+      },
+      { step: 'finalizeRequest', name: 'recordFraming' },
+    );
+    await s3.send(new CreateBucketCommand({ Bucket: 'alice-stream' }));
+    const file = join(dir, 'stream.bin');
+    const bytes = Buffer.alloc(300_000);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7919) % 251;
+    writeFileSync(file, bytes);
+    const body = async (key: string): Promise<Buffer> => Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: 'alice-stream', Key: key }))).Body!.transformToByteArray());
+    for (const alg of ['CRC32', 'CRC32C', 'SHA256'] as const) {
+      const put = await s3.send(new PutObjectCommand({ Bucket: 'alice-stream', Key: alg, Body: createReadStream(file), ContentLength: bytes.length, ChecksumAlgorithm: alg }));
+      assert.equal(put.ETag, `"${createHash('md5').update(bytes).digest('hex')}"`);
+      assert.ok((await body(alg)).equals(bytes), `${alg}: the bytes come back`);
+    }
+    assert.deepEqual(framing.filter((f) => f.startsWith('STREAMING-')), ['STREAMING-UNSIGNED-PAYLOAD-TRAILER', 'STREAMING-UNSIGNED-PAYLOAD-TRAILER', 'STREAMING-UNSIGNED-PAYLOAD-TRAILER'], 'the SDK streamed');
+    assert.equal((await s3.send(new HeadObjectCommand({ Bucket: 'alice-stream', Key: 'CRC32' }))).ContentEncoding, undefined, 'aws-chunked is not stored as the object\'s encoding');
+    const up = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'alice-stream', Key: 'parts', ChecksumAlgorithm: 'CRC32' }));
+    const p1 = Buffer.alloc(5 * 1024 * 1024, 3);
+    const e1 = (await s3.send(new UploadPartCommand({ Bucket: 'alice-stream', Key: 'parts', UploadId: up.UploadId, PartNumber: 1, Body: Readable.from([p1]), ContentLength: p1.length, ChecksumAlgorithm: 'CRC32' }))).ETag!;
+    const e2 = (await s3.send(new UploadPartCommand({ Bucket: 'alice-stream', Key: 'parts', UploadId: up.UploadId, PartNumber: 2, Body: createReadStream(file), ContentLength: bytes.length, ChecksumAlgorithm: 'CRC32' }))).ETag!;
+    await s3.send(new CompleteMultipartUploadCommand({ Bucket: 'alice-stream', Key: 'parts', UploadId: up.UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: e1 }, { PartNumber: 2, ETag: e2 }] } }));
+    assert.ok((await body('parts')).equals(Buffer.concat([p1, bytes])), 'the streamed parts make the object');
+
+    // a checksum header (what the aws CLI sends over plain HTTP) is checked too
+    const crcOf = (text: string): string => {
+      const c = Buffer.alloc(4);
+      c.writeUInt32BE(zlibCrc32(text));
+      return c.toString('base64');
+    };
+    const good = await s3.send(new PutObjectCommand({ Bucket: 'alice-stream', Key: 'header-sum', Body: 'abc', ChecksumCRC32: crcOf('abc') }));
+    assert.equal(good.ChecksumCRC32, crcOf('abc'));
+    assert.equal(await s3Code(s3.send(new PutObjectCommand({ Bucket: 'alice-stream', Key: 'bad-header-sum', Body: 'abc', ChecksumCRC32: crcOf('abd') }))), 'BadDigest');
+
+    // raw HTTP: the framing signed with @smithy/signature-v4 (the SDKs' signer), then tampered with
+    class Sha256 extends Hash {
+      constructor(secret?: ConstructorParameters<typeof Hash>[1]) {
+        super('sha256', secret);
+      }
+    }
+    const host = new URL(endpoint).host;
+    const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+    const crc32 = (b: Buffer): string => {
+      const c = Buffer.alloc(4);
+      c.writeUInt32BE(zlibCrc32(b));
+      return c.toString('base64');
+    };
+    const raw = async (key: string, mode: 'signed' | 'signed-trailer' | 'unsigned-trailer', data: Buffer, tamper: { byte?: boolean; checksum?: string } = {}): Promise<{ status: number; body: string }> => {
+      const signer = new SignatureV4({ credentials: alice, region: 'us-east-1', service: 's3', sha256: Sha256, uriEscapePath: false, applyChecksum: false });
+      const contentSha = { signed: 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD', 'signed-trailer': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER', 'unsigned-trailer': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER' }[mode];
+      const headers: Record<string, string> = { host, 'content-encoding': 'aws-chunked', 'transfer-encoding': 'chunked', 'x-amz-content-sha256': contentSha, 'x-amz-decoded-content-length': String(data.length) };
+      if (mode !== 'signed') headers['x-amz-trailer'] = 'x-amz-checksum-crc32';
+      const date = new Date();
+      const req = await signer.sign({ method: 'PUT', protocol: 'http:', hostname: '127.0.0.1', path: `/alice-stream/${key}`, query: {}, headers }, { signingDate: date, unsignableHeaders: new Set(['transfer-encoding']) });
+      const seed = /Signature=([0-9a-f]{64})/.exec(String(req.headers.authorization))![1]!;
+      const scope = `${req.headers['x-amz-date']!.slice(0, 8)}/us-east-1/s3/aws4_request`;
+      let previous = seed;
+      const chunkSig = async (chunk: Buffer): Promise<string> => {
+        previous = await signer.sign(['AWS4-HMAC-SHA256-PAYLOAD', req.headers['x-amz-date'], scope, previous, sha256(''), sha256(chunk)].join('\n'), { signingDate: date });
+        return previous;
+      };
+      const frames: Buffer[] = [];
+      const chunks: Buffer[] = [];
+      for (let off = 0; off < data.length; off += 65536) chunks.push(data.subarray(off, off + 65536));
+      chunks.push(Buffer.alloc(0));
+      for (const [i, chunk] of chunks.entries()) {
+        const ext = mode === 'unsigned-trailer' ? '' : `;chunk-signature=${await chunkSig(chunk)}`;
+        const sent = tamper.byte && i === 1 ? Buffer.from(chunk).fill(0x21, 0, 1) : chunk;
+        frames.push(Buffer.from(`${chunk.length.toString(16)}${ext}\r\n`), sent, Buffer.from(chunk.length > 0 ? '\r\n' : ''));
+      }
+      if (mode === 'signed') frames.push(Buffer.from('\r\n'));
+      else {
+        const trailer = `x-amz-checksum-crc32:${tamper.checksum ?? crc32(data)}`;
+        frames.push(Buffer.from(`${trailer}\r\n`));
+        if (mode === 'signed-trailer') {
+          const sig = await signer.sign(['AWS4-HMAC-SHA256-TRAILER', req.headers['x-amz-date'], scope, previous, sha256(`${trailer}\n`)].join('\n'), { signingDate: date });
+          frames.push(Buffer.from(`x-amz-trailer-signature:${sig}\r\n`));
+        }
+        frames.push(Buffer.from('\r\n'));
+      }
+      const url = new URL(endpoint);
+      return new Promise((resolve, reject) => {
+        const r = httpRequest({ host: url.hostname, port: url.port, method: 'PUT', path: `/alice-stream/${key}`, headers: req.headers }, (res) => {
+          const out: Buffer[] = [];
+          res.on('data', (c: Buffer) => out.push(c));
+          res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(out).toString() }));
+        });
+        r.on('error', reject);
+        for (const f of frames) r.write(f);
+        r.end();
+      });
+    };
+    const data = bytes.subarray(0, 200_000);
+    for (const mode of ['signed', 'signed-trailer', 'unsigned-trailer'] as const) {
+      assert.equal((await raw(`raw-${mode}`, mode, data)).status, 200, mode);
+      assert.ok((await body(`raw-${mode}`)).equals(data), `${mode}: the bytes come back`);
+      if (mode !== 'unsigned-trailer') {
+        const bad = await raw(`bad-sig-${mode}`, mode, data, { byte: true });
+        assert.equal(bad.status, 403, `${mode}: a changed byte`);
+        assert.match(bad.body, /<Code>SignatureDoesNotMatch<\/Code>/);
+      }
+      if (mode !== 'signed') {
+        const bad = await raw(`bad-sum-${mode}`, mode, data, { checksum: crc32(Buffer.from('something else')) });
+        assert.equal(bad.status, 400, `${mode}: a wrong checksum`);
+        assert.match(bad.body, /<Code>BadDigest<\/Code>/);
+      }
+    }
+    const kept = await s3.send(new ListObjectsV2Command({ Bucket: 'alice-stream' }));
+    assert.deepEqual(kept.Contents?.map((c) => c.Key).filter((k) => k!.startsWith('bad-')), [], 'no refused upload was stored');
+
+    // the aws CLI streams only over HTTPS: through a TLS front
+    const cert = join(dir, 'tls.crt');
+    const key = join(dir, 'tls.key');
+    await execFileP('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    const heads: string[] = [];
+    const front: TlsServer = createTlsServer({ key: readFileSync(key), cert: readFileSync(cert) }, (sock) => {
+      const upstream = connect(Number(new URL(endpoint).port), '127.0.0.1');
+      sock.on('data', (d: Buffer) => {
+        if (/^(PUT|POST) /.test(d.subarray(0, 5).toString('latin1'))) heads.push(d.subarray(0, 4096).toString('latin1'));
+      });
+      sock.on('error', () => upstream.destroy());
+      upstream.on('error', () => sock.destroy());
+      sock.pipe(upstream).pipe(sock);
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    try {
+      const tlsUrl = `https://127.0.0.1:${(front.address() as { port: number }).port}`;
+      const big = join(dir, 'stream-10m.bin');
+      writeFileSync(big, Buffer.concat([p1, p1]));
+      await awsCli(alice, ['--ca-bundle', cert, 's3', 'cp', '--only-show-errors', file, 's3://alice-stream/cli.bin'], tlsUrl);
+      await awsCli(alice, ['--ca-bundle', cert, 's3', 'cp', '--only-show-errors', big, 's3://alice-stream/cli-10m.bin'], tlsUrl);
+      assert.ok(heads.some((h) => /^PUT \/alice-stream\/cli\.bin /.test(h) && /x-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER/i.test(h)), 'the aws CLI streamed the PUT');
+      assert.ok(heads.some((h) => /partNumber=/.test(h.split('\r\n')[0]!) && /x-amz-trailer: x-amz-checksum-/i.test(h)), 'the aws CLI streamed the parts');
+    } finally {
+      await new Promise((resolve) => front.close(resolve));
+    }
+    assert.ok((await body('cli.bin')).equals(bytes));
+    assert.ok((await body('cli-10m.bin')).equals(Buffer.concat([p1, p1])));
+
+    const all = await s3.send(new ListObjectsV2Command({ Bucket: 'alice-stream' }));
+    for (const o of all.Contents ?? []) await s3.send(new DeleteObjectCommand({ Bucket: 'alice-stream', Key: o.Key }));
+    await s3.send(new DeleteBucketCommand({ Bucket: 'alice-stream' }));
   });
 
   it('an acknowledged PUT survives SIGKILL and one cut short by it never appears', async () => {
