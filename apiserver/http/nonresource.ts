@@ -3,10 +3,54 @@ import { ApiError, notAcceptable } from '../errors.js';
 import { aggregatedDiscovery, apiGroupDoc, apiGroupList, apiResourceList, apiVersions } from '../discovery.js';
 import { openApiV2Doc, openApiV3Doc, openApiV3Root } from '../openapi.js';
 import { encodeOpenApiV2, OPENAPI_V2_PROTOBUF, OPENAPI_V2_PROTOBUF_RESPONSE } from '../openapi-proto.js';
+import { createHash } from 'node:crypto';
+import type { ResourceCatalog } from '../resources.js';
 import type { HttpDeps } from './deps.js';
 import type { Exchange } from './exchange.js';
 import { negotiate } from './negotiate.js';
 import type { ResourcePath } from './paths.js';
+
+/**
+ * `/openapi/v2` in its JSON and protobuf encodings, built once per catalog generation (a CRD
+ * added, changed or removed) with an ETag per encoding, as kube-apiserver serves it: kubectl
+ * asks for the protobuf form on every `apply`/`explain` and revalidates with If-None-Match.
+ */
+interface OpenApiV2Encoded {
+  generation: number;
+  json: string;
+  jsonETag: string;
+  proto?: Buffer;
+  protoETag?: string;
+}
+const openApiV2Cache = new WeakMap<ResourceCatalog, OpenApiV2Encoded>();
+
+const etagOf = (body: string | Buffer): string => `"${createHash('sha512').update(body).digest('hex').slice(0, 32).toUpperCase()}"`;
+
+function openApiV2(catalog: ResourceCatalog, protobuf: boolean): { body: string | Buffer; etag: string; doc: () => unknown } {
+  let c = openApiV2Cache.get(catalog);
+  if (!c || c.generation !== catalog.generation) {
+    const json = JSON.stringify(openApiV2Doc(catalog));
+    c = { generation: catalog.generation, json, jsonETag: etagOf(json) };
+    openApiV2Cache.set(catalog, c);
+  }
+  const entry = c;
+  if (protobuf) {
+    entry.proto ??= encodeOpenApiV2(JSON.parse(entry.json) as Record<string, unknown>);
+    entry.protoETag ??= etagOf(entry.proto);
+    return { body: entry.proto, etag: entry.protoETag, doc: () => JSON.parse(entry.json) };
+  }
+  return { body: entry.json, etag: entry.jsonETag, doc: () => JSON.parse(entry.json) };
+}
+
+/** True (and answered 304) when the client's If-None-Match names `etag`. */
+function notModified(ex: Exchange, etag: string): boolean {
+  const inm = ex.req.headers['if-none-match'];
+  if (!inm || !inm.split(',').some((t) => t.trim() === etag || t.trim() === '*')) return false;
+  ex.labels.code = '304';
+  ex.res.writeHead(304, { ETag: etag, 'Cache-Control': 'no-cache, private', Vary: 'Accept' });
+  ex.res.end();
+  return true;
+}
 
 export async function serveNonResource(deps: HttpDeps, ex: Exchange, segs: string[], rp: ResourcePath | undefined): Promise<void> {
   const path = segs.join('/');
@@ -45,13 +89,18 @@ export async function serveNonResource(deps: HttpDeps, ex: Exchange, segs: strin
     return;
   }
   if (path === 'openapi/v2') {
-    if (accept?.includes(OPENAPI_V2_PROTOBUF)) {
-      ex.sendBody(200, encodeOpenApiV2(openApiV2Doc(deps.catalog) as Record<string, unknown>), OPENAPI_V2_PROTOBUF_RESPONSE);
+    const protobuf = accept?.includes(OPENAPI_V2_PROTOBUF) === true;
+    const out = protobuf ? undefined : negotiate(accept, false);
+    if (out && out.kind !== 'json' && out.kind !== 'yaml') throw notAcceptable(accept ?? '');
+    const v2 = openApiV2(deps.catalog, protobuf);
+    if (out?.kind === 'yaml') {
+      ex.send(200, v2.doc(), out);
       return;
     }
-    const out = negotiate(accept, false);
-    if (out.kind !== 'json' && out.kind !== 'yaml') throw notAcceptable(accept ?? '');
-    ex.send(200, openApiV2Doc(deps.catalog), out);
+    ex.res.setHeader('Vary', 'Accept');
+    if (notModified(ex, v2.etag)) return;
+    ex.res.setHeader('ETag', v2.etag);
+    ex.sendBody(200, v2.body, protobuf ? OPENAPI_V2_PROTOBUF_RESPONSE : 'application/json');
     return;
   }
   if (path === 'openapi/v3') {

@@ -250,6 +250,40 @@ describe('API server HTTP semantics', () => {
     for (const probe of ['/healthz', '/livez', '/readyz']) assert.equal((await adminFetch(url(probe))).status, 200, probe);
   });
 
+  it('/openapi/v2 carries an ETag per encoding, answers If-None-Match with 304, and a new CRD changes it', async () => {
+    const PROTO = 'application/com.github.proto-openapi.spec.v2@v1.0+protobuf';
+    const first = await adminFetch(url('/openapi/v2'), { headers: { accept: PROTO } });
+    const etag = first.headers.get('etag') ?? '';
+    assert.match(etag, /^"[0-9A-F]{32}"$/);
+    await first.arrayBuffer();
+    const again = await adminFetch(url('/openapi/v2'), { headers: { accept: PROTO, 'if-none-match': etag } });
+    assert.equal(again.status, 304);
+    assert.equal(again.headers.get('etag'), etag);
+    const json = await adminFetch(url('/openapi/v2'), { headers: { accept: 'application/json', 'if-none-match': etag } });
+    assert.equal(json.status, 200, 'the JSON form has its own ETag');
+    assert.notEqual(json.headers.get('etag'), etag);
+    await json.arrayBuffer();
+    const crd = {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: 'gadgets.etag.stratus.dev' },
+      spec: {
+        group: 'etag.stratus.dev',
+        scope: 'Namespaced',
+        names: { plural: 'gadgets', singular: 'gadget', kind: 'Gadget', listKind: 'GadgetList' },
+        versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', properties: { spec: { type: 'object', properties: { size: { type: 'integer' } } } } } } }],
+      },
+    };
+    const created = await adminFetch(url('/apis/apiextensions.k8s.io/v1/customresourcedefinitions'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(crd) });
+    assert.equal(created.status, 201);
+    await waitFor('the new kind in /openapi/v2', async () => {
+      const res = await adminFetch(url('/openapi/v2'), { headers: { accept: PROTO, 'if-none-match': etag } });
+      const body = Buffer.from(await res.arrayBuffer());
+      return res.status === 200 && res.headers.get('etag') !== etag && body.includes(Buffer.from('dev.stratus.etag.v1.Gadget'));
+    }, 10_000, 100);
+    assert.equal((await adminFetch(url('/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.etag.stratus.dev'), { method: 'DELETE' })).status, 200);
+  });
+
   it('N watchers of a resource cost one store watch (the watch cache fans out)', async () => {
     const storeWatches = async (): Promise<number> => {
       const text = await (await adminFetch(url('/metrics'))).text();
