@@ -11,7 +11,7 @@
  * it). The secret is printed once and never stored or logged in clear; only the process
  * holding the private key can turn the Secret back into a verifier.
  */
-import { constants, generateKeyPairSync, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt, randomBytes, type KeyObject } from 'node:crypto';
+import { constants, generateKeyPair, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt, randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { User } from '../crds/types.js';
@@ -37,13 +37,16 @@ interface ConfigMapObject extends KubeObject {
 /** The Secret name of an access key id. */
 export const credentialSecretName = (accessKeyId: string): string => `s3-${accessKeyId.toLowerCase()}`;
 
-/** The key pair of `DATA_DIR/pki/s3-credentials.key`, created on first use. */
-export function loadCredentialKey(dataDir: string): { privateKey: KeyObject; publicPem: string } {
+/**
+ * The key pair of `DATA_DIR/pki/s3-credentials.key`, created on first use (on libuv's thread
+ * pool: a 2048-bit RSA key takes 0.1–1 s of CPU, which would stall every request meanwhile).
+ */
+export async function loadCredentialKey(dataDir: string): Promise<{ privateKey: KeyObject; publicPem: string }> {
   const dir = join(dataDir, 'pki');
   const file = join(dir, 's3-credentials.key');
   if (!existsSync(file)) {
     mkdirSync(dir, { recursive: true });
-    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const privateKey = await new Promise<KeyObject>((resolve, reject) => generateKeyPair('rsa', { modulusLength: 2048 }, (err, _pub, key) => (err ? reject(err) : resolve(key))));
     writeFileSync(file, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
   }
   chmodSync(file, 0o600);

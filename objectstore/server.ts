@@ -84,7 +84,7 @@ interface Target {
 
 export async function startObjectStore(opts: ObjectStoreOptions): Promise<ObjectStoreServer> {
   const { host, port } = parseListen(opts.listen);
-  const key = loadCredentialKey(opts.dataDir);
+  const key = await loadCredentialKey(opts.dataDir);
   await publishCredentialKey(opts.client, key.publicPem);
   const store = new ObjectStore(join(opts.dataDir, 'objectstore'));
   const server: Server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 30_000 });
