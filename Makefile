@@ -37,7 +37,7 @@ export npm_config_fund := false
 DATA_DIR ?= ./data
 TEST_FILES = $(shell find dist/test -name '*.test.js' | sort)
 
-.PHONY: help deps deps-apt deps-npm build run test test-guest test-unit lint bench chaos clean generate image
+.PHONY: help deps deps-apt deps-npm build run test test-guest test-unit lint bench bench-guest chaos clean generate image
 
 help:
 	@echo "make run    install what is missing, build, start stratus (standalone, SQLite, sim node)"
@@ -97,6 +97,10 @@ image: deps build
 
 bench: deps build
 	node dist/bench/run.js
+
+# The guest-boot benchmark alone (two TCG boots: stratus vs raw virsh define+start to SSH).
+bench-guest: deps build image
+	node dist/bench/guest-boot.js
 
 # The chaos suite's full profile (test/chaos/): kills, stops, a full disk, etcd member loss, a
 # soak (CHAOS_SOAK_SECONDS, 600 by default); CHAOS_SCENARIOS and CHAOS_SEED pick and replay.
