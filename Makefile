@@ -37,7 +37,7 @@ export npm_config_fund := false
 DATA_DIR ?= ./data
 TEST_FILES = $(shell find dist/test -name '*.test.js' | sort)
 
-.PHONY: help deps deps-apt deps-npm build run test test-guest test-unit lint bench chaos clean generate image
+.PHONY: help deps deps-apt deps-npm build run test test-guest test-unit lint bench bench-guest chaos clean generate image
 
 help:
 	@echo "make run    install what is missing, build, start stratus (standalone, SQLite, sim node)"
@@ -80,11 +80,15 @@ run: deps build
 test: deps build lint
 	node --test --test-concurrency=1 --test-timeout=900000 --test-reporter=spec $(TEST_FILES)
 
-# The real-guest end-to-end test (a Debian VM booted under TCG, reached over SSH): not yet in
-# `make test` — it has not passed end to end yet. Its last run here got through boot, SSH,
-# cloud-init, address, VLAN tag, disks and the serial console, then the Project's activate
-# stage failed (see issue #18's note); the ACPI stop and delete checks after it have not run.
-# `image` first: building the image inside the test would eat its timeout.
+# The real-guest end-to-end test (test/e2e/real-guest.vm.ts): the Debian image booted under TCG
+# on a private system libvirtd + Open vSwitch, reached over SSH from a client namespace. One VM
+# through every check: cloud-init keys, user data and hostname, disks, address, VLAN tag, serial
+# console, a Project released onto it over SSH, a Network VLAN change (the VM restarts onto the
+# new tag: its second boot), a clean ACPI stop read from the guest's journal, delete. It passes
+# end to end: 682 s here at load 8-10 (create -> GuestReady 206 s, VLAN change -> GuestReady
+# 163 s); one boot alone took 9-12 min at load ~20. Not in `make test`: `make test` is ~24 of
+# its 25 minutes already. `image` first: building the image inside the test would eat its
+# timeout (a cold build took 116 s on a quiet machine, 7 min at load 15-20).
 test-guest: deps build lint image
 	node --test --test-concurrency=1 --test-timeout=1800000 --test-reporter=spec dist/test/e2e/real-guest.vm.js
 
@@ -97,6 +101,10 @@ image: deps build
 
 bench: deps build
 	node dist/bench/run.js
+
+# The guest-boot benchmark alone (two TCG boots: stratus vs raw virsh define+start to SSH).
+bench-guest: deps build image
+	node dist/bench/guest-boot.js
 
 # The chaos suite's full profile (test/chaos/): kills, stops, a full disk, etcd member loss, a
 # soak (CHAOS_SOAK_SECONDS, 600 by default); CHAOS_SCENARIOS and CHAOS_SEED pick and replay.

@@ -21,6 +21,7 @@ import { startSystemLibvirtd, type SystemLibvirtd } from './libvirtd-system.js';
 import { forwardIntoNetns, type NetnsForward } from './netns-forward.js';
 import { execFileP, removeDir, requireBinary, startDaemon, tempDir, waitFor, type Daemon } from './process.js';
 import { stratusBin } from './paths.js';
+import { NETWORK_KEY } from '../../providers/ovs/switch.js';
 
 export const LAB_POOL = 'stratus-guests';
 export const LAB_VLAN = 42;
@@ -42,6 +43,8 @@ export interface GuestLab {
   work: string;
   /** dnsmasq's lease file (`expiry mac ip hostname clientid` lines). */
   leases: string;
+  /** The client namespace's port on the switch: a port of Network `lan` (stratus retags it with the Network's VLAN). */
+  clientPort: string;
   virsh(...args: string[]): Promise<string>;
   inClientNs(cmd: string, args: string[], timeoutMs?: number): Promise<{ stdout: string; stderr: string }>;
   stop(): Promise<void>;
@@ -113,7 +116,7 @@ export async function startGuestLab(opts: { controllerEnv?: Record<string, strin
       metadata: { name: 'tester', namespace: 'default' },
       spec: { publicKey },
     });
-    await client.resource<Network>(Resources.networks).create({
+    const lan = await client.resource<Network>(Resources.networks).create({
       apiVersion: 'compute.stratus.dev/v1alpha1',
       kind: 'Network',
       metadata: { name: 'lan', namespace: 'default' },
@@ -133,7 +136,8 @@ export async function startGuestLab(opts: { controllerEnv?: Record<string, strin
     // the userspace datapath forwards frames verbatim, and a guest drops a DHCP offer or a TCP
     // segment whose checksum was left to an offload that never happens.
     await execFileP('ip', ['-n', clientNs, 'link', 'add', vethClient, 'type', 'veth', 'peer', 'name', vethSwitch, 'netns', ovs.netns]);
-    await ovs.vsctl('add-port', bridge, vethSwitch, `tag=${LAB_VLAN}`);
+    // Marked as a port of Network `lan` (as stratus marks container ports): a changed VLAN moves it too.
+    await ovs.vsctl('add-port', bridge, vethSwitch, `tag=${LAB_VLAN}`, '--', 'set', 'port', vethSwitch, `external_ids:${NETWORK_KEY}=${lan.metadata?.uid ?? ''}`);
     await execFileP('ip', ['-n', ovs.netns, 'link', 'set', vethSwitch, 'up']);
     await execFileP('ip', ['netns', 'exec', clientNs, 'ethtool', '-K', vethClient, 'tx', 'off']);
     await execFileP('ip', ['-n', clientNs, 'addr', 'add', '10.77.0.1/24', 'dev', vethClient]);
@@ -145,7 +149,7 @@ export async function startGuestLab(opts: { controllerEnv?: Record<string, strin
       `--dhcp-leasefile=${leases}`, `--pid-file=${join(work, 'dnsmasq.pid')}`, '--user=root',
     ]);
     return {
-      client, serve, libvirt, ovs, clientNs, bridge, nsKubeconfig, keyFile, publicKey, work, leases, virsh, stop,
+      client, serve, libvirt, ovs, clientNs, bridge, nsKubeconfig, keyFile, publicKey, work, leases, clientPort: vethSwitch, virsh, stop,
       inClientNs: (cmd, args, timeoutMs = 120_000) => execFileP('ip', ['netns', 'exec', clientNs, cmd, ...args], { timeout: timeoutMs }),
     };
   } catch (err) {
