@@ -53,7 +53,6 @@ export const gceProvider: ProviderDescriptor<GceNodeSettings, GceNodeConnection>
   capabilities: {
     machines: true,
     elasticIPs: gceElasticIPs,
-    diskResize: false,
     metrics: true,
     // Cloud Monitoring's compute.googleapis.com/instance/cpu/usage_time, summed (index.ts).
     cpuUsage: { cpuSeconds: (conn, uid, signal) => conn.cpuSeconds(uid, signal) },
