@@ -85,6 +85,11 @@ export interface MachineDiskSize {
   bytes: number;
 }
 
+export interface DiskGrowth {
+  online: boolean;
+  state: 'done' | 'started' | 'underway';
+}
+
 /**
  * Growing a machine's data disks in place (libvirt `virDomainBlockResize` on a running domain,
  * `virStorageVolResize` on a stopped one; GCE `disks.resize`). Disks only grow: a disk is
@@ -97,10 +102,12 @@ export interface MachineDiskResize<C extends NodeConnection = NodeConnection> {
   sizes(conn: C, spec: MachineSpec, signal: AbortSignal): Promise<MachineDiskSize[]>;
   /**
    * Grows disk `name` of `spec` to `bytes` (idempotent: a disk already that big is left alone),
-   * online when the machine runs. Returns how it was done, for the Event (`online`: the guest
-   * saw the new size at once).
+   * online when the machine runs. Must not block on a long operation: `state` says whether the
+   * disk has its size now (`done`), this call started the resize (`started`) or an earlier
+   * call's resize is still under way (`underway`); `sizes` shows the new size once it is done.
+   * `online`: the machine runs, and its guest sees the new size without a restart.
    */
-  grow(conn: C, spec: MachineSpec, name: string, bytes: number, signal: AbortSignal): Promise<{ online: boolean }>;
+  grow(conn: C, spec: MachineSpec, name: string, bytes: number, signal: AbortSignal): Promise<DiskGrowth>;
 }
 
 /** An ElasticIP's address routed to one machine. */

@@ -34,6 +34,8 @@ export class FakeCloud {
   capacity = { cpus: 8, memoryMiB: 16384 };
   /** While set, every `describe` throws it (a node that stopped answering). */
   unreachable: unknown = undefined;
+  /** While set, every disk `grow` throws it (a driver that cannot resize). */
+  refuseGrow: unknown = undefined;
   private readonly scripts = new Map<FakeOperation, Script[]>();
   private nextId = 1;
 
@@ -145,12 +147,13 @@ function fakeDiskResize(cloud: FakeCloud): MachineDiskResize {
     },
     async grow(_conn, spec, name, bytes, signal) {
       await cloud.enter('grow', `${spec.uid} ${name} ${bytes}`, signal);
+      if (cloud.refuseGrow !== undefined) throw cloud.refuseGrow;
       const m = cloud.machines.get(spec.uid);
       const have = m?.disks.get(name);
       if (!m || have === undefined) throw new ReconcileError('DiskNotFound', `machine ${spec.uid} has no disk "${name}"`);
       if (bytes < have) throw new ReconcileError('DiskShrinkRefused', `disk "${name}" is ${have} bytes; it cannot shrink to ${bytes}`, false);
       m.disks.set(name, bytes);
-      return { online: m.state === 'running' };
+      return { online: m.state === 'running', state: 'done' };
     },
   };
 }

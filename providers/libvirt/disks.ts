@@ -8,7 +8,7 @@
  */
 import { ReconcileError } from '../../runtime/errors.js';
 import type { MachineSpec } from '../machine.js';
-import type { MachineDiskSize } from '../registry.js';
+import type { DiskGrowth, MachineDiskSize } from '../registry.js';
 import type { LibvirtNodeConnection } from './connection.js';
 import { dataVolumeName } from './domain-xml.js';
 import { asProviderError } from './domains.js';
@@ -28,7 +28,7 @@ export async function dataDiskSizes(conn: LibvirtNodeConnection, spec: MachineSp
   return out;
 }
 
-export async function growDataDisk(conn: LibvirtNodeConnection, spec: MachineSpec, name: string, bytes: number): Promise<{ online: boolean }> {
+export async function growDataDisk(conn: LibvirtNodeConnection, spec: MachineSpec, name: string, bytes: number): Promise<DiskGrowth> {
   const uid = spec.uid.toLowerCase();
   const volume = dataVolumeName(uid, name);
   const sh = conn.shell();
@@ -44,7 +44,7 @@ export async function growDataDisk(conn: LibvirtNodeConnection, spec: MachineSpe
     throw asProviderError(err, 'cannot look up the domain');
   }
   const online = run !== undefined && QEMU_RUNS.has(run);
-  if (bytes === v.capacityBytes) return { online };
+  if (bytes === v.capacityBytes) return { online, state: 'done' };
   try {
     if (online) await sh.run(['blockresize', '--domain', uid, '--path', v.path, '--size', `${bytes}b`]);
     else await sh.run(['vol-resize', '--pool', conn.imagePool, '--vol', volume, '--capacity', `${bytes}b`]);
@@ -56,5 +56,5 @@ export async function growDataDisk(conn: LibvirtNodeConnection, spec: MachineSpe
     const e = asProviderError(err, `cannot grow disk "${name}" to ${bytes} bytes`);
     throw e instanceof ReconcileError && e.reason === 'LibvirtError' ? new ReconcileError('DiskResizeFailed', e.message) : e;
   }
-  return { online };
+  return { online, state: 'done' };
 }
