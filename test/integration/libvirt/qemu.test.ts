@@ -226,16 +226,16 @@ describe('libvirt provider on a real libvirtd (qemu:///session, TCG)', () => {
     assert.deepEqual(await resize.sizes(c, s, signal), [{ name: 'data', bytes: GiB }]);
 
     // Running: qemu grows the disk it has open; the domain's own view (domblkinfo) has the new size.
-    assert.deepEqual(await resize.grow(c, s, 'data', 2 * GiB, signal), { online: true });
+    assert.deepEqual(await resize.grow(c, s, 'data', 2 * GiB, signal), { online: true, state: 'done' });
     assert.match(await virsh('domblkinfo', s.uid, 'sdb'), new RegExp(`Capacity:\\s+${2 * GiB}\\n`));
     assert.match(await virsh('vol-info', '--pool', POOL, volume, '--bytes'), new RegExp(`Capacity:\\s+${2 * GiB} bytes`));
     assert.deepEqual(await resize.sizes(c, s, signal), [{ name: 'data', bytes: 2 * GiB }]);
-    assert.deepEqual(await resize.grow(c, s, 'data', 2 * GiB, signal), { online: true }, 'growing to the size it has is a no-op');
+    assert.deepEqual(await resize.grow(c, s, 'data', 2 * GiB, signal), { online: true, state: 'done' }, 'growing to the size it has is a no-op');
 
     // Stopped: the volume grows in the pool (qemu-img underneath); the file's qcow2 header says so.
     const stopped = { ...s, powerState: 'Stopped' as const };
     await reconcileUntil(stopped, (o) => o.state === 'stopped', 'the domain to stop');
-    assert.deepEqual(await resize.grow(c, stopped, 'data', 3 * GiB, signal), { online: false });
+    assert.deepEqual(await resize.grow(c, stopped, 'data', 3 * GiB, signal), { online: false, state: 'done' });
     assert.match(await virsh('vol-info', '--pool', POOL, volume, '--bytes'), new RegExp(`Capacity:\\s+${3 * GiB} bytes`));
     const info = JSON.parse((await execFileP('qemu-img', ['info', '-U', '--output', 'json', join(poolDir, volume)])).stdout) as { 'virtual-size': number };
     assert.equal(info['virtual-size'], 3 * GiB);
