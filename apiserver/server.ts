@@ -31,6 +31,7 @@ import { kubeconfigText, writeKubeconfig } from './auth/kubeconfig.js';
 import { clientCertificate, ensurePki, type Pki } from './auth/pki.js';
 import { startAccessControl, type AccessControlSetup } from './auth/setup.js';
 import { QuotaAdmission } from './quota/admission.js';
+import { InstanceDiskAdmission } from './instance-disks.js';
 import { InitiatorAdmission } from './initiator.js';
 import { GitBackend } from './git/backend.js';
 import { GIT_PREFIX } from './git/paths.js';
@@ -127,7 +128,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   );
   const catalog = new ResourceCatalog();
   const registry = new Registry(store, catalog);
-  registry.admission.push(new QuotaAdmission(registry, catalog), new InitiatorAdmission());
+  registry.admission.push(new InstanceDiskAdmission(), new QuotaAdmission(registry, catalog), new InitiatorAdmission());
   const caches = new WatchCaches(store);
   const openWatches: WatchRegistry = new Set();
   const crdRes = catalog.all().find((r) => r.group === crdResource.group && r.plural === crdResource.plural) as Resource;

@@ -43,6 +43,9 @@ const PLATFORM_TYPES = ['staging', 'prod', 'dev'] as const;
 const SLOT = { cpus: 1, memoryMiB: 512 };
 const ENV_LABEL = 'corpus.stratus.dev/platform-type';
 const GUEST_TYPES_ANNOTATION = 'corpus.stratus.dev/guest-types';
+/** The data disk guest_create gives a VM guest for its project storage (the document: "fixed at 5gb"). */
+const PROJECT_DISK = 'project';
+const PROJECT_DISK_GIB = 5;
 
 export function defaultCorpusConfig(): string {
   return process.env.STRATUS_CORPUS_CONFIG ?? join(homedir(), '.makinastates.conf');
@@ -359,13 +362,16 @@ ENDPOINT is a nickname of that file; ENV_UUID a ComputeNode's name or uid.`,
     .option('--image <image>', 'image to boot (default debian-12 on libvirt, debian:12 on docker)')
     .option('--cpus <n>', 'CPUs', (v) => Number(v))
     .option('--memory <mib>', 'memory in MiB', (v) => Number(v))
+    .option('--storage <size>', `project storage: a data disk "${PROJECT_DISK}" of this many GiB (VMs; default ${PROJECT_DISK_GIB}, 0 for none; containers have no disks)`)
     .option('--no-wait', 'return once created')
     .option('--timeout <seconds>', 'how long to wait for running', (v) => Number(v), 300)
-    .action(async (nick: string, name: string, opts: { node?: string; provider?: string; image?: string; cpus?: number; memory?: number; wait: boolean; timeout: number }) => {
+    .action(async (nick: string, name: string, opts: { node?: string; provider?: string; image?: string; cpus?: number; memory?: number; storage?: string; wait: boolean; timeout: number }) => {
       const ctx = ctxOf();
       const guest = await withEndpoint(ctx, nick, async (client, ep) => {
         const node = opts.node ? await findNode(client, opts.node) : undefined;
         const provider = (opts.provider ?? node?.spec.provider ?? 'libvirt') as Instance['spec']['provider'];
+        const storage = opts.storage === undefined || opts.storage === '0' ? (opts.storage === '0' ? 0 : PROJECT_DISK_GIB) : parseGiB(opts.storage);
+        if (provider === 'docker' && opts.storage !== undefined && storage > 0) throw new Error('--storage: containers have no disks (Docker guests keep their project storage in the container)');
         const instances = client.resource<Instance>(Resources.instances);
         const created = await instances.create({
           apiVersion: 'compute.stratus.dev/v1alpha1',
@@ -376,6 +382,7 @@ ENDPOINT is a nickname of that file; ENV_UUID a ComputeNode's name or uid.`,
             image: opts.image ?? (provider === 'docker' ? 'debian:12' : 'debian-12'),
             ...(opts.cpus ? { cpus: opts.cpus } : {}),
             ...(opts.memory ? { memoryMiB: opts.memory } : {}),
+            ...(provider !== 'docker' && storage > 0 ? { disks: [{ name: PROJECT_DISK, sizeGiB: storage }] } : {}),
             ...(node ? { nodeName: node.metadata!.name! } : {}),
           },
         });
@@ -487,16 +494,87 @@ ENDPOINT is a nickname of that file; ENV_UUID a ComputeNode's name or uid.`,
       out(ctx, result, () => `project ${name} destroyed (guests: ${result.guests.join(', ') || 'none'})\n`);
     });
 
-  for (const verb of ['trim', 'enlarge'] as const) {
+  for (const verb of ['enlarge', 'trim'] as const) {
     corpus
       .command(verb)
-      .description(verb === 'trim' ? 'remove SIZE from a guest\'s project storage (not supported yet)' : 'grow a guest\'s project storage by SIZE (not supported yet)')
+      .description(
+        verb === 'enlarge'
+          ? "grow a guest's project storage (its data disk) by SIZE, in place, and wait until the node has done it"
+          : "remove SIZE from a guest's project storage: asks for the smaller disk, which stratus refuses (a disk only grows; shrinking would lose data)",
+      )
       .argument('<endpoint>', 'endpoint nickname')
-      .argument('<env_uuid>', 'ComputeNode name or uid')
-      .argument('<guest>', 'name of the guest')
-      .argument('<size>', 'e.g. 5G')
-      .action(() => {
-        throw new Error(`corpus ${verb}: not supported yet by this stratus: Instance data disks cannot be resized (no storage resize in the Instance API or its providers, issue #23)`);
+      .argument('<env_uuid>', 'the ComputeNode (name or uid) the guest is on')
+      .argument('<guest>', 'name of the guest (Instance)')
+      .argument('<size>', 'whole GiB: 5, 5G, 5GB or 5GiB')
+      .option('--disk <name>', `the data disk holding the project storage (default: "${PROJECT_DISK}", else the guest's only data disk)`)
+      .option('--no-wait', 'return once the new size is asked for')
+      .option('--timeout <seconds>', 'how long to wait for the node', (v) => Number(v), 300)
+      .action(async (nick: string, ref: string, guest: string, size: string, opts: { disk?: string; wait: boolean; timeout: number }) => {
+        const ctx = ctxOf();
+        const delta = parseGiB(size);
+        const result = await withEndpoint(ctx, nick, async (client, ep) => {
+          const ns = nsOf(ep);
+          const node = await findNode(client, ref);
+          const instances = client.resource<Instance>(Resources.instances);
+          const inst = await instances.get(ns, guest);
+          if (!inst) throw new Error(`no guest "${guest}" in namespace ${ns}`);
+          if (inst.spec.nodeName !== node.metadata?.name) throw new Error(`guest ${guest} is on ${inst.spec.nodeName ?? 'no compute node yet'}, not on ${node.metadata?.name}`);
+          const disks = inst.spec.disks ?? [];
+          const disk = projectDisk(disks, opts.disk, guest);
+          const from = disk.sizeGiB;
+          const to = verb === 'enlarge' ? from + delta : from - delta;
+          if (to < 1) throw new Error(`guest ${guest}: disk ${disk.name} is ${from} GiB; it cannot lose ${delta} GiB`);
+          progress(ctx, `guest ${guest}: disk ${disk.name} ${from} GiB → ${to} GiB`);
+          // A full update with the read resourceVersion: a concurrent change is a 409, not lost.
+          const next: Instance = { ...inst, spec: { ...inst.spec, disks: disks.map((d) => (d.name === disk.name ? { ...d, sizeGiB: to } : d)) } };
+          const updated = await instances.replace(next);
+          if (!opts.wait) return { guest, disk: disk.name, fromGiB: from, toGiB: to, sizeGiB: null as number | null };
+          const sized = await follow(
+            ctx,
+            `guest ${guest}`,
+            () => instances.get(ns, guest),
+            (v) => {
+              const c = v?.status?.conditions?.find((x) => x.type === 'DisksSized');
+              const have = v?.status?.disks?.find((d) => d.name === disk.name)?.sizeGiB;
+              return `disk ${disk.name} ${have ?? '?'} GiB${c ? ` (${c.status === 'True' ? 'sized' : `${c.reason ?? ''}${c.message ? `: ${c.message}` : ''}`})` : ''}`;
+            },
+            (v) => {
+              if ((v?.status?.observedGeneration ?? 0) < (updated.metadata?.generation ?? 0)) return false;
+              const c = v?.status?.conditions?.find((x) => x.type === 'DisksSized');
+              const have = v?.status?.disks?.find((d) => d.name === disk.name)?.sizeGiB;
+              return have === to || (c?.status === 'False' && c.reason !== 'Resizing');
+            },
+            opts.timeout,
+          );
+          const have = sized?.status?.disks?.find((d) => d.name === disk.name)?.sizeGiB;
+          if (have !== to) {
+            const c = sized?.status?.conditions?.find((x) => x.type === 'DisksSized');
+            throw new Error(`guest ${guest}: disk ${disk.name} was not grown to ${to} GiB: ${c ? `${c.reason ?? ''}: ${c.message ?? ''}` : 'the node reports no disk sizes'}`);
+          }
+          return { guest, disk: disk.name, fromGiB: from, toGiB: to, sizeGiB: have };
+        });
+        out(ctx, result, () => `guest ${guest}: disk ${result.disk} ${result.sizeGiB === null ? `asked for ${result.toGiB} GiB` : `now ${result.sizeGiB} GiB`} (was ${result.fromGiB} GiB)\n`);
       });
   }
+}
+
+/** `5`, `5G`, `5GB`, `5GiB` (case-insensitive) → 5: Instance disks are sized in whole GiB. */
+export function parseGiB(size: string): number {
+  const m = /^(\d+)\s*(g|gb|gib)?$/i.exec(size.trim());
+  const n = m ? Number(m[1]) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`size "${size}": expected a whole number of GiB, e.g. 5G`);
+  return n;
+}
+
+/** The data disk holding a guest's project storage: `--disk`, else "project", else its only disk. */
+function projectDisk(disks: { name: string; sizeGiB: number }[], asked: string | undefined, guest: string): { name: string; sizeGiB: number } {
+  const names = disks.map((d) => d.name).join(', ') || 'none';
+  if (asked) {
+    const d = disks.find((x) => x.name === asked);
+    if (!d) throw new Error(`guest ${guest} has no data disk "${asked}" (disks: ${names})`);
+    return d;
+  }
+  const d = disks.find((x) => x.name === PROJECT_DISK) ?? (disks.length === 1 ? disks[0] : undefined);
+  if (!d) throw new Error(`guest ${guest}: which data disk is the project storage? pass --disk NAME (disks: ${names}; guest_create gives a guest a "${PROJECT_DISK}" disk)`);
+  return d;
 }

@@ -25,8 +25,8 @@ import { ManagedReconciler, type CallContext, type Connected, type ExternalClien
 import { getCondition, kubeTime, type ConditionInput } from '../runtime/conditions.js';
 import type { EventRecorder } from '../runtime/events.js';
 import { ReconcileError } from '../runtime/errors.js';
-import type { MachineChange, MachineObservation, MachineProvider, MachineSpec, MachineState } from '../providers/machine.js';
-import type { AnyProvider } from '../providers/registry.js';
+import type { MachineChange, MachineObservation, MachineProvider, MachineSpec, MachineState, NodeConnection } from '../providers/machine.js';
+import type { AnyProvider, MachineDiskSize } from '../providers/registry.js';
 import type { ProviderMetrics } from '../providers/metrics.js';
 import { machineSpecFor, type Lookups } from './machinespec.js';
 import type { NodeConnections } from './connections.js';
@@ -44,7 +44,10 @@ export type InstanceEventReason =
   | 'ForcedOff'
   | 'ProviderError'
   | 'NodeNotReady'
-  | 'Orphaned';
+  | 'Orphaned'
+  | 'DiskResizing'
+  | 'DiskResized'
+  | 'DiskResizeFailed';
 
 export interface InstanceReconcilerDeps {
   instances: ResourceClient<Instance>;
@@ -166,8 +169,8 @@ class InstanceKind implements ManagedKind<Instance, MachineObservation, Event> {
     if (!provider.capabilities.machines) {
       throw new ReconcileError('MachinesNotSupported', `provider "${provider.name}" of ComputeNode "${node.metadata?.name}" does not run machines`, false);
     }
-    const machines = (await this.d.connections.get(node)).machines();
-    return new MachineClient(this.d, node, provider, machines, spec, this.pollMs, this.transitionMs);
+    const conn = await this.d.connections.get(node);
+    return new MachineClient(this.d, node, provider, conn, conn.machines(), spec, this.pollMs, this.transitionMs);
   }
 
   private lookups(): Lookups {
@@ -178,14 +181,29 @@ class InstanceKind implements ManagedKind<Instance, MachineObservation, Event> {
   }
 }
 
+const GiB = 1024 ** 3;
+
+/**
+ * Where a machine's data disks stand against `spec.disks`: the sizes the node reports and the
+ * `DisksSized` condition (absent for an Instance without disks).
+ */
+interface DiskReport {
+  sizes?: MachineDiskSize[];
+  condition?: ConditionInput;
+  /** A disk is growing or not on the node yet: check again soon. */
+  pending?: boolean;
+}
+
 /** One machine on one node, as the lifecycle's `ExternalClient`. */
 class MachineClient implements ExternalClient<Instance, MachineObservation, Event> {
   private readonly nodeName: string;
+  private disks: DiskReport = {};
 
   constructor(
     private readonly d: InstanceReconcilerDeps,
     private readonly node: ComputeNode,
     private readonly provider: AnyProvider,
+    private readonly conn: NodeConnection,
     private readonly machines: MachineProvider,
     private readonly spec: MachineSpec,
     private readonly pollMs: number,
@@ -198,6 +216,8 @@ class MachineClient implements ExternalClient<Instance, MachineObservation, Even
     const o = await this.track('observe', () => this.machines.observe(this.spec, call.signal));
     // What the provider saw happen (a guest that shut itself down) becomes an Event, once.
     if (o.change) record(inst, o.change, call);
+    const resize = this.provider.capabilities.diskResize;
+    if (o.exists && resize && this.spec.disks.length > 0) this.disks = { sizes: await this.track('diskSizes', () => resize.sizes(this.conn, this.spec, call.signal)) };
     return o;
   }
 
@@ -224,8 +244,62 @@ class MachineClient implements ExternalClient<Instance, MachineObservation, Even
     if (change) record(inst, change, call);
   }
 
-  /** Joins the machine to its Networks when the provider cannot do it itself (containers). */
-  async settle(_inst: Instance, observed: MachineObservation, call: CallContext<Event>): Promise<void> {
+  /**
+   * Grows data disks that are smaller than `spec.disks` asks (the API server refuses a smaller
+   * size, so a disk bigger than asked is only reported). A failed resize is the `DisksSized`
+   * condition and a warning Event, not a failed reconcile: the machine itself is fine.
+   */
+  private async resizeDisks(inst: Instance, observed: MachineObservation, call: CallContext<Event>): Promise<void> {
+    if (!observed.exists || this.spec.disks.length === 0) return;
+    const resize = this.provider.capabilities.diskResize;
+    if (!resize) {
+      const asked = this.spec.disks.map((d) => `${d.name} ${d.sizeGiB} GiB`).join(', ');
+      this.disks = { condition: { type: 'DisksSized', status: 'False', reason: 'ResizeUnsupported', message: `provider "${this.provider.name}" has no disks to size: spec.disks (${asked}) is not applied` } };
+      return;
+    }
+    const sizes = [...(this.disks.sizes ?? [])];
+    const problems: string[] = [];
+    for (const want of this.spec.disks) {
+      const i = sizes.findIndex((s) => s.name === want.name);
+      const have = sizes[i];
+      const bytes = want.sizeGiB * GiB;
+      if (!have) {
+        problems.push(`disk ${want.name} is not on the node yet`);
+        continue;
+      }
+      if (have.bytes > bytes) {
+        this.disks = { sizes, condition: { type: 'DisksSized', status: 'False', reason: 'ShrinkRefused', message: `disk ${want.name} is ${gib(have.bytes)} GiB; it is never shrunk to ${want.sizeGiB} GiB (data would be lost)` } };
+        return;
+      }
+      if (have.bytes === bytes) continue;
+      try {
+        const how = await this.track('growDisk', () => resize.grow(this.conn, this.spec, want.name, bytes, call.signal));
+        const online = how.online ? ' while the machine runs (the guest sees the new size; grow its filesystem to use it)' : '';
+        if (how.state === 'done') {
+          call.recorder.normal(inst, 'DiskResized', `grew disk ${want.name} from ${gib(have.bytes)} to ${want.sizeGiB} GiB${online}`);
+          sizes[i] = { name: want.name, bytes };
+        } else {
+          if (how.state === 'started') call.recorder.normal(inst, 'DiskResizing', `growing disk ${want.name} from ${gib(have.bytes)} to ${want.sizeGiB} GiB${online}`);
+          problems.push(`disk ${want.name} is growing from ${gib(have.bytes)} to ${want.sizeGiB} GiB`);
+        }
+        call.log.info({ node: this.nodeName, disk: want.name, bytes, online: how.online, state: how.state }, 'disk grow');
+      } catch (err) {
+        if (!(err instanceof ReconcileError)) throw err;
+        call.recorder.warning(inst, 'DiskResizeFailed', `cannot grow disk ${want.name} to ${want.sizeGiB} GiB: ${err.message}`);
+        // Retryable (a node that did not answer): the lifecycle's backoff tries again.
+        if (err.retryable) throw err;
+        this.disks = { sizes, condition: { type: 'DisksSized', status: 'False', reason: err.reason, message: err.message } };
+        return;
+      }
+    }
+    this.disks = problems.length
+      ? { sizes, condition: { type: 'DisksSized', status: 'False', reason: 'Resizing', message: problems.join('; ') }, pending: true }
+      : { sizes, condition: { type: 'DisksSized', status: 'True', reason: 'AsRequested', message: '' } };
+  }
+
+  /** Grows disks, and joins the machine to its Networks when the provider cannot do it itself (containers). */
+  async settle(inst: Instance, observed: MachineObservation, call: CallContext<Event>): Promise<void> {
+    await this.resizeDisks(inst, observed, call);
     const attachment = this.provider.capabilities.networkAttachment;
     const settings = this.d.connections.providers.switchSettingsOf(this.node.spec);
     const switches = this.d.connections.providers.switches;
@@ -262,6 +336,7 @@ class MachineClient implements ExternalClient<Instance, MachineObservation, Even
         ...(o.guestReady === undefined
           ? []
           : [{ type: 'GuestReady', status: o.guestReady ? ('True' as const) : ('False' as const), reason: o.guestReady ? 'GuestAnswers' : running ? 'GuestNotAnswering' : readyReason, message: o.guestMessage ?? '' }]),
+        ...(this.disks.condition ? [this.disks.condition] : []),
       ],
       mutate: (s: Status) => {
         Object.assign(s, {
@@ -274,6 +349,7 @@ class MachineClient implements ExternalClient<Instance, MachineObservation, Even
         });
         if (!o.ipAddress) delete s.ipAddress;
         if (!o.message) delete s.message;
+        if (this.disks.sizes) s.disks = this.disks.sizes.map((d) => ({ name: d.name, sizeGiB: gib(d.bytes) }));
         if (running && !s.startTime) s.startTime = kubeTime();
         if (!running) delete s.startTime;
       },
@@ -281,7 +357,7 @@ class MachineClient implements ExternalClient<Instance, MachineObservation, Even
       // transition interval, since a guest without sshd (a blank or installing DataCentred
       // host) never will, and polling it every second forever is a reconcile per second.
       requeueAfterMs:
-        TRANSITIONAL.has(o.state) || !o.upToDate ? this.transitionMs : running && o.guestReady === false ? Math.min(this.pollMs, GUEST_POLL_MS) : this.pollMs,
+        TRANSITIONAL.has(o.state) || !o.upToDate || this.disks.pending ? this.transitionMs : running && o.guestReady === false ? Math.min(this.pollMs, GUEST_POLL_MS) : this.pollMs,
     };
   }
 
@@ -289,6 +365,11 @@ class MachineClient implements ExternalClient<Instance, MachineObservation, Even
     const m = this.d.providerMetrics;
     return m && this.provider.capabilities.metrics ? m.track(this.provider.name, operation, fn) : fn();
   }
+}
+
+/** Bytes as GiB for status and messages (whole GiB as asked; a fraction when the node rounds). */
+function gib(bytes: number): number {
+  return Math.round((bytes / GiB) * 1000) / 1000;
 }
 
 /** An Event for something the provider did or saw (a clean or a forced shutdown). */

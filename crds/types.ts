@@ -1051,7 +1051,7 @@ export interface InstanceSpec {
      */
     name: string;
     /**
-     * Size in GiB.
+     * Size in GiB. Raising it grows the disk in place (libvirt, GCE); lowering it is refused (422).
      */
     sizeGiB: number;
   }[];
@@ -1314,6 +1314,21 @@ export interface InstanceStatus {
    * @maxItems 64
    */
   elasticIPs?: string[];
+  /**
+   * The data disks as the node has them (providers that can size disks: libvirt, GCE). A disk grows when spec.disks[].sizeGiB is raised; it never shrinks (the DisksSized condition says whether every disk has its size).
+   *
+   * @maxItems 16
+   */
+  disks?: {
+    /**
+     * The disk's name in spec.disks.
+     */
+    name: string;
+    /**
+     * Its size on the node, in GiB.
+     */
+    sizeGiB: number;
+  }[];
   /**
    * The external resource, e.g. libvirt://<node>/<domain uuid>, docker://<node>/<container id>, gce://<project>/<zone>/<name>.
    */

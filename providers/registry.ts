@@ -77,6 +77,39 @@ export interface MachineCpuUsage<C extends NodeConnection = NodeConnection> {
   cpuSeconds(conn: C, uid: string, signal: AbortSignal): Promise<number | undefined>;
 }
 
+/** One data disk of a machine as the node has it. */
+export interface MachineDiskSize {
+  /** The disk's name in `MachineSpec.disks`. */
+  name: string;
+  /** Its capacity as the node reports it (the size the guest sees once it rescans). */
+  bytes: number;
+}
+
+export interface DiskGrowth {
+  online: boolean;
+  state: 'done' | 'started' | 'underway';
+}
+
+/**
+ * Growing a machine's data disks in place (libvirt `virDomainBlockResize` on a running domain,
+ * `virStorageVolResize` on a stopped one; GCE `disks.resize`). Disks only grow: a disk is
+ * never shrunk, since the filesystem on it would lose what lies past the new end —
+ * `grow` to a smaller size is a `ReconcileError('DiskShrinkRefused')` and the API server
+ * refuses a smaller `spec.disks[].sizeGiB` before it reaches a controller.
+ */
+export interface MachineDiskResize<C extends NodeConnection = NodeConnection> {
+  /** The data disks of `spec` that exist on the node, with their sizes (a disk not made yet is absent). */
+  sizes(conn: C, spec: MachineSpec, signal: AbortSignal): Promise<MachineDiskSize[]>;
+  /**
+   * Grows disk `name` of `spec` to `bytes` (idempotent: a disk already that big is left alone),
+   * online when the machine runs. Must not block on a long operation: `state` says whether the
+   * disk has its size now (`done`), this call started the resize (`started`) or an earlier
+   * call's resize is still under way (`underway`); `sizes` shows the new size once it is done.
+   * `online`: the machine runs, and its guest sees the new size without a restart.
+   */
+  grow(conn: C, spec: MachineSpec, name: string, bytes: number, signal: AbortSignal): Promise<DiskGrowth>;
+}
+
 /** An ElasticIP's address routed to one machine. */
 export interface ElasticIPBinding {
   /** The ElasticIP's uid: names everything made for it. */
@@ -132,8 +165,8 @@ export interface ProviderCapabilities<C extends NodeConnection = NodeConnection>
   /** Public addresses carried to machines (ElasticIP): NAT on the host (libvirt, Docker), a static address as an access config (GCE). */
   elasticIPs?: ElasticIPCarrier<C>;
   guestChannel?: GuestChannelFactory<C>;
-  /** `update` grows disks of an existing machine. */
-  diskResize: boolean;
+  /** Data disks of an existing machine grow in place (`spec.disks[].sizeGiB` raised). */
+  diskResize?: MachineDiskResize<C>;
   /** Calls through `machines()` are counted in the provider metrics (`providers/metrics.ts`). */
   metrics: boolean;
   /** CPU use of running machines (the InstanceGroup autoscaler's input). */

@@ -91,7 +91,6 @@ export const dockerProvider: ProviderDescriptor<DockerNodeSettings, DockerNodeCo
     networkAttachment: containerAttachment,
     elasticIPs: nftablesElasticIPs,
     guestChannel: { open: (conn, guest) => new DockerExecChannel(guest.name, conn, guest.uid) },
-    diskResize: false,
     metrics: true,
     cpuUsage: { cpuSeconds: (conn, uid, signal) => conn.cpuSeconds(uid, signal) },
   },

@@ -8,9 +8,9 @@
  */
 import { ReconcileError } from '../../runtime/errors.js';
 import type { MachineObservation, MachineProvider, MachineSpec, MachineState, NodeConnection, NodeDescription } from '../machine.js';
-import type { ProviderDescriptor } from '../registry.js';
+import type { MachineDiskResize, ProviderDescriptor } from '../registry.js';
 
-export type FakeOperation = 'describe' | 'observe' | 'create' | 'update' | 'delete';
+export type FakeOperation = 'describe' | 'observe' | 'create' | 'update' | 'delete' | 'grow';
 
 interface FakeMachine {
   spec: MachineSpec;
@@ -18,6 +18,8 @@ interface FakeMachine {
   providerID: string;
   /** Observes left before a starting machine runs. */
   startingFor: number;
+  /** Data disk sizes in bytes, by name (made at create, grown by `diskResize.grow`). */
+  disks: Map<string, number>;
 }
 
 /** What the fake does on the next call of an operation: fail with this, or hang until the signal. */
@@ -32,6 +34,8 @@ export class FakeCloud {
   capacity = { cpus: 8, memoryMiB: 16384 };
   /** While set, every `describe` throws it (a node that stopped answering). */
   unreachable: unknown = undefined;
+  /** While set, every disk `grow` throws it (a driver that cannot resize). */
+  refuseGrow: unknown = undefined;
   private readonly scripts = new Map<FakeOperation, Script[]>();
   private nextId = 1;
 
@@ -78,6 +82,8 @@ export class FakeCloud {
   }
 }
 
+const GiB = 1024 ** 3;
+
 class FakeMachines implements MachineProvider {
   constructor(private readonly cloud: FakeCloud) {}
 
@@ -109,6 +115,7 @@ class FakeMachines implements MachineProvider {
       state: spec.powerState === 'Stopped' ? 'stopped' : startingFor > 0 ? 'starting' : 'running',
       providerID: this.cloud.newProviderID(),
       startingFor,
+      disks: new Map(spec.disks.map((d) => [d.name, d.sizeGiB * GiB])),
     });
   }
 
@@ -131,8 +138,31 @@ class FakeMachines implements MachineProvider {
   }
 }
 
-/** The provider descriptor over `cloud` (one cloud per descriptor; every fake node shares it). */
-export function fakeProvider(cloud: FakeCloud, name = 'fake'): ProviderDescriptor<Record<string, never>, NodeConnection> {
+/** Disk sizes as the fake keeps them: grown in place, never shrunk, like a real provider's. */
+function fakeDiskResize(cloud: FakeCloud): MachineDiskResize {
+  return {
+    async sizes(_conn, spec) {
+      const m = cloud.machines.get(spec.uid);
+      return m ? [...m.disks].map(([name, bytes]) => ({ name, bytes })) : [];
+    },
+    async grow(_conn, spec, name, bytes, signal) {
+      await cloud.enter('grow', `${spec.uid} ${name} ${bytes}`, signal);
+      if (cloud.refuseGrow !== undefined) throw cloud.refuseGrow;
+      const m = cloud.machines.get(spec.uid);
+      const have = m?.disks.get(name);
+      if (!m || have === undefined) throw new ReconcileError('DiskNotFound', `machine ${spec.uid} has no disk "${name}"`);
+      if (bytes < have) throw new ReconcileError('DiskShrinkRefused', `disk "${name}" is ${have} bytes; it cannot shrink to ${bytes}`, false);
+      m.disks.set(name, bytes);
+      return { online: m.state === 'running', state: 'done' };
+    },
+  };
+}
+
+/**
+ * The provider descriptor over `cloud` (one cloud per descriptor; every fake node shares it).
+ * `diskResize: false` leaves the capability out (a provider whose machines have no disks).
+ */
+export function fakeProvider(cloud: FakeCloud, name = 'fake', options: { diskResize?: boolean } = {}): ProviderDescriptor<Record<string, never>, NodeConnection> {
   return {
     name,
     description: 'in-memory machines (tests)',
@@ -149,6 +179,6 @@ export function fakeProvider(cloud: FakeCloud, name = 'fake'): ProviderDescripto
         async close() {},
       };
     },
-    capabilities: { machines: true, diskResize: false, metrics: true },
+    capabilities: { machines: true, metrics: true, ...(options.diskResize === false ? {} : { diskResize: fakeDiskResize(cloud) }) },
   };
 }

@@ -21,7 +21,7 @@
 import { readFileSync } from 'node:fs';
 import type { AuthClient, JWTInput } from 'google-auth-library';
 import type { protos } from '@google-cloud/compute';
-import type { AddressesClient, ImagesClient, InstancesClient, MachineTypesClient, RegionOperationsClient, RegionsClient, ZoneOperationsClient, ZonesClient } from '@google-cloud/compute/build/src/v1/index.js';
+import type { AddressesClient, DisksClient, ImagesClient, InstancesClient, MachineTypesClient, RegionOperationsClient, RegionsClient, ZoneOperationsClient, ZonesClient } from '@google-cloud/compute/build/src/v1/index.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { DEADLINE_EXCEEDED, ReconcileError } from '../../runtime/errors.js';
 import { GceApiError, describeFailure, parseEndpoint, type TransportError } from './http.js';
@@ -33,6 +33,7 @@ export type Region = protos.google.cloud.compute.v1.IRegion;
 export type MachineType = protos.google.cloud.compute.v1.IMachineType;
 export type Address = protos.google.cloud.compute.v1.IAddress;
 export type AccessConfig = protos.google.cloud.compute.v1.IAccessConfig;
+export type Disk = protos.google.cloud.compute.v1.IDisk;
 
 /** Where Google's client libraries send the JWT-bearer grant of a service-account key. */
 export const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
@@ -77,6 +78,7 @@ interface Clients {
   machineTypes: MachineTypesClient;
   addresses: AddressesClient;
   regionOperations: RegionOperationsClient;
+  disks: DisksClient;
 }
 
 /** Backoff after a throttled or failed call; shared by every call on the connection. */
@@ -111,7 +113,7 @@ export class ComputeApi {
     const clients = this.clients;
     this.clients = undefined;
     void clients?.then(
-      (c) => Promise.allSettled([c.instances.close(), c.operations.close(), c.zones.close(), c.regions.close(), c.images.close(), c.machineTypes.close(), c.addresses.close(), c.regionOperations.close()]),
+      (c) => Promise.allSettled([c.instances.close(), c.operations.close(), c.zones.close(), c.regions.close(), c.images.close(), c.machineTypes.close(), c.addresses.close(), c.regionOperations.close(), c.disks.close()]),
       () => undefined,
     );
   }
@@ -187,7 +189,7 @@ export class ComputeApi {
   }
 
   private async build(): Promise<Clients> {
-    const { AddressesClient, ImagesClient, InstancesClient, MachineTypesClient, RegionOperationsClient, RegionsClient, ZoneOperationsClient, ZonesClient } = await import('@google-cloud/compute/build/src/v1/index.js');
+    const { AddressesClient, DisksClient, ImagesClient, InstancesClient, MachineTypesClient, RegionOperationsClient, RegionsClient, ZoneOperationsClient, ZonesClient } = await import('@google-cloud/compute/build/src/v1/index.js');
     const [quick, waiting] = await Promise.all([this.authClient(this.options.requestTimeoutMs), this.authClient(this.options.waitTimeoutMs)]);
     const where = this.options.endpoint ? parseEndpoint(this.options.endpoint) : {};
     // google-gax bundles its own google-auth-library; the AuthClient interface is the same.
@@ -202,6 +204,7 @@ export class ComputeApi {
       machineTypes: new MachineTypesClient(opts(quick)),
       addresses: new AddressesClient(opts(quick)),
       regionOperations: new RegionOperationsClient(opts(waiting)),
+      disks: new DisksClient(opts(quick)),
     };
   }
 
@@ -397,6 +400,24 @@ export class ComputeApi {
         { project: this.project, zone: this.zone, instance: name, instancesSetLabelsRequestResource: { labels, labelFingerprint } },
         ComputeApi.CALL,
       );
+      return raw ?? (lro.latestResponse as unknown as Operation);
+    });
+  }
+
+  /** disks.get in the zone; undefined when the disk does not exist. */
+  async getDisk(name: string): Promise<Disk | undefined> {
+    try {
+      return await this.call(`get disk ${name}`, async (c) => (await c.disks.get({ project: this.project, zone: this.zone, disk: name }, ComputeApi.CALL))[0]);
+    } catch (err) {
+      if (err instanceof GceApiError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** disks.resize: POST .../disks/NAME/resize {"sizeGb": "N"} (a disk only grows). */
+  async resizeDisk(name: string, sizeGb: number, requestId: string): Promise<Operation> {
+    return this.call(`resize disk ${name}`, async (c) => {
+      const [lro, raw] = await c.disks.resize({ project: this.project, zone: this.zone, disk: name, disksResizeRequestResource: { sizeGb: String(sizeGb) }, requestId }, ComputeApi.CALL);
       return raw ?? (lro.latestResponse as unknown as Operation);
     });
   }

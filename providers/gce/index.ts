@@ -20,6 +20,7 @@
 import { ReconcileError } from '../../runtime/errors.js';
 import type { NodeConnection, NodeDescription } from '../machine.js';
 import { ComputeApi, type MachineType } from './api.js';
+import { GceDisks } from './disks.js';
 import { GceMachines } from './machines.js';
 import { OperationTracker } from './operations.js';
 import { LABEL_UID, instanceName, lastSegment } from './spec.js';
@@ -27,6 +28,7 @@ import { LABEL_UID, instanceName, lastSegment } from './spec.js';
 export { ComputeApi, MONITORING_URL, type ComputeApiOptions, type CpuUsagePoint } from './api.js';
 export { GceApiError, describeFailure, parseEndpoint, retryAfterMs } from './http.js';
 export { GceMachines, type GceMachineOptions } from './machines.js';
+export { GceDisks } from './disks.js';
 export { ACCESS_CONFIG_NAME, addressName, gceElasticIPs, regionOfZone, type GceElasticIPCarrier } from './addresses.js';
 export { OperationTracker, operationFailure, type TrackedOperation } from './operations.js';
 export {
@@ -75,6 +77,8 @@ export interface GceNodeConnection extends NodeConnection {
   readonly zone: string;
   /** The Compute API of this node (the ElasticIP carrier's static addresses and access configs). */
   readonly api: ComputeApi;
+  /** Data disk sizes and `disks.resize` (the `diskResize` capability). */
+  readonly disks: GceDisks;
   machines(): GceMachines;
   /**
    * CPU seconds VM `uid` used, summed from Cloud Monitoring's `instance/cpu/usage_time` points
@@ -118,6 +122,7 @@ export function connectGce(options: GceConnectOptions): GceNodeConnection {
     project: options.project,
     zone: options.zone,
     api,
+    disks: new GceDisks(api, operations),
     async cpuSeconds(uid, signal) {
       const now = Date.now();
       for (const [k, v] of cpu) if (now - v.asked > CPU_FORGET_MS) cpu.delete(k);

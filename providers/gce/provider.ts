@@ -53,7 +53,8 @@ export const gceProvider: ProviderDescriptor<GceNodeSettings, GceNodeConnection>
   capabilities: {
     machines: true,
     elasticIPs: gceElasticIPs,
-    diskResize: false,
+    // disks.resize, tracked like the VM's own operations (disks.ts).
+    diskResize: { sizes: (conn, spec, signal) => conn.disks.sizes(spec, signal), grow: (conn, spec, name, bytes, signal) => conn.disks.grow(spec, name, bytes, signal) },
     metrics: true,
     // Cloud Monitoring's compute.googleapis.com/instance/cpu/usage_time, summed (index.ts).
     cpuUsage: { cpuSeconds: (conn, uid, signal) => conn.cpuSeconds(uid, signal) },

@@ -253,7 +253,7 @@ export function insertBody(spec: MachineSpec, ctx: InsertContext): Instance {
 }
 
 /** What stratus has in flight on a VM (the operation it started and is waiting for). */
-export type PendingKind = 'insert' | 'start' | 'stop' | 'resume' | 'delete' | 'setLabels' | 'address' | 'accessConfig';
+export type PendingKind = 'insert' | 'start' | 'stop' | 'resume' | 'delete' | 'setLabels' | 'address' | 'accessConfig' | 'resize';
 
 /**
  * GCE status (plus the operation stratus is waiting for) → `MachineState`:

@@ -8,6 +8,7 @@ import { nftablesElasticIPs } from '../nftables/carrier.js';
 import { missingSection, type ProviderDescriptor } from '../registry.js';
 import { closeLibvirtSessions, connectLibvirt, type LibvirtNodeConnection } from './connection.js';
 import { domainCpuSeconds } from './cpu.js';
+import { dataDiskSizes, growDataDisk } from './disks.js';
 import { libvirtNetworkName } from './domain-xml.js';
 import { ensureOvsNetwork, observeOvsNetwork, removeOvsNetwork } from './networks.js';
 import { simNodeUri } from './sim.js';
@@ -50,7 +51,8 @@ export const libvirtProvider: ProviderDescriptor<LibvirtNodeSettings, LibvirtNod
         await removeOvsNetwork(conn, libvirtNetworkName(networkName));
       },
     },
-    diskResize: false,
+    // blockresize on a running domain, vol-resize on a stopped one (disks.ts).
+    diskResize: { sizes: (conn, spec) => dataDiskSizes(conn, spec), grow: (conn, spec, name, bytes) => growDataDisk(conn, spec, name, bytes) },
     metrics: true,
     cpuUsage: { cpuSeconds: (conn, uid) => domainCpuSeconds(conn, uid) },
     simulatedNode: (dataDir) => ({ provider: 'libvirt', libvirt: { uri: simNodeUri(dataDir), imagePool: 'default' } }),

@@ -4,7 +4,8 @@
  * by url + id + password (an AccessToken of user `ops`) + the server's CA, so TLS is
  * verified; `dev` by a kubeconfig. Covers the node verbs (list across endpoints, init,
  * infos, switchmode), the guest verbs on the simulated libvirt node (a real libvirt test
- * driver), project create/destroy, `-o json`, and the refusals (bad token, wrong id, trim).
+ * driver), project create/destroy, storage enlarge/trim, `-o json`, and the refusals (bad
+ * token, wrong id, a shrinking trim).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -149,6 +150,21 @@ describe('stratus corpus', () => {
     assert.equal(await prodAdmin.resource<Project>(Resources.projects).get('corp', 'shop'), undefined);
     assert.deepEqual(await prodAdmin.resource<Deployment>(Resources.deployments).list('corp', { labelSelector: 'apps.stratus.dev/project=shop' }), []);
 
+    // Project storage: guest_create gave the VM a 5 GiB "project" disk. The simulated node's
+    // test driver cannot resize volumes, so enlarge asks and then reports the node's refusal;
+    // trim asks for a smaller disk, which the API server refuses (a disk only grows).
+    assert.deepEqual(inst?.spec.disks, [{ name: 'project', sizeGiB: 5 }]);
+    const enlarged = await corpus(['enlarge', 'prod', 'sim', 'web1', '2G']);
+    assert.notEqual(enlarged.code, 0);
+    assert.match(enlarged.stderr, /disk project 5 GiB → 7 GiB/);
+    assert.match(enlarged.stderr, /disk project was not grown to 7 GiB: DiskResizeUnsupported: this libvirt driver cannot grow disk "project"/);
+    assert.equal((await prodAdmin.resource<Instance>(Resources.instances).get('corp', 'web1'))?.spec.disks?.[0]?.sizeGiB, 7);
+    const trimmed = await corpus(['trim', 'prod', 'sim', 'web1', '3']);
+    assert.notEqual(trimmed.code, 0);
+    assert.match(trimmed.stderr, /spec\.disks\[0\]\.sizeGiB: Forbidden: disk project may not shrink from 7 to 4 GiB/);
+    const tooMuch = await corpus(['trim', 'prod', 'sim', 'web1', '7G']);
+    assert.match(tooMuch.stderr, /disk project is 7 GiB; it cannot lose 7 GiB/);
+
     const deleted = await corpus(['guest_delete', 'prod', 'web1']);
     assert.equal(deleted.code, 0, deleted.stderr);
     assert.equal(deleted.stdout, 'guest web1 deleted\n');
@@ -173,10 +189,9 @@ describe('stratus corpus', () => {
     assert.match(noCa.stderr, /certificate/);
     const unknown = await corpus(['computenode_infos', 'staging', 'sim']);
     assert.match(unknown.stderr, /no endpoint "staging" in the config file \(known: prod, dev\)/);
-    for (const verb of ['trim', 'enlarge']) {
-      const r = await corpus([verb, 'prod', 'sim', 'web1', '5G']);
-      assert.notEqual(r.code, 0);
-      assert.match(r.stderr, new RegExp(`corpus ${verb}: not supported yet by this stratus: Instance data disks cannot be resized`));
-    }
+    const badSize = await corpus(['enlarge', 'prod', 'sim', 'web1', '1.5T']);
+    assert.match(badSize.stderr, /size "1\.5T": expected a whole number of GiB, e\.g\. 5G/);
+    const noGuest = await corpus(['enlarge', 'prod', 'sim', 'nosuch', '5G']);
+    assert.match(noGuest.stderr, /no guest "nosuch" in namespace corp/);
   });
 });

@@ -7,14 +7,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chown, mkdir } from 'node:fs/promises';
+import { chown, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ComputeNode, Instance } from '../../crds/types.js';
 import { KubeClient } from '../../runtime/client.js';
 import { Resources } from '../../controllers/resources.js';
-import { startStratusServe, type StratusServe } from '../harness/apiserver.js';
+import { kubectl, startStratusServe, type StratusServe } from '../harness/apiserver.js';
 import { startLibvirtd, processesMentioning, type PrivateLibvirtd } from '../harness/libvirtd.js';
-import { execFileP, pidAlive, requireBinary, startDaemon, waitFor, type Daemon } from '../harness/process.js';
+import { execFileP, pidAlive, removeDir, requireBinary, startDaemon, tempDir, waitFor, type Daemon } from '../harness/process.js';
 import { stratusBin } from '../harness/paths.js';
 
 const POOL = 'stratus-e2e-images';
@@ -103,6 +103,49 @@ test('an Instance runs as a real qemu process, stops and starts, and deletion le
   assert.deepEqual(await processesMentioning(uid), []);
   assert.doesNotMatch(await virsh('vol-list', POOL), new RegExp(uid));
   assert.doesNotMatch(await virsh('list', '--all', '--uuid'), new RegExp(uid));
+});
+
+test('corpus enlarge grows a running guest\'s disk in place (qemu sees it); shrinking is refused with 422 (kubectl) and corpus trim', async () => {
+  await instances().create(vm('grow'));
+  const running = await waitState('grow', 'running');
+  const uid = running.metadata!.uid!;
+  const pid = (await processesMentioning(uid))[0];
+  const dir = await tempDir('corpus-enlarge');
+  try {
+    const config = join(dir, 'makinastates.conf');
+    await writeFile(config, `local:\n  kubeconfig: ${serve!.kubeconfig}\n  namespace: default\n`);
+    const corpus = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+      execFileP(process.execPath, [stratusBin(), 'corpus', '--config', config, ...args], { env: { ...process.env, STRATUS_LOG_LEVEL: 'warn' } }).then(
+        (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+        (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
+      );
+    const grown = await corpus('enlarge', 'local', 'qemu-1', 'grow', '2G');
+    assert.equal(grown.code, 0, grown.stderr);
+    assert.equal(grown.stdout, 'guest grow: disk data now 3 GiB (was 1 GiB)\n');
+    assert.match(grown.stderr, /disk data 1 GiB → 3 GiB/);
+    // qemu grew the disk it has open: same process, the domain's view of sdb is 3 GiB.
+    assert.deepEqual(await processesMentioning(uid), [pid]);
+    assert.match(await virsh('domblkinfo', uid, 'sdb'), new RegExp(`Capacity:\\s+${3 * 1024 ** 3}\\n`));
+    const inst = await instances().get('default', 'grow');
+    assert.deepEqual(inst?.status?.disks, [{ name: 'data', sizeGiB: 3 }]);
+    assert.equal(inst?.status?.conditions?.find((c) => c.type === 'DisksSized')?.status, 'True');
+    const events = (await client.request({ method: 'GET', path: '/api/v1/namespaces/default/events' })) as { items: { reason?: string; message?: string; involvedObject?: { name?: string } }[] };
+    assert.ok(events.items.some((e) => e.involvedObject?.name === 'grow' && e.reason === 'DiskResized' && /grew disk data from 1 to 3 GiB while the machine runs/.test(e.message ?? '')));
+
+    // Shrinking loses data: the API server refuses it, whoever asks.
+    const shrink = await kubectl(serve!.kubeconfig, dir, ['patch', 'instance', 'grow', '--type', 'merge', '-p', '{"spec":{"disks":[{"name":"data","sizeGiB":2}]}}']);
+    assert.notEqual(shrink.code, 0);
+    assert.match(shrink.stderr, /The Instance "grow" is invalid: spec\.disks\[0\]\.sizeGiB: Forbidden: disk data may not shrink from 3 to 2 GiB/);
+    const trimmed = await corpus('trim', 'local', 'qemu-1', 'grow', '1');
+    assert.notEqual(trimmed.code, 0);
+    assert.match(trimmed.stderr, /may not shrink from 3 to 2 GiB: a disk only grows/);
+    assert.match(await virsh('vol-info', '--pool', POOL, `${uid}-disk-data.qcow2`, '--bytes'), new RegExp(`Capacity:\\s+${3 * 1024 ** 3} bytes`));
+    assert.equal((await instances().get('default', 'grow'))?.spec.disks?.[0]?.sizeGiB, 3);
+  } finally {
+    await removeDir(dir);
+  }
+  await instances().delete('default', 'grow');
+  await waitFor('grow deleted', async () => (await instances().get('default', 'grow')) === undefined, 60_000, 100);
 });
 
 test('a controller killed between defining a domain and writing status leaves exactly one domain after restart', async () => {

@@ -21,7 +21,8 @@
  * key in `serviceAccountKey` and mints expiring bearer tokens; a Compute request without a
  * live one is a 401 `UNAUTHENTICATED`.
  *
- * Served: instances insert/get/list/aggregatedList/delete/start/stop/resume/setLabels,
+ * Served: instances insert/get/list/aggregatedList/delete/start/stop/resume/setLabels, disks
+ * get/resize (the data disks of the VMs; a resize completes one step later),
  * zoneOperations get/wait, machineTypes list/get, images get/getFromFamily, zones get,
  * regions get, addresses insert/get/list/delete (regional operations; regionOperations
  * get/wait), instances addAccessConfig/deleteAccessConfig; and Cloud Monitoring's
@@ -253,6 +254,10 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
           if (e === 'addAccessConfig') return model.operationJson(model.addAccessConfig(zone, d, query.networkInterface, body));
           if (e === 'deleteAccessConfig') return model.operationJson(model.deleteAccessConfig(zone, d, query.networkInterface, query.accessConfig));
         }
+      }
+      if (c === 'disks' && d) {
+        if (rest.length === 4 && method === 'GET') return model.diskJson(zone, d);
+        if (rest.length === 5 && e === 'resize' && method === 'POST') return model.operationJson(model.resizeDisk(zone, d, body, query.requestId));
       }
       if (c === 'operations' && d) {
         model.requireZone(zone);

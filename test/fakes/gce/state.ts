@@ -929,6 +929,57 @@ export class FakeGceModel {
     return op;
   }
 
+  // ----- disks ------------------------------------------------------------------------------
+
+  /** Disk `name` of the zone and the VM it is attached to (every disk here lives in a VM: autoDelete). */
+  private findDisk(zone: string, name: string): { instance: FakeInstance; disk: FakeDisk } {
+    this.requireZone(zone);
+    const url = `${this.zoneUrl(zone)}/disks/${name}`;
+    for (const instance of this.listInstances(zone)) {
+      const disk = instance.disks.find((d) => d.source === url);
+      if (disk) return { instance, disk };
+    }
+    throw notFound(`projects/${this.project}/zones/${zone}/disks/${name}`);
+  }
+
+  /** disks.get: the Disk resource as the Compute API returns it. */
+  diskJson(zone: string, name: string): Record<string, unknown> {
+    const { instance, disk } = this.findDisk(zone, name);
+    return {
+      kind: 'compute#disk',
+      id: BigInt(`0x${createHash('sha256').update(disk.source).digest('hex').slice(0, 15)}`).toString(),
+      creationTimestamp: instance.creationTimestamp,
+      name,
+      sizeGb: String(disk.diskSizeGb),
+      zone: this.zoneUrl(zone),
+      status: 'READY',
+      selfLink: disk.source,
+      type: `${this.zoneUrl(zone)}/diskTypes/${disk.type ? lastSegment(disk.type) : 'pd-standard'}`,
+      ...(disk.sourceImage ? { sourceImage: disk.sourceImage } : {}),
+      users: [this.instanceUrl(instance)],
+      physicalBlockSizeBytes: '4096',
+      architecture: 'X86_64',
+    };
+  }
+
+  /**
+   * disks.resize (POST .../disks/NAME/resize {"sizeGb": "N"}): the new size must be larger, as
+   * GCE says; the size changes when the operation completes (one step later), online.
+   */
+  resizeDisk(zone: string, name: string, body: Record<string, unknown>, requestId?: string): FakeOperation {
+    const { disk } = this.findDisk(zone, name);
+    const size = Number(body.sizeGb);
+    if (body.sizeGb === undefined || !Number.isInteger(size) || size < 1) throw invalid('sizeGb', body.sizeGb, 'Disk size must be a positive integer.');
+    if (size <= disk.diskSizeGb) throw invalid('sizeGb', body.sizeGb, `New disk size '${size}' GB must be larger than existing size '${disk.diskSizeGb}' GB.`);
+    const op = this.newOperation(zone, 'resizeDisk', disk.source, numericId(), requestId);
+    const t0 = this.timeline.now();
+    this.timeline.at(t0 + this.stepMs, (at) => {
+      disk.diskSizeGb = size;
+      this.done(op, at);
+    });
+    return op;
+  }
+
   /** Puts an instance directly into the model (an instance created outside stratus, or by an earlier run). */
   addInstance(zone: string, instance: Partial<FakeInstance> & { name: string }): FakeInstance {
     const mt = this.machineType(zone, instance.machineType ?? 'e2-micro');

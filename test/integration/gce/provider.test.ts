@@ -7,7 +7,9 @@
 import { createServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectGce, instanceName, type GceNodeConnection } from '../../../providers/gce/index.js';
+import { randomUUID } from 'node:crypto';
+import { GceApiError, connectGce, instanceName, type GceNodeConnection } from '../../../providers/gce/index.js';
+import { gceProvider } from '../../../providers/gce/provider.js';
 import { ReconcileError } from '../../../runtime/errors.js';
 import type { MachineObservation, MachineSpec, MachineState } from '../../../providers/machine.js';
 import { startFakeGce, type FakeGce } from '../../fakes/gce/index.js';
@@ -16,6 +18,7 @@ import { freePort, waitFor } from '../../harness/process.js';
 const PROJECT = 'provider-project';
 const ZONE = 'us-central1-a';
 const STEP = 60_000; // the fake's clock only moves when a test advances it
+const GiB = 1024 ** 3;
 
 let counter = 0;
 function spec(over: Partial<MachineSpec> = {}): MachineSpec {
@@ -170,6 +173,39 @@ describe('GCE provider against the fake Compute API', () => {
     await m.delete(s); // absent is success
     assert.deepEqual(await m.listOwned(), []);
     assert.ok(!gce.state.listInstances(ZONE).some((i) => i.name === instanceName(s.uid)));
+  });
+
+  it('grows a data disk with disks.resize (online, not blocking on the operation) and never shrinks it', async () => {
+    const m = node.machines();
+    const resize = gceProvider.capabilities.diskResize!;
+    const signal = AbortSignal.timeout(30_000);
+    const s = spec();
+    await m.create(s);
+    for (let i = 0; i < 3; i++) gce.advance(STEP);
+    await waitFor('the VM to run', async () => (await m.observe(s)).state === 'running');
+    assert.deepEqual(await resize.sizes(node, s, signal), [{ name: 'data', bytes: 20 * GiB }]);
+
+    const before = gce.requests.length;
+    assert.deepEqual(await resize.grow(node, s, 'data', 30 * GiB, signal), { online: true, state: 'started' });
+    const disk = `${instanceName(s.uid)}-1-data`;
+    const posts = (): { path: string; body: unknown }[] => gce.requests.slice(before).filter((r) => r.method === 'POST' && r.path.endsWith('/resize')).map((r) => ({ path: r.path, body: r.body }));
+    assert.deepEqual(posts(), [{ path: `/compute/v1/projects/${PROJECT}/zones/${ZONE}/disks/${disk}/resize`, body: { sizeGb: '30' } }]);
+    assert.deepEqual(await resize.grow(node, s, 'data', 30 * GiB, signal), { online: true, state: 'underway' }, 'a resize in flight is not asked for twice');
+    assert.equal(posts().length, 1);
+    gce.advance(STEP);
+    await waitFor('the resize to finish', async () => (await resize.sizes(node, s, signal))[0]?.bytes === 30 * GiB);
+    assert.deepEqual(await resize.grow(node, s, 'data', 30 * GiB, signal), { online: true, state: 'done' });
+    assert.equal(gce.state.getInstance(ZONE, instanceName(s.uid)).disks[1]?.diskSizeGb, 30);
+
+    // Never smaller: refused by the provider before any request, and by the API itself (400).
+    await assert.rejects(resize.grow(node, s, 'data', 10 * GiB, signal), isProviderError('DiskShrinkRefused', false));
+    await assert.rejects(node.api.resizeDisk(disk, 10, randomUUID()), (e: unknown) => e instanceof GceApiError && e.status === 400 && /New disk size '10' GB must be larger than existing size '30' GB/.test((e as Error).message));
+    await assert.rejects(resize.grow(node, s, 'nope', 40 * GiB, signal), isProviderError('DiskNotFound'));
+
+    await m.delete(s);
+    gce.advance(STEP);
+    gce.advance(STEP);
+    await waitFor('the VM to be gone', async () => !(await m.observe(s)).exists);
   });
 
   it('create adopts a VM that already carries the uid (409 on insert) and refuses a foreign one', async () => {

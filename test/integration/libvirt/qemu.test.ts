@@ -13,6 +13,8 @@ import type { AddressInfo } from 'node:net';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connectLibvirt, findQemuPid, type LibvirtNodeConnection } from '../../../providers/libvirt/index.js';
+import { libvirtProvider } from '../../../providers/libvirt/provider.js';
+import { ReconcileError } from '../../../runtime/errors.js';
 import type { MachineObservation, MachineSpec } from '../../../providers/machine.js';
 import { startLibvirtd, processesMentioning, type PrivateLibvirtd } from '../../harness/libvirtd.js';
 import { startSshd } from '../../harness/sshd.js';
@@ -66,6 +68,7 @@ function rebootingKernel(): Buffer {
   return Buffer.concat([header, Buffer.from([0xb0, 0xfe, 0xe6, 0x64, 0xf4, 0xeb, 0xfd])]); // mov al,0xfe; out 0x64,al; hlt; jmp $
 }
 const POOL = 'stratus-test-images';
+const GiB = 1024 ** 3;
 
 function spec(over: Partial<MachineSpec> = {}): MachineSpec {
   return {
@@ -208,6 +211,44 @@ describe('libvirt provider on a real libvirtd (qemu:///session, TCG)', () => {
     const vols = await c.shell().run(['vol-list', '--pool', POOL]);
     assert.doesNotMatch(vols, new RegExp(s.uid));
     await m.delete(s);
+  });
+
+  it('grows a data disk online (blockresize: qemu sees it) and stopped (vol-resize), and refuses to shrink it', async () => {
+    const c = conn!;
+    const m = c.machines();
+    const resize = libvirtProvider.capabilities.diskResize!;
+    const signal = AbortSignal.timeout(60_000);
+    const virsh = async (...args: string[]): Promise<string> => (await execFileP('virsh', ['-c', daemon!.uri, ...args])).stdout;
+    const s = spec();
+    await m.create(s);
+    await reconcileUntil(s, (o) => o.state === 'running' && o.pid !== undefined, 'the domain to run');
+    const volume = `${s.uid}-disk-data.qcow2`;
+    assert.deepEqual(await resize.sizes(c, s, signal), [{ name: 'data', bytes: GiB }]);
+
+    // Running: qemu grows the disk it has open; the domain's own view (domblkinfo) has the new size.
+    assert.deepEqual(await resize.grow(c, s, 'data', 2 * GiB, signal), { online: true, state: 'done' });
+    assert.match(await virsh('domblkinfo', s.uid, 'sdb'), new RegExp(`Capacity:\\s+${2 * GiB}\\n`));
+    assert.match(await virsh('vol-info', '--pool', POOL, volume, '--bytes'), new RegExp(`Capacity:\\s+${2 * GiB} bytes`));
+    assert.deepEqual(await resize.sizes(c, s, signal), [{ name: 'data', bytes: 2 * GiB }]);
+    assert.deepEqual(await resize.grow(c, s, 'data', 2 * GiB, signal), { online: true, state: 'done' }, 'growing to the size it has is a no-op');
+
+    // Stopped: the volume grows in the pool (qemu-img underneath); the file's qcow2 header says so.
+    const stopped = { ...s, powerState: 'Stopped' as const };
+    await reconcileUntil(stopped, (o) => o.state === 'stopped', 'the domain to stop');
+    assert.deepEqual(await resize.grow(c, stopped, 'data', 3 * GiB, signal), { online: false, state: 'done' });
+    assert.match(await virsh('vol-info', '--pool', POOL, volume, '--bytes'), new RegExp(`Capacity:\\s+${3 * GiB} bytes`));
+    const info = JSON.parse((await execFileP('qemu-img', ['info', '-U', '--output', 'json', join(poolDir, volume)])).stdout) as { 'virtual-size': number };
+    assert.equal(info['virtual-size'], 3 * GiB);
+
+    // Shrinking is refused and changes nothing.
+    await assert.rejects(resize.grow(c, stopped, 'data', GiB, signal), (e: unknown) => e instanceof ReconcileError && e.reason === 'DiskShrinkRefused' && !e.retryable);
+    assert.match(await virsh('vol-info', '--pool', POOL, volume, '--bytes'), new RegExp(`Capacity:\\s+${3 * GiB} bytes`));
+
+    // Started again, the domain has the grown disk.
+    await reconcileUntil(s, (o) => o.state === 'running' && o.pid !== undefined, 'the domain to run again');
+    assert.match(await virsh('domblkinfo', s.uid, 'sdb'), new RegExp(`Capacity:\\s+${3 * GiB}\\n`));
+    await m.delete(s);
+    await waitFor('the domain to go', async () => !(await m.observe(s)).exists, 30_000);
   });
 
   it('boots an installer ISO from its http location: qemu reads it from the URL', async () => {

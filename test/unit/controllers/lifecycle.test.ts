@@ -52,6 +52,8 @@ interface Case {
   /** The ComputeNode the Instance is bound to: its provider and readiness. */
   node?: { provider?: string; ready?: boolean } | null;
   instance?: Partial<Instance['spec']>;
+  /** The fake provider without its `diskResize` capability (machines without disks, as Docker's). */
+  noDiskResize?: boolean;
   callTimeoutMs?: number;
   /** Done when this holds on the Instance (undefined: deleted). */
   until: (inst: Instance | undefined, env: Env) => boolean | Promise<boolean>;
@@ -209,6 +211,49 @@ const cases: Case[] = [
       metrics: [errorsAtLeastOne],
     },
   },
+  {
+    name: 'raising spec.disks[].sizeGiB grows the disk in place: DiskResized event, status.disks, DisksSized=True',
+    instance: { disks: [{ name: 'data', sizeGiB: 1 }] },
+    until: (i) => cond(i, 'DisksSized')?.status === 'True' && i?.status?.disks?.[0]?.sizeGiB === 1,
+    act: async (env, inst) => {
+      await env.instances.mergePatch(env.ns, inst.metadata!.name!, { spec: { disks: [{ name: 'data', sizeGiB: 3 }] } });
+    },
+    then: (i) => i?.status?.disks?.[0]?.sizeGiB === 3,
+    expect: {
+      conditions: { DisksSized: { status: 'True', reason: 'AsRequested' }, Ready: { status: 'True' } },
+      events: ['Created', 'DiskResized'],
+      noEvents: ['DiskResizeFailed', 'Recreated'],
+      calls: [`grow`],
+      noCalls: ['update'],
+      metrics: [noErrors],
+    },
+  },
+  {
+    name: 'a grow the node refuses is DisksSized=False with its reason and a warning; the machine stays Ready',
+    instance: { disks: [{ name: 'data', sizeGiB: 1 }] },
+    until: (i) => cond(i, 'DisksSized')?.status === 'True',
+    act: async (env, inst) => {
+      env.cloud.refuseGrow = new ReconcileError('DiskResizeUnsupported', 'this libvirt driver cannot grow disk "data"', false);
+      await env.instances.mergePatch(env.ns, inst.metadata!.name!, { spec: { disks: [{ name: 'data', sizeGiB: 2 }] } });
+    },
+    then: (i) => cond(i, 'DisksSized')?.reason === 'DiskResizeUnsupported',
+    expect: {
+      conditions: { DisksSized: { status: 'False', reason: 'DiskResizeUnsupported', message: /cannot grow/ }, Ready: { status: 'True' }, Synced: { status: 'True' } },
+      events: ['DiskResizeFailed'],
+      noEvents: ['DiskResized'],
+    },
+  },
+  {
+    name: 'on a provider whose machines have no disks, spec.disks is DisksSized=False ResizeUnsupported (nothing silently ignored)',
+    noDiskResize: true,
+    instance: { disks: [{ name: 'data', sizeGiB: 5 }] },
+    until: (i) => cond(i, 'DisksSized') !== undefined && i?.status?.state === 'running',
+    expect: {
+      conditions: { DisksSized: { status: 'False', reason: 'ResizeUnsupported', message: /provider "fake" has no disks to size: spec.disks \(data 5 GiB\) is not applied/ }, Ready: { status: 'True' } },
+      noCalls: ['grow'],
+      metrics: [noErrors],
+    },
+  },
 ];
 
 describe('managed-resource lifecycle (Instance on the fake provider)', () => {
@@ -228,11 +273,14 @@ describe('managed-resource lifecycle (Instance on the fake provider)', () => {
 
   for (const [n, c] of cases.entries()) {
     test(c.name, async () => {
+      // The previous case's controller and informers go first: each holds watches, and the
+      // client's connection pool is finite (with them all open, a 16th case could not watch).
+      for (const s of stops.splice(0).reverse()) await s();
       const ns = `case${n}`;
       const nodeName = `node-${n}`;
       const cloud = new FakeCloud();
       c.cloud?.(cloud);
-      const providers = new ProviderRegistry().register(fakeProvider(cloud));
+      const providers = new ProviderRegistry().register(fakeProvider(cloud, 'fake', { diskResize: !c.noDiskResize }));
 
       const nodes = client.resource<ComputeNode>(Resources.computeNodes);
       const instances = client.resource<Instance>(Resources.instances);

@@ -297,3 +297,17 @@ test('the pillar reaches pillar/ beside project/ and its content is never in the
   assert.ok(!JSON.stringify(r.stages).includes('hunter2'), 'no stage output shows the pillar');
   assert.ok(!existsSync(join(root, `shop/.journal/${p.releaseID}/pillar`)), 'no copy left in the journal');
 });
+
+test('a file deleted from the pushed tree is gone from project/ and the new release (full and editable)', async () => {
+  for (const mode of ['full', 'editable'] as const) {
+    const root = join(dir, `prune-${mode}`);
+    const v1 = await runRelease([guest], plan(root, await tree(`p1-${mode}`, { ...app('v1'), 'www/old.html': 'old\n' }), mode));
+    assert.equal(v1.outcome, 'Succeeded');
+    assert.equal(await readFile(join(root, 'shop/current/www/old.html'), 'utf8'), 'old\n');
+    const v2 = await runRelease([guest], plan(root, await tree(`p2-${mode}`, app('v2')), mode));
+    assert.equal(v2.outcome, 'Succeeded');
+    assert.equal(await readFile(join(root, 'shop/current/www/index.html'), 'utf8'), 'v2\n');
+    assert.equal(existsSync(join(root, 'shop/current/www/old.html')), false, `${mode}: the release lacks the deleted file`);
+    assert.equal(existsSync(join(root, 'shop/project/www/old.html')), false, `${mode}: project/ lacks the deleted file`);
+  }
+});
