@@ -497,6 +497,8 @@ export async function etcdMembers(profile: ChaosProfile): Promise<ScenarioReport
     figures['probe creates while quorum was lost'] = Object.fromEntries(duringLoss);
     if (duringLoss.has('500')) violations.push('etcd quorum lost: a create was answered 500 (expected 503)');
     if (duringLoss.has('201')) violations.push('etcd quorum lost: a create was acknowledged while no quorum existed');
+    // The server bounds each etcd call (--etcd-request-timeout, 5 s): no answer within the probe's 15 s is a hang.
+    for (const hung of ['TIMEOUT', 'ERROR']) if (duringLoss.has(hung)) violations.push(`etcd quorum lost: ${duringLoss.get(hung)} create(s) got no answer (${hung}) instead of a prompt 503`);
     await sleep(phase);
     await checkConfigMaps(w, 'etcd', violations, figures);
     figures['5xx answers outside the quorum loss (after a 5 s election grace)'] = outside.length;
