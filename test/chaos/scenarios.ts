@@ -151,14 +151,19 @@ export async function post(s: StratusServe, path: string, body: unknown): Promis
   if (r.status !== 201) throw new Error(`POST ${path}: ${r.status} ${await r.text()}`);
 }
 
-/** A docker ComputeNode `name` on the engine at `address` (TLS from `certs`), heartbeat 1 s. */
+/**
+ * A docker ComputeNode `name` on the engine at `address` (TLS from `certs`), heartbeat 1 s.
+ * Its declared capacity (4096 CPUs) exceeds what the longest run creates: `make chaos` once
+ * ran out of 256 (1,224 Instances accumulated over its 10-minute soak) and the Instances
+ * beyond it stayed unscheduled — correct, but not the fault under test.
+ */
 export async function addDockerNode(s: StratusServe, name: string, address: string, certs: CertBundle): Promise<void> {
   await post(s, `/api/v1/namespaces/${NAMESPACE}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: `${name}-tls` }, stringData: { 'ca.pem': certs.ca, 'cert.pem': certs.cert, 'key.pem': certs.key } });
   await post(s, '/apis/compute.stratus.dev/v1alpha1/computenodes', {
     apiVersion: 'compute.stratus.dev/v1alpha1',
     kind: 'ComputeNode',
     metadata: { name },
-    spec: { provider: 'docker', docker: { address, tlsSecretRef: { name: `${name}-tls`, namespace: NAMESPACE }, hostIP: '127.0.0.1' }, capacityOverride: { cpus: 256, memoryMiB: 262144 }, heartbeatSeconds: 1 },
+    spec: { provider: 'docker', docker: { address, tlsSecretRef: { name: `${name}-tls`, namespace: NAMESPACE }, hostIP: '127.0.0.1' }, capacityOverride: { cpus: 4096, memoryMiB: 4 * 1024 * 1024 }, heartbeatSeconds: 1 },
   });
 }
 
