@@ -41,6 +41,11 @@ export interface ApiServerOptions {
   /** host:port; port 0 picks a free one. */
   listen: string;
   etcdServers?: string[];
+  /**
+   * Bound of each etcd call, retries included (default 5000): without quorum a request is
+   * answered 503 ServiceUnavailable (Retry-After) after this long instead of hanging.
+   */
+  etcdRequestTimeoutMs?: number;
   /** CRDs registered (created or updated) at start. */
   crdDir: string;
   /** Serving certificate and key; default: issued by the data dir's own CA (`pki/`). */
@@ -122,7 +127,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const metrics = new ApiMetrics();
   const useEtcd = Boolean(options.etcdServers?.length);
   const store = instrumentStore(
-    openStore({ dataDir: options.dataDir, ...(useEtcd ? { etcdServers: options.etcdServers } : {}) }),
+    openStore({
+      dataDir: options.dataDir,
+      ...(useEtcd ? { etcdServers: options.etcdServers } : {}),
+      ...(options.etcdRequestTimeoutMs !== undefined ? { etcd: { requestTimeoutMs: options.etcdRequestTimeoutMs } } : {}),
+    }),
     metrics.registry,
     useEtcd ? 'etcd' : 'sqlite',
   );

@@ -19,6 +19,8 @@ export interface ServeOptions {
   dataDir: string;
   listen: string;
   etcdServers: string[];
+  /** `--etcd-request-timeout`: bound of each etcd call, in seconds. */
+  etcdRequestTimeoutSeconds: number;
   tlsCertFile?: string;
   tlsPrivateKeyFile?: string;
   clientCaFile?: string;
@@ -77,6 +79,7 @@ export function registerServe(program: Command): void {
     .option('--data-dir <dir>', 'where the SQLite database and the kubeconfig live', './data')
     .option('--listen <host:port>', 'address of the Kubernetes API', '127.0.0.1:6443')
     .option('--etcd-servers <urls>', 'comma-separated etcd client URLs (instead of SQLite)')
+    .option('--etcd-request-timeout <seconds>', 'bound of each etcd request, retries included; without quorum the API answers 503 after it', '5')
     .option('--tls-cert-file <file>', 'serving certificate (default: issued by the CA in DATA_DIR/pki, created on first start)')
     .option('--tls-private-key-file <file>', 'the private key of --tls-cert-file')
     .option('--client-ca-file <file>', 'also accept client certificates signed by these CAs (CN = user, O = groups)')
@@ -105,6 +108,7 @@ export function registerServe(program: Command): void {
         dataDir: String(raw.dataDir),
         listen: String(raw.listen),
         etcdServers: typeof raw.etcdServers === 'string' ? raw.etcdServers.split(',').map((s) => s.trim()).filter((s) => s !== '') : [],
+        etcdRequestTimeoutSeconds: etcdRequestTimeout(raw.etcdRequestTimeout),
         ...(typeof raw.tlsCertFile === 'string' ? { tlsCertFile: raw.tlsCertFile } : {}),
         ...(typeof raw.tlsPrivateKeyFile === 'string' ? { tlsPrivateKeyFile: raw.tlsPrivateKeyFile } : {}),
         ...(typeof raw.clientCaFile === 'string' ? { clientCaFile: raw.clientCaFile } : {}),
@@ -123,6 +127,12 @@ export function registerServe(program: Command): void {
       };
       await serve(options);
     });
+}
+
+function etcdRequestTimeout(raw: unknown): number {
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds < 0.1 || seconds > 600) throw new Error(`--etcd-request-timeout ${String(raw)}: expected seconds between 0.1 and 600`);
+  return seconds;
 }
 
 function ldapOptions(raw: Record<string, unknown>): Pick<ServeOptions, 'ldap'> {
@@ -150,6 +160,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     dataDir: options.dataDir,
     listen: options.listen,
     etcdServers: options.etcdServers,
+    etcdRequestTimeoutMs: options.etcdRequestTimeoutSeconds * 1000,
     crdDir: options.crdDir,
     ...(options.tlsCertFile ? { tlsCertFile: options.tlsCertFile } : {}),
     ...(options.tlsPrivateKeyFile ? { tlsKeyFile: options.tlsPrivateKeyFile } : {}),

@@ -126,9 +126,9 @@ export class ProjectReconciler implements Reconciler {
     // status write that wakes this reconciler up.
     const generation = project.metadata?.generation ?? 0;
     const last = this.polled.get(key);
-    const due = !last || last.generation !== generation || Date.now() - last.at >= pollMs;
-    const poll = { requeueAfterMs: due ? pollMs : Math.max(1, pollMs - (Date.now() - last.at)) };
-    if (due) this.polled.set(key, { at: Date.now(), generation });
+    const due = !last || last.generation !== generation || performance.now() - last.at >= pollMs;
+    const poll = { requeueAfterMs: due ? pollMs : Math.max(1, pollMs - (performance.now() - last.at)) };
+    if (due) this.polled.set(key, { at: performance.now(), generation }); // monotonic: a clock jump neither stalls nor floods polling
 
     const git = project.spec.source.git;
     try {

@@ -174,7 +174,7 @@ export class Informer<T extends KubeObject = KubeObject> {
           backoff = this.initialBackoffMs;
           this.markSynced();
         }
-        const watchStarted = Date.now();
+        const watchStarted = performance.now();
         let events = 0;
         await this.resource.watch(
           this.opts.namespace,
@@ -200,7 +200,7 @@ export class Informer<T extends KubeObject = KubeObject> {
           },
         );
         // A server that closes watches at once must not make this loop spin.
-        if (events === 0 && Date.now() - watchStarted < 1000 && !signal.aborted) {
+        if (events === 0 && performance.now() - watchStarted < 1000 && !signal.aborted) {
           await this.sleep(backoff, signal);
           backoff = Math.min(backoff * 2, this.maxBackoffMs);
         }

@@ -64,6 +64,14 @@ export function microTime(d: Date = new Date()): string {
 
 type Attempt = 'leading' | 'held' | 'failed';
 
+/**
+ * Local, monotonic time for lease expiry and the renew deadline, as client-go measures them:
+ * a wall-clock jump (NTP step, a VM resumed) must neither expire a live leader's lease in a
+ * follower's eyes (two leaders) nor keep a dead leader's lease alive for the jump's length.
+ * The Lease's renewTime stays wall-clock: other nodes only compare it for changes.
+ */
+const monotonicMs = (): number => performance.now();
+
 export class LeaderElector {
   readonly identity: string;
   private readonly leaseDurationMs: number;
@@ -150,15 +158,15 @@ export class LeaderElector {
       this.log.info('became leader');
       await this.safely('onStartedLeading', () => this.callbacks.onStartedLeading());
       // Renew.
-      let lastRenew = Date.now();
+      let lastRenew = monotonicMs();
       let lost = '';
       while (!signal.aborted) {
         await this.sleep(this.retryPeriodMs, signal);
         if (signal.aborted) break;
         const r = await this.tryAcquireOrRenew();
-        if (r === 'leading') lastRenew = Date.now();
+        if (r === 'leading') lastRenew = monotonicMs();
         else if (r === 'held') lost = `the lease is held by ${this.lastLeader}`;
-        else if (Date.now() - lastRenew >= this.renewDeadlineMs) lost = `no renewal for ${this.renewDeadlineMs} ms`;
+        else if (monotonicMs() - lastRenew >= this.renewDeadlineMs) lost = `no renewal for ${this.renewDeadlineMs} ms`;
         if (lost) break;
       }
       this.leading = false;
@@ -173,7 +181,7 @@ export class LeaderElector {
     const jittered = this.retryPeriodMs * (0.9 + Math.random() * 0.2);
     const holder = this.observedLease?.spec?.holderIdentity;
     if (!holder) return jittered;
-    const expiresIn = this.observedAt + this.durationOf(this.observedLease) - Date.now() + 5;
+    const expiresIn = this.observedAt + this.durationOf(this.observedLease) - monotonicMs() + 5;
     return Math.max(5, Math.min(jittered, expiresIn));
   }
 
@@ -186,7 +194,7 @@ export class LeaderElector {
     const record = JSON.stringify(lease.spec ?? {});
     if (record !== this.observedRecord) {
       this.observedRecord = record;
-      this.observedAt = Date.now();
+      this.observedAt = monotonicMs();
     }
     this.observedLease = lease;
     const holder = lease.spec?.holderIdentity ?? '';
@@ -225,7 +233,7 @@ export class LeaderElector {
       }
       this.observe(current);
       const holder = current.spec?.holderIdentity ?? '';
-      const expired = this.observedAt + this.durationOf(current) <= Date.now();
+      const expired = this.observedAt + this.durationOf(current) <= monotonicMs();
       if (holder && holder !== this.identity && !expired) return 'held';
       const updated = await this.leases.replace({ ...current, spec: spec(current.spec) });
       this.observe(updated);

@@ -25,7 +25,8 @@ export interface Clock {
 }
 
 export const systemClock: Clock = {
-  now: () => Date.now(),
+  // monotonic: delays and backoffs must not stretch or collapse when the wall clock jumps
+  now: () => performance.now(),
   setTimer(fn, ms) {
     const t = setTimeout(fn, ms);
     t.unref?.();

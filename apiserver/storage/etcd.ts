@@ -41,9 +41,11 @@ export interface EtcdStoreOptions {
   /** How long to wait for a connection (default 5 s). */
   dialTimeoutMs?: number;
   /**
-   * Deadline of each request (default 10 s). A request caught by a leader loss otherwise
-   * hangs until etcd's own timeout; on expiry it fails with `UnavailableError` (the write
-   * may or may not have been applied, as with any timeout).
+   * Bound of each store call, the client's retries across endpoints included (default 5 s).
+   * Without quorum etcd neither applies nor refuses a write (a stopped member does not even
+   * answer), and etcd3 retries each call up to 3 times, each with its own deadline: a create
+   * waited 30 s and more. On expiry the call fails with `UnavailableError` (the API answers
+   * 503 with Retry-After); the write may or may not have been applied, as with any timeout.
    */
   requestTimeoutMs?: number;
 }
@@ -106,23 +108,27 @@ class RestingHost implements HostPolicy {
 }
 
 const COMPACTED = 'required revision has been compacted';
+const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
+
+/** gRPC options of one attempt of a unary etcd call: its share of the call's deadline. */
+type CallOptions = { deadline: Date };
 const FUTURE = 'required revision is a future revision';
 
 export class EtcdStore implements Store {
   private readonly client: Etcd3;
   private readonly prefix: Buffer;
   private readonly watches = new Set<EtcdWatch>();
+  private readonly requestTimeoutMs: number;
   private closed = false;
 
   constructor(options: EtcdStoreOptions) {
     if (options.endpoints.length === 0) throw new StoreError('EtcdStore needs at least one endpoint');
     const backoff: WatchBackoff = new WatchReconnectBackoff();
-    const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const hosts: RestingHost[] = [];
     this.client = new Etcd3({
       hosts: options.endpoints,
-      dialTimeout: options.dialTimeoutMs ?? 5000,
-      defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
+      dialTimeout: Math.min(options.dialTimeoutMs ?? 5000, this.requestTimeoutMs),
       faultHandling: { watchBackoff: backoff, host: (host) => new RestingHost(host, hosts) },
     });
     this.prefix = Buffer.from(options.prefix ?? '/stratus');
@@ -131,7 +137,7 @@ export class EtcdStore implements Store {
   // ---- reads -------------------------------------------------------------------------
 
   async get(key: string): Promise<KeyValue | undefined> {
-    const res = await this.call(() => this.client.kv.range({ key: this.full(key) }));
+    const res = await this.call((o) => this.client.kv.range({ key: this.full(key) }, o));
     const kv = res.kvs[0];
     return kv ? this.toKeyValue(kv) : undefined;
   }
@@ -144,13 +150,13 @@ export class EtcdStore implements Store {
       const after = Buffer.concat([this.full(options.startAfter), Buffer.from([0])]);
       if (Buffer.compare(after, start) > 0) start = after;
     }
-    const res = await this.call(() =>
+    const res = await this.call((o) =>
       this.client.kv.range({
         key: start,
         range_end: end,
         limit: options.limit && options.limit > 0 ? options.limit : 0,
         revision: options.revision && options.revision > 0 ? options.revision : 0,
-      }),
+      }, o),
     );
     const items = res.kvs.map((kv) => this.toKeyValue(kv));
     const revision = options.revision && options.revision > 0 ? options.revision : headerRevision(res.header);
@@ -159,12 +165,12 @@ export class EtcdStore implements Store {
 
   async count(prefix: string): Promise<number> {
     const key = this.fullPrefix(prefix);
-    const res = await this.call(() => this.client.kv.range({ key, range_end: rangeEnd(key), count_only: true }));
+    const res = await this.call((o) => this.client.kv.range({ key, range_end: rangeEnd(key), count_only: true }, o));
     return Number(res.count);
   }
 
   async currentRevision(): Promise<number> {
-    const res = await this.call(() => this.client.kv.range({ key: this.prefix, count_only: true }));
+    const res = await this.call((o) => this.client.kv.range({ key: this.prefix, count_only: true }, o));
     return headerRevision(res.header);
   }
 
@@ -176,7 +182,7 @@ export class EtcdStore implements Store {
   async compactedRevision(): Promise<number> {
     const readable = async (revision: number): Promise<boolean> => {
       try {
-        await this.client.kv.range({ key: this.prefix, count_only: true, revision });
+        await this.client.kv.range({ key: this.prefix, count_only: true, revision }, { deadline: new Date(Date.now() + this.requestTimeoutMs) });
         return true;
       } catch (err) {
         if (err instanceof Error && err.message.includes(COMPACTED)) return false;
@@ -198,12 +204,12 @@ export class EtcdStore implements Store {
 
   async create(key: string, value: string): Promise<KeyValue> {
     const k = this.full(key);
-    const res = await this.call(() =>
+    const res = await this.call((o) =>
       this.client.kv.txn({
         compare: [{ key: k, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }],
         success: [{ request_put: { key: k, value: Buffer.from(value) } }],
         failure: [],
-      }),
+      }, o),
     );
     if (!res.succeeded) throw new KeyExistsError(`key ${key} already exists`, key);
     const rev = headerRevision(res.header);
@@ -212,7 +218,7 @@ export class EtcdStore implements Store {
 
   async update(key: string, value: string, expectedModRevision: number): Promise<KeyValue> {
     const k = this.full(key);
-    const res = await this.call(() =>
+    const res = await this.call((o) =>
       this.client.kv.txn({
         compare: [
           { key: k, target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: expectedModRevision },
@@ -221,7 +227,7 @@ export class EtcdStore implements Store {
         ],
         success: [{ request_put: { key: k, value: Buffer.from(value), prev_kv: true } }],
         failure: [{ request_range: { key: k } }],
-      }),
+      }, o),
     );
     if (!res.succeeded) throw this.casFailure(key, expectedModRevision, res.responses[0]?.response_range.kvs[0]);
     const prev = res.responses[0]?.response_put.prev_kv;
@@ -231,7 +237,7 @@ export class EtcdStore implements Store {
 
   async delete(key: string, expectedModRevision?: number): Promise<KeyValue> {
     const k = this.full(key);
-    const res = await this.call(() =>
+    const res = await this.call((o) =>
       this.client.kv.txn({
         compare:
           expectedModRevision === undefined
@@ -239,7 +245,7 @@ export class EtcdStore implements Store {
             : [{ key: k, target: CompareTarget.Mod, result: CompareResult.Equal, mod_revision: expectedModRevision }],
         success: [{ request_delete_range: { key: k, prev_kv: true } }],
         failure: [{ request_range: { key: k } }],
-      }),
+      }, o),
     );
     if (!res.succeeded) throw this.casFailure(key, expectedModRevision ?? 0, res.responses[0]?.response_range.kvs[0]);
     const prev = res.responses[0]?.response_delete_range.prev_kvs[0];
@@ -295,7 +301,7 @@ export class EtcdStore implements Store {
 
   async compact(revision: number): Promise<void> {
     try {
-      await this.call(() => this.client.kv.compact({ revision, physical: true }));
+      await this.call((o) => this.client.kv.compact({ revision, physical: true }, o));
     } catch (err) {
       if (err instanceof TooOldError) return; // already compacted at or past `revision`
       throw err;
@@ -339,13 +345,28 @@ export class EtcdStore implements Store {
     };
   }
 
-  /** Runs one etcd call, mapping its failures onto the store's errors. */
-  async call<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs one etcd call within `requestTimeoutMs`, mapping its failures onto the store's
+   * errors. Every attempt etcd3 makes (it retries across endpoints) gets the same absolute
+   * deadline, and a timer settles the call at that deadline whatever the client is doing
+   * (dialing a stopped member, resting hosts), so the caller always has an answer in time.
+   */
+  async call<T>(fn: (options: CallOptions) => Promise<T>): Promise<T> {
     if (this.closed) throw new StoreError('the store is closed');
+    const deadline = new Date(Date.now() + this.requestTimeoutMs);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new UnavailableError(`etcd did not answer within ${this.requestTimeoutMs / 1000} s (no quorum, or no member reachable); the request may or may not have been applied`)),
+        this.requestTimeoutMs,
+      );
+    });
     try {
-      return await fn();
+      return await Promise.race([fn({ deadline }), expired]);
     } catch (err) {
       throw await this.mapError(err);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -176,7 +176,7 @@ export class DockerMachines implements MachineProvider {
    * reserves the name before the container can be inspected, so a 404 is retried briefly.
    */
   private async adopt(spec: MachineSpec, name: string, cause: unknown): Promise<string> {
-    const deadline = Date.now() + this.engine.timeoutMs;
+    const deadline = performance.now() + this.engine.timeoutMs;
     for (;;) {
       const info = await this.inspect(name);
       if (info && info.Config.Labels?.[LABEL_UID] === spec.uid) return info.Id;
@@ -187,7 +187,7 @@ export class DockerMachines implements MachineProvider {
           false,
         );
       }
-      if (Date.now() > deadline) {
+      if (performance.now() > deadline) {
         throw new ReconcileError('NameConflict', `container name ${name} is reserved by a container that is still being created`);
       }
       await new Promise((r) => setTimeout(r, 100));

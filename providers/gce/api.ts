@@ -120,7 +120,7 @@ export class ComputeApi {
 
   /** ms until the backoff window closes (0 when calls may go out). */
   backoffRemainingMs(): number {
-    return Math.max(0, this.gate.until - Date.now());
+    return Math.max(0, this.gate.until - performance.now());
   }
 
   /**
@@ -277,7 +277,7 @@ export class ComputeApi {
   private backoff(reason: string, message: string, serverDelayMs: number | undefined, baseMs: number, maxMs: number): ReconcileError {
     this.gate.failures++;
     const delay = serverDelayMs ?? Math.min(maxMs, baseMs * 2 ** (this.gate.failures - 1));
-    this.gate = { ...this.gate, until: Date.now() + delay, reason, message };
+    this.gate = { ...this.gate, until: performance.now() + delay, reason, message };
     return new ReconcileError(reason, message, true, delay);
   }
 

@@ -4,6 +4,7 @@
  * scenario's own temp dir.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileP, requireBinary } from '../harness/process.js';
@@ -78,4 +79,52 @@ export function percentile(values: number[], p: number): number {
   if (values.length === 0) return 0;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+export interface CountingProxy {
+  port: number;
+  /** Connections accepted so far (each a request or a reconnect of a client). */
+  readonly connections: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP relay on 127.0.0.1 in front of `targetPort` that counts the connections clients open:
+ * while the target is down each attempt is accepted, counted and cut, so a client that
+ * retries in a hot loop shows up as a high count.
+ */
+export async function countingProxy(targetPort: number): Promise<CountingProxy> {
+  let connections = 0;
+  const sockets = new Set<Socket>();
+  const track = (s: Socket): void => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  };
+  const server = createServer((client) => {
+    connections++;
+    track(client);
+    const upstream = connect(targetPort, '127.0.0.1');
+    track(upstream);
+    client.pipe(upstream).pipe(client);
+    const cut = (): void => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.once('error', cut).once('close', cut);
+    upstream.once('error', cut).once('close', cut);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    get connections() {
+      return connections;
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

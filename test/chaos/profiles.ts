@@ -25,6 +25,8 @@ export function shortProfile(): ChaosProfile {
     instanceClients: 2,
     etcdPhaseSeconds: 3,
     convergeSeconds: 120,
+    dockerDownSeconds: num('CHAOS_DOCKER_DOWN_SECONDS', 15),
+    gceFaultSeconds: num('CHAOS_GCE_FAULT_SECONDS', 5),
   };
 }
 
@@ -40,5 +42,7 @@ export function fullProfile(): ChaosProfile {
     instanceClients: 3,
     etcdPhaseSeconds: 10,
     convergeSeconds: 180,
+    dockerDownSeconds: num('CHAOS_DOCKER_DOWN_SECONDS', 60),
+    gceFaultSeconds: num('CHAOS_GCE_FAULT_SECONDS', 20),
   };
 }

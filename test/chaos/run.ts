@@ -1,16 +1,20 @@
 /**
  * `make chaos`: every scenario with the full profile (CHAOS_SCENARIOS=process-faults,disk-full,
- * etcd-members picks some), the summary printed and the report in
+ * etcd-members,engine-faults,libvirtd-restart picks some), the summary printed and the report in
  * `bench/results/chaos-full-<time>.json`. Exits 1 when an invariant was violated.
  */
 import { fullProfile } from './profiles.js';
 import { chaosReport, summary, writeChaosReport } from './report.js';
+import { engineFaults, libvirtdRestart } from './engines.js';
 import { diskFull, etcdMembers, processFaults, type ChaosProfile, type ScenarioReport } from './scenarios.js';
 
 const all: Record<string, (p: ChaosProfile) => Promise<ScenarioReport>> = {
   'process-faults': processFaults,
   'disk-full': diskFull,
   'etcd-members': etcdMembers,
+  // full profile only: dockerd down for a minute is too long for `make test`
+  'engine-faults': engineFaults,
+  'libvirtd-restart': libvirtdRestart,
 };
 
 async function main(): Promise<void> {

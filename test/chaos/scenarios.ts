@@ -18,7 +18,7 @@ import { statfsSync, writeFileSync, rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { startStratusServe, type StratusServe } from '../harness/apiserver.js';
-import { importBusybox, makeCerts, startDockerd, type Dockerd } from '../harness/dockerd.js';
+import { importBusybox, makeCerts, startDockerd, type CertBundle, type Dockerd } from '../harness/dockerd.js';
 import { startEtcdCluster, type EtcdCluster } from '../harness/etcd.js';
 import { stratusBin } from '../harness/paths.js';
 import { freePort, removeDir, startDaemon, tempDir, waitFor, type Daemon } from '../harness/process.js';
@@ -42,6 +42,10 @@ export interface ChaosProfile {
   etcdPhaseSeconds: number;
   /** Bound for every Instance to converge after the last fault. */
   convergeSeconds: number;
+  /** How long dockerd stays killed (engine faults). */
+  dockerDownSeconds: number;
+  /** How long the GCE fake answers 500, then 429, then nothing (each). */
+  gceFaultSeconds: number;
 }
 
 export interface FaultRecord {
@@ -60,22 +64,22 @@ export interface ScenarioReport {
 }
 
 /** Start-up (and restart after SIGKILL) of `stratus serve` on a loaded 2-core machine can take a while. */
-const READY_MS = 120_000;
+export const READY_MS = 120_000;
 
-const round = (n: number, d = 1): number => Number(n.toFixed(d));
+export const round = (n: number, d = 1): number => Number(n.toFixed(d));
 
-function ledgerFigures(name: string, l: Ledger): Record<string, unknown> {
+export function ledgerFigures(name: string, l: Ledger): Record<string, unknown> {
   const c = l.counts();
   return { [`${name}: objects`]: l.objects.size, [`${name}: acknowledged`]: c.acknowledgedWrites, [`${name}: unanswered requests`]: c.unanswered, [`${name}: answers`]: c.statuses };
 }
 
-async function listJson<T>(serve: StratusServe, path: string): Promise<T[]> {
+export async function listJson<T>(serve: StratusServe, path: string): Promise<T[]> {
   const r = await serve.fetch(`${serve.url}${path}`);
   if (r.status !== 200) throw new Error(`GET ${path}: ${r.status} ${(await r.text()).slice(0, 200)}`);
   return ((await r.json()) as { items: T[] }).items;
 }
 
-interface InstanceView {
+export interface InstanceView {
   metadata: { name: string; uid: string; generation?: number; deletionTimestamp?: string };
   spec: { powerState?: string };
   status?: { state?: string; observedGeneration?: number };
@@ -112,7 +116,7 @@ async function settledSnapshot(p: Probe): Promise<ResourceSnapshot> {
   return snapshot(p);
 }
 
-function workloadOptions(serve: StratusServe, profile: ChaosProfile, prefix: string, extra: Partial<WorkloadOptions> = {}): WorkloadOptions {
+export function workloadOptions(serve: StratusServe, profile: ChaosProfile, prefix: string, extra: Partial<WorkloadOptions> = {}): WorkloadOptions {
   return {
     url: () => serve.url,
     fetch: serve.fetch,
@@ -125,8 +129,107 @@ function workloadOptions(serve: StratusServe, profile: ChaosProfile, prefix: str
   };
 }
 
+/** What a scenario accumulates: seconds since it started, its faults, figures and violations. */
+export interface ScenarioLog {
+  at(): number;
+  faults: FaultRecord[];
+  figures: Record<string, unknown>;
+  violations: string[];
+  report(scenario: string): ScenarioReport;
+}
+
+export function scenarioLog(): ScenarioLog {
+  const started = Date.now();
+  const at = (): number => round((Date.now() - started) / 1000);
+  const log = { at, faults: [] as FaultRecord[], figures: {} as Record<string, unknown>, violations: [] as string[] };
+  return { ...log, report: (scenario) => ({ scenario, seconds: at(), faults: log.faults, figures: log.figures, violations: log.violations }) };
+}
+
+/** POSTs an object as the admin; anything but 201 throws. */
+export async function post(s: StratusServe, path: string, body: unknown): Promise<void> {
+  const r = await s.fetch(`${s.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  if (r.status !== 201) throw new Error(`POST ${path}: ${r.status} ${await r.text()}`);
+}
+
+/**
+ * A docker ComputeNode `name` on the engine at `address` (TLS from `certs`), heartbeat 1 s.
+ * Its declared capacity (4096 CPUs) exceeds what the longest run creates: `make chaos` once
+ * ran out of 256 (1,224 Instances accumulated over its 10-minute soak) and the Instances
+ * beyond it stayed unscheduled — correct, but not the fault under test.
+ */
+export async function addDockerNode(s: StratusServe, name: string, address: string, certs: CertBundle): Promise<void> {
+  await post(s, `/api/v1/namespaces/${NAMESPACE}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: `${name}-tls` }, stringData: { 'ca.pem': certs.ca, 'cert.pem': certs.cert, 'key.pem': certs.key } });
+  await post(s, '/apis/compute.stratus.dev/v1alpha1/computenodes', {
+    apiVersion: 'compute.stratus.dev/v1alpha1',
+    kind: 'ComputeNode',
+    metadata: { name },
+    spec: { provider: 'docker', docker: { address, tlsSecretRef: { name: `${name}-tls`, namespace: NAMESPACE }, hostIP: '127.0.0.1' }, capacityOverride: { cpus: 4096, memoryMiB: 4 * 1024 * 1024 }, heartbeatSeconds: 1 },
+  });
+}
+
+/** `stratus controller` against the server, its metrics on `metricsPort`. */
+export function startStratusController(s: StratusServe, metricsPort: number): Daemon {
+  return startDaemon(process.execPath, [stratusBin(), 'controller', '--kubeconfig', s.kubeconfig, '--metrics-listen', `127.0.0.1:${metricsPort}`], {
+    env: { ...process.env, STRATUS_LOG_LEVEL: 'warn' },
+  });
+}
+
+/** The status of a ComputeNode's Ready condition (undefined before the first heartbeat). */
+export async function nodeReady(s: StratusServe, name: string): Promise<string | undefined> {
+  const r = await s.fetch(`${s.url}/apis/compute.stratus.dev/v1alpha1/computenodes/${name}`);
+  if (r.status !== 200) throw new Error(`GET computenode ${name}: ${r.status} ${(await r.text()).slice(0, 200)}`);
+  const node = (await r.json()) as { status?: { conditions?: { type: string; status: string }[] } };
+  return node.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+}
+
+export const INSTANCES = `/apis/compute.stratus.dev/v1alpha1/namespaces/${NAMESPACE}/instances`;
+
+/**
+ * Waits (up to `convergeSeconds`) until every Instance is as declared — running or stopped,
+ * its generation observed, none being deleted — and returns them; a timeout is a violation
+ * (and the Instances as they are are returned).
+ */
+export async function convergedInstances(s: StratusServe, profile: ChaosProfile, violations: string[]): Promise<InstanceView[]> {
+  const converged = await waitFor('every Instance to converge', async () => {
+    const items = await listJson<InstanceView>(s, INSTANCES);
+    const pending = items.filter((i) => {
+      if (i.metadata.deletionTimestamp) return true;
+      const want = i.spec.powerState === 'Stopped' ? 'stopped' : 'running';
+      return i.status?.observedGeneration !== i.metadata.generation || i.status?.state !== want;
+    });
+    return pending.length === 0 ? items : undefined;
+  }, profile.convergeSeconds * 1000, 500).catch((err: unknown) => {
+    violations.push(`Instances did not converge within ${profile.convergeSeconds} s of the last fault: ${(err as Error).message}`);
+    return undefined;
+  });
+  return converged ?? (await listJson<InstanceView>(s, INSTANCES));
+}
+
+/** The owner (the `stratus.dev/uid` label) of every stratus container on the engine, one entry per container. */
+export async function containerOwners(engine: Dockerd): Promise<string[]> {
+  const containers = await engine.client.listContainers({ all: true, filters: JSON.stringify({ label: ['stratus.dev/uid'] }) });
+  return containers.map((c) => c.Labels['stratus.dev/uid']!);
+}
+
+/**
+ * Exactly one machine per Instance and none without one: `owners` lists each machine's owner
+ * key, `key` gives an Instance's. Returns the number of machines.
+ */
+export function checkOneMachineEach(items: InstanceView[], owners: string[], key: (i: InstanceView) => string, what: string, violations: string[]): number {
+  const per = new Map<string, number>();
+  for (const o of owners) per.set(o, (per.get(o) ?? 0) + 1);
+  for (const i of items) {
+    const n = per.get(key(i)) ?? 0;
+    if (n !== 1) violations.push(`Instance ${i.metadata.name}: ${n} ${what}, expected exactly 1`);
+  }
+  const live = new Set(items.map(key));
+  const leaked = [...per.keys()].filter((o) => !live.has(o));
+  if (leaked.length) violations.push(`${leaked.length} ${what} belong to no Instance (leaked): ${leaked.slice(0, 5).join(', ')}`);
+  return owners.length;
+}
+
 /** Stops the writers, lets the watchers catch up, and checks the ConfigMap history. */
-async function checkConfigMaps(w: Workload, label: string, violations: string[], figures: Record<string, unknown>): Promise<void> {
+export async function checkConfigMaps(w: Workload, label: string, violations: string[], figures: Record<string, unknown>): Promise<void> {
   await w.stopWriters();
   const watch = await w.settleWatchers(30_000);
   violations.push(...watch.violations.map((v) => `${label}: ${v}`));
@@ -164,27 +267,11 @@ export async function processFaults(profile: ChaosProfile): Promise<ScenarioRepo
     const legacyPort = await freePort();
     serve = await startStratusServe({ readyTimeoutMs: READY_MS, args: ['--legacy-listen', `127.0.0.1:${legacyPort}`, '--legacy-anonymous', 'clementine'] });
     const s = serve;
-    const post = async (path: string, body: unknown): Promise<void> => {
-      const r = await s.fetch(`${s.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      if (r.status !== 201) throw new Error(`POST ${path}: ${r.status} ${await r.text()}`);
-    };
-    await post(`/api/v1/namespaces/${NAMESPACE}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'chaos-engine-tls' }, stringData: { 'ca.pem': certs.ca, 'cert.pem': certs.cert, 'key.pem': certs.key } });
-    await post('/apis/compute.stratus.dev/v1alpha1/computenodes', {
-      apiVersion: 'compute.stratus.dev/v1alpha1',
-      kind: 'ComputeNode',
-      metadata: { name: 'chaos-engine' },
-      spec: { provider: 'docker', docker: { address: engine.address, tlsSecretRef: { name: 'chaos-engine-tls', namespace: NAMESPACE }, hostIP: '127.0.0.1' }, capacityOverride: { cpus: 256, memoryMiB: 262144 }, heartbeatSeconds: 1 },
-    });
+    await addDockerNode(s, 'chaos-engine', engine.address, certs);
     const metricsPort = await freePort();
-    const startController = (): Daemon =>
-      startDaemon(process.execPath, [stratusBin(), 'controller', '--kubeconfig', s.kubeconfig, '--metrics-listen', `127.0.0.1:${metricsPort}`], {
-        env: { ...process.env, STRATUS_LOG_LEVEL: 'warn' },
-      });
+    const startController = (): Daemon => startStratusController(s, metricsPort);
     controller = startController();
-    await waitFor('the engine node Ready', async () => {
-      const nodes = await listJson<{ status?: { conditions?: { type: string; status: string }[] } }>(s, '/apis/compute.stratus.dev/v1alpha1/computenodes');
-      return nodes.some((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
-    }, 60_000, 200);
+    await waitFor('the engine node Ready', async () => (await nodeReady(s, 'chaos-engine')) === 'True', 60_000, 200);
     const instanceSpec = { provider: 'docker', image, command: ['/bin/busybox', 'sleep', '3600'], cpus: 1, memoryMiB: 16 };
     const probes: Probe[] = [
       { name: 'stratus serve', pid: () => s.pid, metrics: () => metricsText(`${s.url}/metrics`, (u) => s.fetch(u)) },
@@ -267,21 +354,9 @@ export async function processFaults(profile: ChaosProfile): Promise<ScenarioRepo
     // 3. Every Instance converges, with exactly one container each.
     const expected = new Map<string, string>();
     const instanceLedgers = workloads.map((w) => w.instances);
-    const converged = await waitFor('every Instance to converge', async () => {
-      // the warm-up's Instances too: they hold containers on the same engine
-      const items = await listJson<InstanceView>(s, `/apis/compute.stratus.dev/v1alpha1/namespaces/${NAMESPACE}/instances`);
-      const pending = items.filter((i) => {
-        if (i.metadata.deletionTimestamp) return true;
-        const want = i.spec.powerState === 'Stopped' ? 'stopped' : 'running';
-        return i.status?.observedGeneration !== i.metadata.generation || i.status?.state !== want;
-      });
-      return pending.length === 0 ? items : undefined;
-    }, profile.convergeSeconds * 1000, 500).catch((err: unknown) => {
-      violations.push(`Instances did not converge within ${profile.convergeSeconds} s of the last fault: ${(err as Error).message}`);
-      return undefined;
-    });
+    // the warm-up's Instances too: they hold containers on the same engine
+    const items = await convergedInstances(s, profile, violations);
     figures['Instances converged, seconds after the last fault'] = round((Date.now() - lastFault) / 1000);
-    const items = converged ?? (await listJson<InstanceView>(s, `/apis/compute.stratus.dev/v1alpha1/namespaces/${NAMESPACE}/instances`));
     for (const i of items) expected.set(i.metadata.name, i.spec.powerState ?? 'Running');
     workloads.forEach((w, k) => {
       const mine = new Map([...expected].filter(([n]) => n.startsWith(`${w === chaos ? 'chaos' : 'soak'}-`)));
@@ -289,18 +364,8 @@ export async function processFaults(profile: ChaosProfile): Promise<ScenarioRepo
       violations.push(...instanceLedgers[k]!.internalErrors);
     });
     for (const [k, w] of workloads.entries()) Object.assign(figures, ledgerFigures(`${w === chaos ? 'faults' : 'soak'} Instances`, instanceLedgers[k]!));
-    const containers = await engine.client.listContainers({ all: true, filters: JSON.stringify({ label: ['stratus.dev/uid'] }) });
-    const perUid = new Map<string, number>();
-    for (const c of containers) perUid.set(c.Labels['stratus.dev/uid']!, (perUid.get(c.Labels['stratus.dev/uid']!) ?? 0) + 1);
-    const liveUids = new Set(items.map((i) => i.metadata.uid));
-    for (const i of items) {
-      const n = perUid.get(i.metadata.uid) ?? 0;
-      if (n !== 1) violations.push(`Instance ${i.metadata.name}: ${n} containers on the engine, expected exactly 1`);
-    }
-    const orphans = [...perUid.keys()].filter((u) => !liveUids.has(u));
-    if (orphans.length) violations.push(`${orphans.length} containers on the engine belong to no Instance (leaked): ${orphans.slice(0, 5).join(', ')}`);
     figures['Instances at the end'] = items.length;
-    figures['containers at the end'] = containers.length;
+    figures['containers at the end'] = await checkOneMachineEach(items, await containerOwners(engine), (i) => i.metadata.uid, 'containers on the engine', violations);
     return { scenario: 'process-faults', seconds: at(), faults, figures, violations };
   } finally {
     for (const w of workloads) await w.close().catch(() => undefined);
@@ -497,6 +562,8 @@ export async function etcdMembers(profile: ChaosProfile): Promise<ScenarioReport
     figures['probe creates while quorum was lost'] = Object.fromEntries(duringLoss);
     if (duringLoss.has('500')) violations.push('etcd quorum lost: a create was answered 500 (expected 503)');
     if (duringLoss.has('201')) violations.push('etcd quorum lost: a create was acknowledged while no quorum existed');
+    // The server bounds each etcd call (--etcd-request-timeout, 5 s): no answer within the probe's 15 s is a hang.
+    for (const hung of ['TIMEOUT', 'ERROR']) if (duringLoss.has(hung)) violations.push(`etcd quorum lost: ${duringLoss.get(hung)} create(s) got no answer (${hung}) instead of a prompt 503`);
     await sleep(phase);
     await checkConfigMaps(w, 'etcd', violations, figures);
     figures['5xx answers outside the quorum loss (after a 5 s election grace)'] = outside.length;

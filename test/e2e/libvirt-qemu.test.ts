@@ -152,15 +152,27 @@ test('a controller killed between defining a domain and writing status leaves ex
   // Listen for libvirt's own "Defined" event and SIGKILL the controller the moment it comes.
   const events = startDaemon(requireBinary('virsh'), ['-c', daemon!.uri, 'event', '--all', '--loop']);
   let killed = false;
+  let probeSeen = false;
   events.child.stdout?.on('data', (b: Buffer) => {
-    if (!killed && /'default-crash-[0-9a-f]{8}': Defined/.test(b.toString())) {
+    const text = b.toString();
+    if (/'listener-probe-\d+': Defined/.test(text)) probeSeen = true;
+    if (!killed && /'default-crash-[0-9a-f]{8}': Defined/.test(text)) {
       killed = true;
       controller?.child.kill('SIGKILL');
     }
   });
   try {
-    await waitFor('event listener up', () => pidAlive(events.pid), 5000);
-    await new Promise((r) => setTimeout(r, 300));
+    // The listener is registered once it reports a throwaway domain defined after it started.
+    let probes = 0;
+    await waitFor('the event listener to report a probe domain', async () => {
+      if (!pidAlive(events.pid)) throw new Error(`virsh event exited: ${events.output()}`);
+      const name = `listener-probe-${probes++}`;
+      const xml = join(daemon!.dir, `${name}.xml`);
+      await writeFile(xml, `<domain type='qemu'><name>${name}</name><memory unit='MiB'>16</memory><os><type arch='x86_64'>hvm</type></os></domain>`);
+      await virsh('define', xml);
+      await virsh('undefine', name);
+      return probeSeen;
+    }, 30_000, 100);
     await instances().create(vm('crash'));
     await waitFor('the controller killed right after define', () => killed, 60_000, 10);
     await controller!.exited;

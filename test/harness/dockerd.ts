@@ -18,7 +18,7 @@ import Docker from 'dockerode';
 import type { ComputeNode } from '../../crds/types.js';
 import { Resources } from '../../controllers/resources.js';
 import { CoreResources, type KubeClient, type KubeObject } from '../../runtime/client.js';
-import { execFileP, freePort, pidAlive, removeDir, requireBinary, startDaemon, tempDir, waitFor } from './process.js';
+import { execFileP, freePort, pidAlive, removeDir, requireBinary, startDaemon, tempDir, waitFor, type Daemon } from './process.js';
 
 export interface CertBundle {
   /** PEM contents, as a Secret would hold them (`ca.pem`, `cert.pem`, `key.pem`). */
@@ -101,7 +101,8 @@ export interface Dockerd {
   port: number;
   /** Path of the engine's unix socket (no TLS), for test setup. */
   socket: string;
-  pid: number;
+  /** PID of the running engine (changes after `restart`). */
+  readonly pid: number;
   bridge: string;
   /** The bridge's address in CIDR form, e.g. `10.213.7.1/24`. */
   bridgeCidr: string;
@@ -113,6 +114,11 @@ export interface Dockerd {
   stop(): Promise<void>;
   /** SIGKILL the engine only: its containers keep running until `stop()`. */
   kill(): Promise<void>;
+  /**
+   * Starts the engine again (after `kill`) on the same data root, socket, port and bridge;
+   * resolves once `/_ping` answers. What becomes of the containers is the engine's business.
+   */
+  restart(): Promise<void>;
 }
 
 /** Addresses already on this host, so a new bridge never overlaps one. */
@@ -263,7 +269,7 @@ export async function startDockerd(options: { certs: CertBundle } | { netns: str
       ? ['-H', `tcp://127.0.0.1:${port}`, '--tlsverify', '--tlscacert', certs.caPath, '--tlscert', certs.serverCertPath, '--tlskey', certs.serverKeyPath]
       : [];
     const [cmd, prefix] = netns ? [requireBinary('nsenter'), [`--net=/run/netns/${netns}`, '--', dockerdBin]] : [dockerdBin, []];
-    const daemon = startDaemon(
+    const launch = (): Daemon => startDaemon(
       cmd,
       [
         ...prefix,
@@ -286,21 +292,40 @@ export async function startDockerd(options: { certs: CertBundle } | { netns: str
       ],
       { env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin:/usr/bin:/bin` } },
     );
+    let daemon = launch();
     const client = new Docker({ socketPath: socket });
+    const answering = (): Promise<unknown> =>
+      waitFor(
+        `dockerd on ${socket} to answer /_ping`,
+        async () => {
+          if (!pidAlive(daemon.pid)) throw new Error(`dockerd exited:\n${daemon.output().slice(-2000)}`);
+          const pong = await client.ping();
+          return String(pong) === 'OK';
+        },
+        20_000,
+        50,
+      );
     const engineBridge = bridge;
     let stopped = false;
     const engine: Dockerd = {
       address: certs ? `tcp://127.0.0.1:${port}` : `unix://${socket}`,
       port: certs ? port : 0,
       socket,
-      pid: daemon.pid,
+      get pid() {
+        return daemon.pid;
+      },
       bridge: engineBridge,
       bridgeCidr: made.cidr,
       dir,
       client,
-      output: daemon.output,
+      output: () => daemon.output(),
       async kill() {
         await daemon.kill();
+      },
+      async restart() {
+        if (pidAlive(daemon.pid)) await daemon.kill();
+        daemon = launch();
+        await answering();
       },
       async stop() {
         if (stopped) return;
@@ -316,16 +341,7 @@ export async function startDockerd(options: { certs: CertBundle } | { netns: str
       },
     };
     try {
-      await waitFor(
-        `dockerd on ${socket} to answer /_ping`,
-        async () => {
-          if (!pidAlive(daemon.pid)) throw new Error(`dockerd exited:\n${daemon.output().slice(-2000)}`);
-          const pong = await client.ping();
-          return String(pong) === 'OK';
-        },
-        20_000,
-        50,
-      );
+      await answering();
     } catch (err) {
       await engine.stop();
       throw err;

@@ -17,6 +17,8 @@ export interface PrivateLibvirtd {
   pid: number;
   /** Stops libvirtd (its qemu processes keep running) and starts it again on the same dirs. */
   restart(): Promise<void>;
+  /** SIGKILL libvirtd alone (its qemu processes keep running); `restart` brings it back. */
+  kill(): Promise<void>;
   /** Stops the daemon, kills qemu processes it left behind (by PID) and removes `dir`. */
   stop(): Promise<void>;
 }
@@ -117,6 +119,9 @@ export async function startLibvirtd(): Promise<PrivateLibvirtd> {
     dir,
     pid: daemon.pid,
     stop,
+    async kill() {
+      await daemon?.kill();
+    },
     async restart() {
       await daemon?.stop(5000);
       daemon = await launch();

@@ -89,6 +89,11 @@ export interface FakeGceInject {
   forbidden(options: { count?: number; match?: (r: RecordedRequest) => boolean }): void;
   /** Any fault. */
   fault(fault: InjectedFault): void;
+  /**
+   * Requests arriving within the next `forMs` get no answer: each is held until the window
+   * ends, then its connection is cut (a backend that hangs; the client sees its timeout).
+   */
+  stall(options: { forMs: number; match?: (r: RecordedRequest) => boolean }): void;
   /** Operations and status changes take `stepMs` per step from now on. */
   slowOperations(stepMs: number): void;
   /** Removes every injected fault. */
@@ -180,6 +185,22 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
   const monitoring = new FakeMonitoring(model, options.cpuSamplePeriodMs ?? 60_000);
   const requests: RecordedRequest[] = [];
   let faults: InjectedFault[] = [];
+  let stalls: { untilMs: number; match?: (r: RecordedRequest) => boolean }[] = [];
+  const held = new Set<NodeJS.Timeout>();
+
+  /** Holds a stalled request until its window ends, then cuts the connection; false when no stall applies. */
+  function stalled(r: RecordedRequest, res: ServerResponse): boolean {
+    const now = Date.now();
+    stalls = stalls.filter((x) => x.untilMs > now);
+    const st = stalls.find((x) => !x.match || x.match(r));
+    if (!st) return false;
+    const t = setTimeout(() => {
+      held.delete(t);
+      res.destroy();
+    }, st.untilMs - now);
+    held.add(t);
+    return true;
+  }
 
   function injectedFault(r: RecordedRequest): ApiError | undefined {
     const now = Date.now();
@@ -368,6 +389,7 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
           }
         }
         record.body = body;
+        if (stalled(record, res)) return;
         const fault = injectedFault(record);
         if (fault) throw fault;
         monitoring.advance(); // CPU used at the rates that held until now
@@ -435,11 +457,15 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
     fault(f) {
       faults.push({ ...f });
     },
+    stall({ forMs, match }) {
+      stalls.push({ untilMs: Date.now() + forMs, ...(match ? { match } : {}) });
+    },
     slowOperations(stepMs) {
       model.stepMs = stepMs;
     },
     clear() {
       faults = [];
+      stalls = [];
     },
   };
 
@@ -458,6 +484,7 @@ export async function startFakeGce(options: FakeGceOptions = {}): Promise<FakeGc
       model.timeline.settle();
     },
     async close() {
+      for (const t of held) clearTimeout(t);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

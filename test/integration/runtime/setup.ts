@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { startStratusServe, type StratusServe } from '../../harness/apiserver.js';
 import { removeDir, tempDir } from '../../harness/process.js';
 import { repoRoot } from '../../harness/paths.js';
-import { CoreResources, isAlreadyExists, isConflict, type KubeClient } from '../../../runtime/client.js';
+import { CoreResources, isAlreadyExists, type KubeClient } from '../../../runtime/client.js';
 import { writeWidgetCrd } from './widgets.js';
 
 /** `stratus serve` with the stratus CRDs plus the Widget test kind; `stop()` removes everything. */
@@ -42,9 +42,8 @@ export async function pool<T>(items: T[], limit: number, fn: (item: T) => Promis
 
 /**
  * Retries an unconditioned write through a down or restarting API server (connection
- * refused/reset). Also on 409: kube-apiserver retries a patch without a resourceVersion
- * internally, but `stratus serve` currently answers 409 when such a patch races another
- * write (its guaranteedUpdate takes the precondition from the merged object) — reported.
+ * refused/reset). Not on 409: a patch without a resourceVersion never conflicts (the server
+ * queues and retries it, as kube-apiserver does), so a 409 here is a defect to surface.
  */
 export async function retrying<T>(fn: () => Promise<T>): Promise<T> {
   for (let i = 0; ; i++) {
@@ -52,7 +51,7 @@ export async function retrying<T>(fn: () => Promise<T>): Promise<T> {
       return await fn();
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (i > 200 || !(code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE' || isConflict(err))) throw err;
+      if (i > 200 || !(code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE')) throw err;
       await new Promise((r) => setTimeout(r, 100));
     }
   }

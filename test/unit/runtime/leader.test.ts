@@ -44,6 +44,16 @@ describe('LeaderElector', () => {
     return { es, state };
   }
 
+  /** Two candidates started and one of them elected: the leader and the other. */
+  async function elected(lease: string, releaseOnStop: boolean) {
+    const { es, state } = group(lease, 2, releaseOnStop);
+    for (const e of es) e.start();
+    await waitFor('a leader', () => state.leaders.size === 1);
+    const leader = es.find((e) => e.isLeader()) as LeaderElector;
+    const other = es.find((e) => e !== leader) as LeaderElector;
+    return { state, leader, other };
+  }
+
   test('of two candidates exactly one leads, and the Lease names it', async () => {
     const { es, state } = group('one', 2);
     for (const e of es) e.start();
@@ -59,11 +69,7 @@ describe('LeaderElector', () => {
   });
 
   test('when the leader dies without releasing, the other takes over after the lease expires', async () => {
-    const { es, state } = group('crash', 2, false);
-    for (const e of es) e.start();
-    await waitFor('a leader', () => state.leaders.size === 1);
-    const leader = es.find((e) => e.isLeader()) as LeaderElector;
-    const other = es.find((e) => e !== leader) as LeaderElector;
+    const { state, leader, other } = await elected('crash', false);
     const before = (await client.resource<Lease>(CoreResources.leases).get('le', 'crash'))?.spec?.leaseTransitions ?? 0;
     await leader.stop(); // no release: from the Lease's point of view the leader just went silent
     await waitFor('takeover', () => other.isLeader(), 10_000);
@@ -74,11 +80,7 @@ describe('LeaderElector', () => {
   });
 
   test('a graceful stop releases the Lease so the standby leads at once', async () => {
-    const { es, state } = group('release', 2, true);
-    for (const e of es) e.start();
-    await waitFor('a leader', () => state.leaders.size === 1);
-    const leader = es.find((e) => e.isLeader()) as LeaderElector;
-    const other = es.find((e) => e !== leader) as LeaderElector;
+    const { state, leader, other } = await elected('release', true);
     await leader.stop();
     const lease = await client.resource<Lease>(CoreResources.leases).get('le', 'release');
     assert.ok(lease?.spec?.holderIdentity === '' || lease?.spec?.holderIdentity === other.identity, 'released on stop');
@@ -96,6 +98,43 @@ describe('LeaderElector', () => {
     assert.equal(e.isLeader(), false);
     api.unavailable = false;
     await waitFor('leads again once the API is back', () => e.isLeader(), 10_000);
+  });
+
+  test('a wall-clock jump (Date.now an hour ahead, then an hour behind) neither hands a live leader\'s lease to a follower nor delays the takeover after the leader dies', async () => {
+    const { state, leader, other } = await elected('jump', false);
+    const leases = client.resource<Lease>(CoreResources.leases);
+    /** Resolves after the leader has renewed the Lease `n` more times (the follower re-judged expiry meanwhile). */
+    const renewals = async (n: number): Promise<void> => {
+      let last = (await leases.get('le', 'jump'))?.spec?.renewTime;
+      let seen = 0;
+      await waitFor(`${n} renewals`, async () => {
+        const t = (await leases.get('le', 'jump'))?.spec?.renewTime;
+        if (t !== last) {
+          seen++;
+          last = t;
+        }
+        return seen >= n;
+      }, 30_000, 20);
+    };
+    const realNow = Date.now.bind(Date);
+    try {
+      await renewals(2);
+      Date.now = () => realNow() + 3_600_000;
+      await renewals(4);
+      assert.equal(leader.isLeader(), true, 'the leader kept leading across the forward jump');
+      assert.equal(other.isLeader(), false, 'the follower did not take a live lease');
+      Date.now = () => realNow() - 3_600_000;
+      await renewals(4);
+      assert.equal(leader.isLeader(), true, 'the leader kept leading across the backward jump');
+      assert.deepEqual(state.stopped, []);
+      assert.equal(state.overlap, 0);
+      // Still an hour behind: a dead leader's lease expires a lease duration after its last renewal, not an hour later.
+      await leader.stop();
+      await waitFor('takeover', () => other.isLeader(), 10_000);
+      assert.equal(state.overlap, 0);
+    } finally {
+      Date.now = realNow;
+    }
   });
 
   test('rejects periods that cannot be safe', () => {
