@@ -6,6 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ComputeNode, Deployment, Instance, Project } from '../../../crds/types.js';
 import { KubeClient, type ResourceClient } from '../../../runtime/client.js';
@@ -17,16 +18,32 @@ import { ProviderRegistry } from '../../../providers/registry.js';
 import { registerProjectControllers } from '../../../controllers/project.js';
 import { startStratusServe, type StratusServe } from '../../harness/apiserver.js';
 import { startGitRemote, type GitRemote } from '../../harness/gitrepo.js';
-import { removeDir, tempDir, waitFor } from '../../harness/process.js';
+import { removeDir, requireBinary, tempDir, waitFor } from '../../harness/process.js';
 
 let serve: StratusServe | undefined;
 let remote: GitRemote | undefined;
 let mgr: Manager | undefined;
 let client: KubeClient;
 let dir = '';
+let pathBefore: string | undefined;
+
+/** How many times the controller has asked a remote for its refs (`git ls-remote`, logged by a PATH shim). */
+function lsRemotes(): number {
+  try {
+    return readFileSync(join(dir, 'ls-remote.log'), 'utf8').split('\n').filter((l) => l !== '').length;
+  } catch {
+    return 0;
+  }
+}
 
 before(async () => {
   dir = await tempDir('projctl');
+  // The controllers run in this process and spawn `git` from PATH: a shim in front of the
+  // real git logs each ls-remote, so a test can wait for polls instead of sleeping.
+  const realGit = requireBinary('git');
+  writeFileSync(join(dir, 'git'), `#!/bin/sh\n[ "$1" = ls-remote ] && echo "$2" >> '${join(dir, 'ls-remote.log')}'\nexec '${realGit}' "$@"\n`, { mode: 0o755 });
+  pathBefore = process.env.PATH;
+  process.env.PATH = `${dir}:${process.env.PATH ?? ''}`;
   [serve, remote] = await Promise.all([startStratusServe(), startGitRemote()]);
   client = KubeClient.fromFile(serve.kubeconfig);
   mgr = new Manager({ client: KubeClient.fromFile(serve.kubeconfig) });
@@ -44,6 +61,7 @@ before(async () => {
 });
 
 after(async () => {
+  process.env.PATH = pathBefore;
   await mgr?.stop();
   client?.close();
   await serve?.stop();
@@ -84,7 +102,8 @@ test('every new commit of the followed ref makes one Deployment, labelled and ow
     const pp = await projects().get('default', 'follow');
     return pp?.status?.lastCommit === c2;
   }, 20_000);
-  await new Promise((r) => setTimeout(r, 1000));
+  const polled = lsRemotes();
+  await waitFor('three more polls of the remote', () => lsRemotes() >= polled + 3, 20_000, 20);
   assert.equal((await ofProject('follow')).filter((d) => d.spec.commit === c2).length, 1);
 
   // following another ref (a tag) deploys what it names
