@@ -45,6 +45,8 @@ help:
 	@echo "make bench  run the benchmarks (results in bench/results/)"
 	@echo "make chaos  inject faults under load and check invariants (report in bench/results/chaos-*.json)"
 	@echo "make image  build the Debian 12 cloud image (cached by recipe hash) and print its path"
+	@echo "make test-guest   boot the Debian image under qemu and check it end to end (SSH, disks, a release, ACPI stop)"
+	@echo "make bench-guest  stratus create → SSH beside raw virsh define+start of the same image"
 	@echo "make deps | deps-apt | deps-npm | build | lint | clean"
 
 deps: deps-apt deps-npm
