@@ -268,7 +268,8 @@ export class AddressPoolReconciler implements Reconciler {
         s.free = free;
       },
     );
-    return { requeueAfterMs: Math.max(0, interval - (performance.now() - (this.repaired.get(key) ?? 0))) };
+    // At least 1 ms: a due repair computed as 0 would be no requeue at all, and the pool would never be checked again.
+    return { requeueAfterMs: Math.max(1, interval - (performance.now() - (this.repaired.get(key) ?? 0))) };
   }
 
   /** Releases the entries of `pool`'s ledger whose ElasticIP no longer exists; how many. */
