@@ -35,8 +35,8 @@ export npm_config_audit := false
 export npm_config_fund := false
 
 DATA_DIR ?= ./data
-# The real-guest e2e runs last: it boots a Debian VM under TCG twice (about 8 minutes on a quiet
-# 2-core machine) and needs `image` (built once per recipe, about 2 minutes cold).
+# The real-guest e2e is in it too: it boots a Debian VM under TCG twice (about 7-8 minutes on a
+# quiet 2-core machine) and needs `image` (built once per recipe, about 2 minutes cold).
 TEST_FILES = $(shell find dist/test -name '*.test.js' | sort) dist/test/e2e/real-guest.vm.js
 
 .PHONY: help deps deps-apt deps-npm build run test test-guest test-unit lint bench bench-guest chaos clean generate image
@@ -91,7 +91,7 @@ test: deps build lint image
 # new tag: its second boot), a clean ACPI stop read from the guest's journal, delete. It passes
 # end to end: 682 s here at load 8-10 (create -> GuestReady 206 s, VLAN change -> GuestReady
 # 163 s); 469 s on a quiet machine (157 s and 141 s); one boot alone took 9-12 min at load ~20.
-# It is also the last file of `make test`; this target runs it alone. `image` first: building
+# It is also part of `make test`; this target runs it alone. `image` first: building
 # the image inside the test would eat its timeout (a cold build took 116 s on a quiet machine,
 # 7 min at load 15-20).
 test-guest: deps build lint image

@@ -135,7 +135,7 @@ runcmd:
 
 // Two TCG boots: create → GuestReady took 206 s and the VLAN restart 163 s at load 8–10 (the
 // whole file 682 s; 469 s on a quiet machine), one boot 9–12 min at load 20 — beyond the 15-minute
-// default of `make test`, whose last file this is: its own limit.
+// default of `make test`, which runs this file too: its own limit.
 test('a Debian cloud image boots with its keys, disks, hostname and user data; SSH, address, clean shutdown and delete are real', { timeout: 1_800_000 }, async () => {
   const created = Date.now();
   await instances().create({
