@@ -249,12 +249,8 @@ export async function checkConfigMaps(w: Workload, label: string, violations: st
  * with Instances on a real Docker engine.
  */
 export async function processFaults(profile: ChaosProfile): Promise<ScenarioReport> {
-  const started = Date.now();
-  const at = (): number => round((Date.now() - started) / 1000);
+  const { at, violations, figures, faults, report } = scenarioLog();
   const random = randomSource(profile.seed);
-  const violations: string[] = [];
-  const figures: Record<string, unknown> = {};
-  const faults: FaultRecord[] = [];
   const work = await tempDir('chaos');
   let engine: Dockerd | undefined;
   let serve: StratusServe | undefined;
@@ -366,7 +362,7 @@ export async function processFaults(profile: ChaosProfile): Promise<ScenarioRepo
     for (const [k, w] of workloads.entries()) Object.assign(figures, ledgerFigures(`${w === chaos ? 'faults' : 'soak'} Instances`, instanceLedgers[k]!));
     figures['Instances at the end'] = items.length;
     figures['containers at the end'] = await checkOneMachineEach(items, await containerOwners(engine), (i) => i.metadata.uid, 'containers on the engine', violations);
-    return { scenario: 'process-faults', seconds: at(), faults, figures, violations };
+    return report('process-faults');
   } finally {
     for (const w of workloads) await w.close().catch(() => undefined);
     await controller?.stop(10_000);
@@ -378,11 +374,7 @@ export async function processFaults(profile: ChaosProfile): Promise<ScenarioRepo
 
 /** SQLite on a tmpfs that fills up, then gets its space back. */
 export async function diskFull(_profile: ChaosProfile): Promise<ScenarioReport> {
-  const started = Date.now();
-  const at = (): number => round((Date.now() - started) / 1000);
-  const violations: string[] = [];
-  const figures: Record<string, unknown> = {};
-  const faults: FaultRecord[] = [];
+  const { at, violations, figures, faults, report } = scenarioLog();
   const work = await tempDir('chaos-disk');
   const fs = join(work, 'fs');
   const unmount = await mountSmallFilesystem(fs, 24);
@@ -477,7 +469,7 @@ export async function diskFull(_profile: ChaosProfile): Promise<ScenarioReport> 
     }
     Object.assign(figures, ledgerFigures('disk full ConfigMaps', ledger));
     violations.push(...ledger.internalErrors.map((e) => `disk full: ${e}`));
-    return { scenario: 'disk-full', seconds: at(), faults, figures, violations };
+    return report('disk-full');
   } finally {
     await serve?.stop();
     await unmount();
@@ -487,11 +479,7 @@ export async function diskFull(_profile: ChaosProfile): Promise<ScenarioReport> 
 
 /** A 3-member etcd cluster loses its leader, a follower, then quorum, under load. */
 export async function etcdMembers(profile: ChaosProfile): Promise<ScenarioReport> {
-  const started = Date.now();
-  const at = (): number => round((Date.now() - started) / 1000);
-  const violations: string[] = [];
-  const figures: Record<string, unknown> = {};
-  const faults: FaultRecord[] = [];
+  const { at, violations, figures, faults, report } = scenarioLog();
   let cluster: EtcdCluster | undefined;
   let serve: StratusServe | undefined;
   let w: Workload | undefined;
@@ -568,7 +556,7 @@ export async function etcdMembers(profile: ChaosProfile): Promise<ScenarioReport
     await checkConfigMaps(w, 'etcd', violations, figures);
     figures['5xx answers outside the quorum loss (after a 5 s election grace)'] = outside.length;
     violations.push(...outside.slice(0, 10).map((o) => `etcd: 5xx while the cluster had quorum: ${o}`));
-    return { scenario: 'etcd-members', seconds: at(), faults, figures, violations };
+    return report('etcd-members');
   } finally {
     await w?.close().catch(() => undefined);
     await serve?.stop();
