@@ -130,9 +130,11 @@ test('a ledger entry whose ElasticIP is gone (its finalizer stripped) is release
   const kept = (await eips().get('default', 'kept'))!;
   assert.deepEqual(repaired.status?.allocations?.map((a) => [a.uid, a.address]), [[kept.metadata!.uid, kept.status!.address]]);
   assert.equal(repaired.status?.allocated, 1);
-  const events = await client.resource<{ reason?: string; message?: string; involvedObject?: { name?: string } } & KubeObject>(CoreResources.events).list('default');
-  const leak = events.find((e) => e.reason === 'LeakReleased' && e.involvedObject?.name === 'repair');
-  assert.ok(leak, 'a LeakReleased Event on the pool');
+  // Events are written after the ledger change, on their own: wait for it rather than read once.
+  const leak = await waitFor('a LeakReleased Event on the pool', async () =>
+    (await client.resource<{ reason?: string; message?: string; involvedObject?: { name?: string } } & KubeObject>(CoreResources.events).list('default')).find(
+      (e) => e.reason === 'LeakReleased' && e.involvedObject?.name === 'repair',
+    ), 10_000, 100);
   assert.match(leak.message ?? '', new RegExp(`released ${held.replace(/\./g, '\\.')}: ElasticIP default/forced`));
   // The freed address is handed out again.
   await eips().create(eip('next', { poolRef: { name: 'repair' } }));
